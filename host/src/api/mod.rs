@@ -1,0 +1,41 @@
+//! The `inferlet:core` interfaces as the host implements them: one module per
+//! interface, each only trait impls and WIT↔Rust conversions.
+
+pub mod bindings;
+pub mod common;
+mod forward;
+mod kvs;
+mod message;
+mod pie_optional;
+mod runtime;
+mod tokenize;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::runtime::InstanceState;
+use bindings::inferlet;
+
+/// The error that ends an instance for a call the host does not implement yet.
+pub(crate) fn not_implemented<T>(function: &str) -> wasmtime::Result<T> {
+    Err(wasmtime::format_err!("not implemented yet: {function}"))
+}
+
+fn this(state: &mut InstanceState) -> &mut InstanceState {
+    state
+}
+
+/// WASI p2, outgoing `wasi:http`, and every interface an inferlet may import.
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    inferlet::core::common::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::core::runtime::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::core::forward::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::core::tokenize::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::core::kvs::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::core::message::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::adapter::common::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::zo::evolve::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    inferlet::image::image::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The `crust` command line.
+
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Crust runs inferlets: WebAssembly components that drive an LLM through
+/// the `inferlet:core` interfaces, instead of sending it prompts.
+#[derive(Parser)]
+#[command(name = "crust", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML config file (see docs/config.md); flags override its values.
+    #[arg(long, global = true, env = "CRUST_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info` or `crust=debug` (default: warn).
+    #[arg(long, global = true, env = "CRUST_LOG", value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+}
+
+/// Limit flags shared by the commands that launch instances.
+#[derive(clap::Args)]
+pub(crate) struct LimitFlags {
+    /// Stop an instance after this many seconds of wall time.
+    #[arg(long, value_name = "SECS")]
+    wall_time: Option<f64>,
+    /// Cap each instance's linear memory, in MiB.
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<u64>,
+    /// Cap the number of instances alive at once.
+    #[arg(long, value_name = "N")]
+    max_instances: Option<usize>,
+    /// Where compiled programs are cached (default: $CRUST_CACHE_DIR or the user cache dir).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl LimitFlags {
+    fn apply(&self, config: &mut Config) {
+        let limits = &mut config.limits;
+        limits.wall_time_secs = self.wall_time.unwrap_or(limits.wall_time_secs);
+        limits.memory_mib = self.memory_limit.unwrap_or(limits.memory_mib);
+        limits.max_instances = self.max_instances.unwrap_or(limits.max_instances);
+        if let Some(dir) = &self.cache_dir {
+            config.cache_dir = Some(dir.clone());
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let config = match &cli.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting tokio");
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(config, args).await,
+        }
+    })
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,68 @@
+//! `crust run`: one inferlet, once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio::io::AsyncWriteExt;
+
+use super::LimitFlags;
+use crate::config::Config;
+use crate::runtime::{Launch, OutputSink, Runtime, Stream};
+
+/// Run one inferlet: stream its stdout and stderr, print its return value.
+///
+/// Exits 0 when the inferlet completes, 1 when it fails (a trap, an `Err`
+/// from `run`, a limit), 2 when it cannot start (not a component, a missing
+/// import, a bad config).
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// The inferlet: a wasm component file.
+    inferlet: PathBuf,
+    #[command(flatten)]
+    limits: LimitFlags,
+    /// Arguments for the inferlet (everything after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    arguments: Vec<String>,
+}
+
+pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
+    args.limits.apply(&mut config);
+    let runtime = match Runtime::new(&config) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let program = match runtime.load_program_file(&args.inferlet) {
+        Ok(program) => program,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.inferlet.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (sink, mut output) = OutputSink::channel();
+    let printer = tokio::spawn(async move {
+        let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        while let Some(chunk) = output.recv().await {
+            let _ = match chunk.stream {
+                Stream::Stdout => stdout.write_all(&chunk.bytes).await.and(stdout.flush().await),
+                Stream::Stderr => stderr.write_all(&chunk.bytes).await.and(stderr.flush().await),
+            };
+        }
+    });
+    let launch = Launch { arguments: args.arguments, output: Some(sink), instance_id: None };
+    let outcome = runtime.run(&program, launch).await;
+    let _ = printer.await;
+    match outcome {
+        Ok(Some(value)) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.inferlet.display());
+            ExitCode::from(1)
+        }
+    }
+}

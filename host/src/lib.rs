@@ -1,0 +1,12 @@
+//! Crust: a programmable LLM serving system. Users send inferlets —
+//! WebAssembly components that drive the model through `inferlet:core` —
+//! instead of prompts.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod models;
+pub mod runtime;
+
+/// The host's version, as `runtime.get-version` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

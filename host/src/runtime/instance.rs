@@ -1,0 +1,161 @@
+//! One run of a program: a fresh store, the instance, its entry point, and
+//! how it ended.
+
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use super::limits::{LimitExceeded, MemoryLimiter};
+use super::output::{OutputSink, Stream};
+use super::program::{EntryPoint, Program};
+use super::state::{InstanceContext, InstanceState};
+use super::Runtime;
+
+/// What a launch is given.
+#[derive(Default)]
+pub struct Launch {
+    /// Exactly the arguments after `--`; no program name.
+    pub arguments: Vec<String>,
+    /// Where stdout and stderr go; dropped when `None`.
+    pub output: Option<OutputSink>,
+    /// Reported back through `runtime.get-instance-id`; a fresh UUID when `None`.
+    pub instance_id: Option<String>,
+}
+
+/// How an instance failed. Every variant says what happened in words a user
+/// can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("{0}")]
+    Limit(#[from] LimitExceeded),
+    #[error("the inferlet failed: {0}")]
+    Failed(String),
+    #[error("the inferlet exited with status {0}")]
+    Exit(i32),
+    #[error("the inferlet trapped: {0}")]
+    Trap(String),
+    #[error("the inferlet could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl Runtime {
+    /// Runs `program` to completion. `Ok` carries the value given to
+    /// `runtime.set-return`, if any.
+    pub async fn run(&self, program: &Program, launch: Launch) -> Result<Option<String>, InstanceError> {
+        let _seat = self.seats.take()?;
+        let mut store = self.new_store(launch);
+        let wall_time = self.limits.wall_time();
+        let deadline = Instant::now() + wall_time;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut store| {
+            if Instant::now() < deadline {
+                // Yield so other instances and timers run while this one computes.
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            let limit = LimitExceeded::WallTime(wall_time);
+            store.data_mut().wall_time_exceeded = Some(limit.clone());
+            Err(wasmtime::Error::new(limit))
+        });
+
+        let ran = tokio::time::timeout(wall_time, call_entry(&mut store, program)).await;
+        let state = store.data_mut();
+        match ran {
+            // Blocked in the host past the deadline: the epoch callback never got to run.
+            Err(_elapsed) => Err(LimitExceeded::WallTime(wall_time).into()),
+            Ok(Ok(())) => Ok(state.inferlet.return_value.take()),
+            Ok(Err(EntryError::Failed(text))) => Err(InstanceError::Failed(text)),
+            Ok(Err(EntryError::Instantiate(e))) => {
+                Err(state.limiter.exceeded.take().map(Into::into).unwrap_or(InstanceError::Instantiate(e)))
+            }
+            Ok(Err(EntryError::Trap(error))) => match classify_trap(state, error) {
+                InstanceError::Exit(0) => Ok(state.inferlet.return_value.take()),
+                error => Err(error),
+            },
+        }
+    }
+
+    fn new_store(&self, launch: Launch) -> Store<InstanceState> {
+        let mut wasi = WasiCtx::builder();
+        // A WASI command sees the usual argv: a program name, then the arguments.
+        wasi.arg("inferlet").args(&launch.arguments);
+        if let Some(output) = &launch.output {
+            wasi.stdout(output.pipe(Stream::Stdout)).stderr(output.pipe(Stream::Stderr));
+        }
+        let id = launch.instance_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let state = InstanceState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(self.limits.memory_bytes()),
+            wall_time_exceeded: None,
+            inferlet: InstanceContext {
+                id,
+                arguments: launch.arguments,
+                return_value: None,
+                host: self.host.clone(),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store
+    }
+}
+
+enum EntryError {
+    Instantiate(String),
+    Failed(String),
+    Trap(wasmtime::Error),
+}
+
+async fn call_entry(store: &mut Store<InstanceState>, program: &Program) -> Result<(), EntryError> {
+    let instance = program
+        .pre
+        .instantiate_async(&mut *store)
+        .await
+        .map_err(|e| EntryError::Instantiate(format!("{e:#}")))?;
+    match program.entry {
+        EntryPoint::InferletRun => {
+            let run = instance
+                .get_typed_func::<(), (Result<(), String>,)>(&mut *store, program.entry_func)
+                .map_err(|e| EntryError::Instantiate(format!("`inferlet:core/run.run` has the wrong type: {e:#}")))?;
+            let (result,) = run.call_async(&mut *store, ()).await.map_err(EntryError::Trap)?;
+            result.map_err(EntryError::Failed)
+        }
+        EntryPoint::WasiCliRun => {
+            let run = instance
+                .get_typed_func::<(), (Result<(), ()>,)>(&mut *store, program.entry_func)
+                .map_err(|e| EntryError::Instantiate(format!("`wasi:cli/run.run` has the wrong type: {e:#}")))?;
+            let (result,) = run.call_async(&mut *store, ()).await.map_err(EntryError::Trap)?;
+            result.map_err(|()| EntryError::Failed("`main` returned an error".into()))
+        }
+    }
+}
+
+/// Names the limit behind a trap when one caused it; a plain `exit(0)` is success.
+fn classify_trap(state: &mut InstanceState, error: wasmtime::Error) -> InstanceError {
+    if let Some(limit) = state.wall_time_exceeded.take().or_else(|| state.limiter.exceeded.take()) {
+        return limit.into();
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return InstanceError::Exit(exit.0);
+    }
+    InstanceError::Trap(trap_message(&error))
+}
+
+/// The trap's cause and where it happened, without wasmtime's long backtrace.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let cause = error.root_cause().to_string();
+    let context: Vec<String> = error.chain().map(|e| e.to_string()).filter(|e| *e != cause).collect();
+    // The innermost frame, when the component kept its function names.
+    let frame = context
+        .iter()
+        .find_map(|c| c.lines().find(|l| l.trim_start().starts_with("0:")).map(str::trim))
+        .filter(|frame| !frame.contains("<unknown>"));
+    match frame {
+        Some(frame) => format!("{cause} (at {frame})"),
+        None => cause,
+    }
+}

@@ -1,0 +1,87 @@
+//! The wasmtime side of the host: one engine, one linker, the program cache,
+//! and launching instances under their limits.
+
+mod instance;
+mod limits;
+mod output;
+mod program;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config as EngineConfig, Engine};
+
+pub use instance::{InstanceError, Launch};
+pub use limits::{EPOCH_TICK, LimitExceeded};
+pub use output::{OutputChunk, OutputSink, Stream};
+pub use program::{EntryPoint, Program, ProgramError, ProgramOrigin};
+pub use state::{HostShared, InstanceContext, InstanceState};
+
+use crate::config::{Config, LimitsConfig};
+use crate::models::ModelRegistry;
+use limits::{EpochTicker, InstanceSeats};
+use program::ProgramCache;
+
+/// Runs inferlets. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    programs: ProgramCache,
+    limits: LimitsConfig,
+    seats: Arc<InstanceSeats>,
+    host: Arc<HostShared>,
+    _epoch: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Self::with_models(config, ModelRegistry::default())
+    }
+
+    pub fn with_models(config: &Config, models: ModelRegistry) -> anyhow::Result<Self> {
+        config.validate()?;
+        let mut engine_config = EngineConfig::new();
+        engine_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            // Inferlets use no component-model async; without it host calls are cheaper.
+            .concurrency_support(false);
+        let engine = Engine::new(&engine_config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        crate::api::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
+        Ok(Self {
+            programs: ProgramCache::new(&engine, config.cache_dir()),
+            _epoch: EpochTicker::start(&engine),
+            engine,
+            linker,
+            limits: config.limits.clone(),
+            seats: InstanceSeats::new(config.limits.max_instances),
+            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models }),
+        })
+    }
+
+    /// Compiles (or takes from the cache) and links a component.
+    pub fn load_program(&self, bytes: &[u8]) -> Result<Arc<Program>, ProgramError> {
+        self.programs.load(bytes, &self.linker)
+    }
+
+    pub fn load_program_file(&self, path: &Path) -> Result<Arc<Program>, ProgramError> {
+        let bytes = std::fs::read(path).map_err(|source| ProgramError::Read { path: path.into(), source })?;
+        self.load_program(&bytes)
+    }
+
+    /// Instances alive right now.
+    pub fn live_instances(&self) -> usize {
+        self.seats.live()
+    }
+
+    pub fn host(&self) -> &Arc<HostShared> {
+        &self.host
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
