@@ -1,1 +1,65 @@
+//! Helpers shared by the end-to-end tests and benchmarks: where the built
+//! components and the `crust` binary are, and how to run them.
 
+use std::path::{Path, PathBuf};
+
+use crust::config::{Config, LimitsConfig};
+use crust::runtime::{InstanceError, Launch, OutputChunk, OutputSink, Runtime, Stream};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// A test inferlet built by `just build-components`, by its artifact name.
+pub fn inferlet(name: &str) -> PathBuf {
+    let path = target_dir().join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
+    let path = if path.exists() { path } else { path.with_file_name(format!("{name}.wasm")) };
+    assert!(path.exists(), "{} is missing: run `just build-components` first", path.display());
+    path
+}
+
+/// A fresh, empty directory under the target dir, removed by nobody (kept for post-mortems).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = target_dir().join("test-scratch").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch dir");
+    dir
+}
+
+/// A runtime with the given limits and its own cache dir.
+pub fn runtime(limits: LimitsConfig, cache: &str) -> Runtime {
+    let config = Config { cache_dir: Some(scratch_dir(cache)), limits };
+    Runtime::new(&config).expect("starting the runtime")
+}
+
+/// What one library-level run produced.
+pub struct InstanceRun {
+    pub outcome: Result<Option<String>, InstanceError>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `inferlet` to completion in `runtime`, collecting its output.
+pub async fn run_instance(runtime: &Runtime, inferlet: &Path, arguments: &[&str]) -> InstanceRun {
+    let program = runtime.load_program_file(inferlet).expect("loading the inferlet");
+    let (sink, mut rx) = OutputSink::channel();
+    let launch = Launch { arguments: arguments.iter().map(|s| s.to_string()).collect(), output: Some(sink), instance_id: None };
+    let outcome = runtime.run(&program, launch).await;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Ok(OutputChunk { stream, bytes }) = rx.try_recv() {
+        match stream {
+            Stream::Stdout => stdout.extend_from_slice(&bytes),
+            Stream::Stderr => stderr.extend_from_slice(&bytes),
+        }
+    }
+    InstanceRun {
+        outcome,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}

@@ -91,10 +91,10 @@ impl ProgramCache {
         }
         check_component_header(bytes)?;
         let (component, origin) = self.component(hash, bytes)?;
-        let (entry, entry_func) = find_entry_point(&self.engine, &component)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| ProgramError::MissingImport(format!("{e:#}")))?;
+        let (entry, entry_func) = find_entry_point(&self.engine, &component)?;
         let program = Arc::new(Program { hash, entry, entry_func, pre, origin });
         self.loaded.lock().unwrap().insert(hash, program.clone());
         Ok(program)

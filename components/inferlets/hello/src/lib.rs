@@ -7,6 +7,10 @@ fn run() -> Result<(), String> {
     println!("instance {}", runtime::get_instance_id());
     println!("runtime {}", runtime::get_version());
     println!("arguments {arguments:?}");
+    println!("models {:?}", runtime::get_all_models());
+    let ping = runtime::debug_query("ping");
+    ping.pollable().block();
+    println!("ping {}", ping.get().unwrap_or_default());
     runtime::set_return(&format!("hello after {} argument(s)", arguments.len()));
     Ok(())
 }
