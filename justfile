@@ -1,0 +1,51 @@
+# Crust: every developer and user entry point. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+wasm := "target/wasm32-wasip2/release"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what Crust needs (idempotent): the wasm32-wasip2 target and Mesa's Vulkan drivers.
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    missing=()
+    for pkg in mesa-vulkan-drivers libvulkan1; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+
+# Build the wasm components: SDK, providers, inferlets (into target/wasm32-wasip2/release).
+build-components:
+    cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
+
+# Build the host binary (release).
+build: build-components
+    cargo build --release -p crust
+
+# The main job on a fresh machine: set up, build, run the hello inferlet.
+demo: setup build
+    target/release/crust run {{wasm}}/hello.wasm -- hello from crust
+
+# Run an inferlet: `just run path/to/inferlet.wasm -- args…`
+run *ARGS: build
+    target/release/crust run {{ARGS}}
+
+# Every test: unit, end-to-end (real components through the real host).
+test: setup build-components
+    cargo test --workspace
+
+# Instance launch latency and inferlet→host call cost.
+bench-runtime: build-components
+    cargo bench -p crust-tests --bench runtime
+
+# Every benchmark.
+bench: bench-runtime

@@ -1,0 +1,120 @@
+// Paged attention: for token t and query head h, softmax(q·K / sqrt(d)) · V over
+// the token's visible KV slots, read through its pass's page table, skipping
+// masked slots. One workgroup per (head, token); 64 slots per chunk with an
+// online softmax, so any context length fits.
+
+struct Params {
+    tokens: u32,
+    n_head: u32,
+    n_kv_head: u32,
+    head_dim: u32,    // at most 256
+    page_size: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+struct Token {
+    position: u32,
+    kv_slot: u32,
+    ctx_len: u32,
+    table_offset: u32,
+    mask_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const NO_MASK: u32 = 0xffffffffu;
+const CHUNK: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> k_cache: array<f32>;
+@group(0) @binding(2) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(3) var<storage, read> page_table: array<u32>;
+@group(0) @binding(4) var<storage, read> tokens: array<Token>;
+@group(0) @binding(5) var<storage, read> masks: array<u32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+var<workgroup> scores: array<f32, 64>;
+var<workgroup> slots: array<u32, 64>;
+
+fn attends(token: Token, s: u32) -> bool {
+    if (token.mask_offset == NO_MASK) {
+        return true;
+    }
+    return ((masks[token.mask_offset + s / 32u] >> (s % 32u)) & 1u) == 1u;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let t = wid.y;
+    if (h >= p.n_head || t >= p.tokens) {
+        return;
+    }
+    let token = tokens[t];
+    let width = (p.n_head + 2u * p.n_kv_head) * p.head_dim;
+    let q = t * width + h * p.head_dim;
+    let kv_head = h / (p.n_head / p.n_kv_head);
+    let kv_width = p.n_kv_head * p.head_dim;
+
+    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    var running_max = -3.4e38;
+    var running_sum = 0.0;
+    for (var start = 0u; start < token.ctx_len; start += CHUNK) {
+        let s = start + lid;
+        var score = -3.4e38;
+        var slot = 0u;
+        if (s < token.ctx_len && attends(token, s)) {
+            slot = page_table[token.table_offset + s / p.page_size] * p.page_size + s % p.page_size;
+            let k = slot * kv_width + kv_head * p.head_dim;
+            var dot = 0.0;
+            for (var d = 0u; d < p.head_dim; d++) {
+                dot += qkv[q + d] * k_cache[k + d];
+            }
+            score = dot * p.scale;
+        }
+        scores[lid] = score;
+        slots[lid] = slot;
+        workgroupBarrier();
+
+        let n = min(CHUNK, token.ctx_len - start);
+        var chunk_max = -3.4e38;
+        for (var j = 0u; j < n; j++) {
+            chunk_max = max(chunk_max, scores[j]);
+        }
+        // A chunk with every slot masked changes nothing.
+        if (chunk_max > -3.0e38) {
+            let new_max = max(running_max, chunk_max);
+            let rescale = exp(running_max - new_max);
+            running_sum *= rescale;
+            for (var i = 0u; i < 4u; i++) {
+                acc[i] *= rescale;
+            }
+            for (var j = 0u; j < n; j++) {
+                if (scores[j] > -3.0e38) {
+                    let w = exp(scores[j] - new_max);
+                    running_sum += w;
+                    let v = slots[j] * kv_width + kv_head * p.head_dim;
+                    for (var i = 0u; i < 4u; i++) {
+                        let d = lid + 64u * i;
+                        if (d < p.head_dim) {
+                            acc[i] += w * v_cache[v + d];
+                        }
+                    }
+                }
+            }
+            running_max = new_max;
+        }
+        workgroupBarrier();
+    }
+    let o = t * p.n_head * p.head_dim + h * p.head_dim;
+    for (var i = 0u; i < 4u; i++) {
+        let d = lid + 64u * i;
+        if (d < p.head_dim) {
+            out[o + d] = select(0.0, acc[i] / running_sum, running_sum > 0.0);
+        }
+    }
+}

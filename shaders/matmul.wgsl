@@ -1,0 +1,50 @@
+// out[t, off + r] (+)= sum_k W[r, k] * x[t, k] for a quantized W; one thread per
+// (row, token). The quant include before this file defines `block_dot`.
+// Mode 1 adds into `out` (the residual stream); mode 2 treats W as [gate; up]
+// stacked (2n rows) and writes silu(gate) * up.
+
+struct Params {
+    k: u32,          // input width (a multiple of 32)
+    n: u32,          // output rows
+    tokens: u32,
+    x_stride: u32,
+    out_stride: u32,
+    out_offset: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> wq: array<u32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+fn row_dot(row: u32, xo: u32) -> f32 {
+    let blocks = p.k / 32u;
+    var acc = 0.0;
+    for (var b = 0u; b < blocks; b++) {
+        acc += block_dot(row * blocks + b, xo + 32u * b);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.x;
+    let t = gid.y;
+    if (row >= p.n || t >= p.tokens) {
+        return;
+    }
+    let xo = t * p.x_stride;
+    let o = t * p.out_stride + p.out_offset + row;
+    if (p.mode == 2u) {
+        let gate = row_dot(row, xo);
+        let up = row_dot(row + p.n, xo);
+        out[o] = gate / (1.0 + exp(-gate)) * up;
+    } else if (p.mode == 1u) {
+        out[o] = out[o] + row_dot(row, xo);
+    } else {
+        out[o] = row_dot(row, xo);
+    }
+}

@@ -1,0 +1,17 @@
+// F16 weights, two per word in `wq` (`ws` unused).
+const WORDS_PER_BLOCK: u32 = 16u;
+
+fn weight_at(b: u32, i: u32) -> f32 {
+    let pair = unpack2x16float(wq[16u * b + i / 2u]);
+    return select(pair.x, pair.y, (i & 1u) == 1u);
+}
+
+// #dot: what follows needs an input vector `x` bound by the including kernel.
+fn block_dot(b: u32, xo: u32) -> f32 {
+    var acc = 0.0;
+    for (var w = 0u; w < 16u; w++) {
+        let pair = unpack2x16float(wq[16u * b + w]);
+        acc += pair.x * x[xo + 2u * w] + pair.y * x[xo + 2u * w + 1u];
+    }
+    return acc;
+}

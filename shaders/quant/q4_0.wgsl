@@ -1,0 +1,29 @@
+// Q4_0 weights, repacked at load: per 32-weight block, 4 words of nibbles in `wq`
+// (byte j holds weight j in its low nibble, weight j+16 in its high one) and
+// the scale d in `ws`. weight = d * (q - 8).
+const WORDS_PER_BLOCK: u32 = 4u;
+
+fn weight_at(b: u32, i: u32) -> f32 {
+    let byte = (wq[4u * b + (i % 16u) / 4u] >> (8u * (i % 4u))) & 0xffu;
+    let q = select(byte & 0xfu, byte >> 4u, i >= 16u);
+    return ws[b] * (f32(q) - 8.0);
+}
+
+// #dot: what follows needs an input vector `x` bound by the including kernel.
+fn block_dot(b: u32, xo: u32) -> f32 {
+    let d = ws[b];
+    var acc = 0.0;
+    var xsum = 0.0;
+    for (var w = 0u; w < 4u; w++) {
+        let word = wq[4u * b + w];
+        for (var k = 0u; k < 4u; k++) {
+            let byte = (word >> (8u * k)) & 0xffu;
+            let j = 4u * w + k;
+            let x0 = x[xo + j];
+            let x1 = x[xo + j + 16u];
+            acc += f32(byte & 0xfu) * x0 + f32(byte >> 4u) * x1;
+            xsum += x0 + x1;
+        }
+    }
+    return d * (acc - 8.0 * xsum);
+}

@@ -1,0 +1,19 @@
+// Q8_0 weights, repacked at load: per 32-weight block, 8 words of signed bytes
+// in `wq` and the scale d in `ws`. weight = d * q.
+const WORDS_PER_BLOCK: u32 = 8u;
+
+fn weight_at(b: u32, i: u32) -> f32 {
+    return ws[b] * f32(extractBits(i32(wq[8u * b + i / 4u]), 8u * (i % 4u), 8u));
+}
+
+// #dot: what follows needs an input vector `x` bound by the including kernel.
+fn block_dot(b: u32, xo: u32) -> f32 {
+    var acc = 0.0;
+    for (var w = 0u; w < 8u; w++) {
+        let word = i32(wq[8u * b + w]);
+        let j = xo + 4u * w;
+        acc += f32(extractBits(word, 0u, 8u)) * x[j] + f32(extractBits(word, 8u, 8u)) * x[j + 1u]
+             + f32(extractBits(word, 16u, 8u)) * x[j + 2u] + f32(extractBits(word, 24u, 8u)) * x[j + 3u];
+    }
+    return ws[b] * acc;
+}

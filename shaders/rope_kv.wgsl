@@ -1,0 +1,75 @@
+// For every token: rotate its query and key heads in place (RoPE at the token's
+// position), then write its key and value heads into its slot of the paged KV
+// cache. `qkv` rows are [q heads | k heads | v heads]. One workgroup per token.
+
+struct Params {
+    tokens: u32,
+    n_head: u32,
+    n_kv_head: u32,
+    head_dim: u32,
+    rope_dim: u32,    // leading dims of each head that rotate
+    neox: u32,        // 0: rotate adjacent pairs (GGUF llama); 1: rotate halves (neox, qwen2)
+    freq_base: f32,
+    _pad: u32,
+}
+
+struct Token {
+    position: u32,
+    kv_slot: u32,       // physical slot: page * page_size + offset
+    ctx_len: u32,       // KV slots the token attends over, its own included
+    table_offset: u32,  // first page of its pass in `page_table`
+    mask_offset: u32,   // first word of its mask bits, or NO_MASK (causal)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> tokens: array<Token>;
+@group(0) @binding(2) var<storage, read_write> k_cache: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+fn rotate(base: u32, pair: u32, pos: f32) {
+    let half_dim = p.rope_dim / 2u;
+    let theta = pos * pow(p.freq_base, -2.0 * f32(pair) / f32(p.rope_dim));
+    let c = cos(theta);
+    let s = sin(theta);
+    var i0 = base + 2u * pair;
+    var i1 = i0 + 1u;
+    if (p.neox == 1u) {
+        i0 = base + pair;
+        i1 = base + pair + half_dim;
+    }
+    let a = qkv[i0];
+    let b = qkv[i1];
+    qkv[i0] = a * c - b * s;
+    qkv[i1] = a * s + b * c;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = wid.x;
+    if (t >= p.tokens) {
+        return;
+    }
+    let token = tokens[t];
+    let pos = f32(token.position);
+    let width = (p.n_head + 2u * p.n_kv_head) * p.head_dim;
+    let row = t * width;
+    let pairs = p.rope_dim / 2u;
+    let rotations = (p.n_head + p.n_kv_head) * pairs;
+    for (var i = lid; i < rotations; i += 64u) {
+        let head = i / pairs;
+        rotate(row + head * p.head_dim, i % pairs, pos);
+    }
+    workgroupBarrier();
+    let kv_width = p.n_kv_head * p.head_dim;
+    let k_start = row + p.n_head * p.head_dim;
+    let v_start = k_start + kv_width;
+    let dst = token.kv_slot * kv_width;
+    for (var i = lid; i < kv_width; i += 64u) {
+        k_cache[dst + i] = qkv[k_start + i];
+        v_cache[dst + i] = qkv[v_start + i];
+    }
+}
