@@ -4,6 +4,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 wasm := "target/wasm32-wasip2/release"
 
+# Mesa's Vulkan drivers warn without it.
+export XDG_RUNTIME_DIR := env_var_or_default("XDG_RUNTIME_DIR", "/tmp")
+
 # List the recipes.
 default:
     @just --list

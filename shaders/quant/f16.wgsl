@@ -1,13 +1,16 @@
-// F16 weights, two per word in `wq` (`ws` unused).
+// F16 weights, two per word in `wq`. `ws` is unused; the `_ = ws[0]` lines keep
+// its binding, so every weight type shares one bind-group layout.
 const WORDS_PER_BLOCK: u32 = 16u;
 
 fn weight_at(b: u32, i: u32) -> f32 {
+    _ = ws[0];
     let pair = unpack2x16float(wq[16u * b + i / 2u]);
     return select(pair.x, pair.y, (i & 1u) == 1u);
 }
 
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
+    _ = ws[0];
     var acc = 0.0;
     for (var w = 0u; w < 16u; w++) {
         let pair = unpack2x16float(wq[16u * b + w]);

@@ -1,12 +1,15 @@
-// F32 weights as raw bits in `wq` (`ws` unused).
+// F32 weights as raw bits in `wq`. `ws` is unused; the `_ = ws[0]` lines keep
+// its binding, so every weight type shares one bind-group layout.
 const WORDS_PER_BLOCK: u32 = 32u;
 
 fn weight_at(b: u32, i: u32) -> f32 {
+    _ = ws[0];
     return bitcast<f32>(wq[32u * b + i]);
 }
 
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
+    _ = ws[0];
     var acc = 0.0;
     for (var i = 0u; i < 32u; i++) {
         acc += bitcast<f32>(wq[32u * b + i]) * x[xo + i];

@@ -2,6 +2,7 @@
 //! through the real host, as a library and as the `crust` binary.
 
 mod cli;
+mod engine;
 mod every_inferlet_tested;
 mod instances;
 mod pie_sdk;

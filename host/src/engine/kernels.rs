@@ -1,0 +1,267 @@
+//! The WGSL kernels: their sources (from `shaders/`, with the tiny include
+//! scheme below), their compiled pipelines, and the `Params` each one takes —
+//! `#[repr(C)]` structs that mirror the WGSL structs field for field.
+//!
+//! Includes: a quantized-weight kernel is `shaders/quant/<type>.wgsl` followed
+//! by the kernel; `embed` takes only the part before `// #dot` (it needs no
+//! input vector). The sampling kernels are `shaders/reduce.wgsl` followed by
+//! the kernel.
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::quant::TensorType;
+
+macro_rules! shader {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name))
+    };
+}
+
+const MATMUL: &str = shader!("matmul.wgsl");
+const EMBED: &str = shader!("embed.wgsl");
+const RMS_NORM: &str = shader!("rms_norm.wgsl");
+const ROPE_KV: &str = shader!("rope_kv.wgsl");
+const ATTENTION: &str = shader!("attention.wgsl");
+const REDUCE: &str = shader!("reduce.wgsl");
+const SAMPLE: &str = shader!("sample.wgsl");
+const DISTRIBUTION: &str = shader!("distribution.wgsl");
+
+fn quant_source(ty: TensorType) -> &'static str {
+    match ty {
+        TensorType::F32 => shader!("quant/f32.wgsl"),
+        TensorType::F16 => shader!("quant/f16.wgsl"),
+        TensorType::Q4_0 => shader!("quant/q4_0.wgsl"),
+        TensorType::Q4_1 => shader!("quant/q4_1.wgsl"),
+        TensorType::Q8_0 => shader!("quant/q8_0.wgsl"),
+    }
+}
+
+/// A kernel variant: the family, and the weight type where the family has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    MatMul(TensorType),
+    Embed(TensorType),
+    RmsNorm,
+    RopeKv,
+    Attention,
+    Sample,
+    Distribution,
+}
+
+impl Kernel {
+    fn source(self) -> String {
+        match self {
+            Kernel::MatMul(ty) => format!("{}\n{MATMUL}", quant_source(ty)),
+            Kernel::Embed(ty) => {
+                let quant = quant_source(ty);
+                let loaders = quant.split("// #dot").next().unwrap_or(quant);
+                format!("{loaders}\n{EMBED}")
+            }
+            Kernel::RmsNorm => RMS_NORM.to_string(),
+            Kernel::RopeKv => ROPE_KV.to_string(),
+            Kernel::Attention => ATTENTION.to_string(),
+            Kernel::Sample => format!("{REDUCE}\n{SAMPLE}"),
+            Kernel::Distribution => format!("{REDUCE}\n{DISTRIBUTION}"),
+        }
+    }
+
+    /// Workgroup size in x: work is dispatched in these units.
+    pub fn workgroup_width(self) -> u32 {
+        match self {
+            Kernel::Sample | Kernel::Distribution => 256,
+            _ => 64,
+        }
+    }
+}
+
+/// Compiled pipelines, one per kernel variant.
+pub struct Kernels {
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    pub fn new() -> Self {
+        Self { pipelines: HashMap::new() }
+    }
+
+    /// The pipeline of `kernel`, compiled the first time it is asked for.
+    pub fn get(&mut self, device: &wgpu::Device, kernel: Kernel) -> &wgpu::ComputePipeline {
+        self.pipelines.entry(kernel).or_insert_with(|| {
+            let label = format!("{kernel:?}");
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+    }
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct MatMulParams {
+    pub k: u32,
+    pub n: u32,
+    pub tokens: u32,
+    pub x_stride: u32,
+    pub out_stride: u32,
+    pub out_offset: u32,
+    pub mode: u32,
+    pub _pad: u32,
+}
+
+/// `MatMulParams::mode`.
+pub const MATMUL_STORE: u32 = 0;
+pub const MATMUL_ADD: u32 = 1;
+pub const MATMUL_SWIGLU: u32 = 2;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct EmbedParams {
+    pub dim: u32,
+    pub tokens: u32,
+    pub _pad: [u32; 2],
+}
+
+/// An id with this bit set names an embedding slot, not a token.
+pub const EMBED_SLOT_FLAG: u32 = 0x8000_0000;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RmsNormParams {
+    pub dim: u32,
+    pub rows: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RopeKvParams {
+    pub tokens: u32,
+    pub n_head: u32,
+    pub n_kv_head: u32,
+    pub head_dim: u32,
+    pub rope_dim: u32,
+    pub neox: u32,
+    pub freq_base: f32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct AttentionParams {
+    pub tokens: u32,
+    pub n_head: u32,
+    pub n_kv_head: u32,
+    pub head_dim: u32,
+    pub page_size: u32,
+    pub scale: f32,
+    pub _pad: [u32; 2],
+}
+
+/// One input token as the rope/KV-write and attention kernels see it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct GpuToken {
+    pub position: u32,
+    pub kv_slot: u32,
+    pub ctx_len: u32,
+    pub table_offset: u32,
+    pub mask_offset: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `GpuToken::mask_offset` of a token that attends to every slot before it.
+pub const NO_MASK: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SampleParams {
+    pub vocab: u32,
+    pub samplers: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct GpuSampler {
+    pub row: u32,
+    pub temperature: f32,
+    pub top_k: u32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub uniform: f32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct DistributionParams {
+    pub vocab: u32,
+    pub requests: u32,
+    pub cap: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct GpuDistributionRequest {
+    pub row: u32,
+    pub temperature: f32,
+    pub k: u32,
+    pub _pad: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host structs must be as large as their WGSL twins (uniforms: multiples of 16).
+    #[test]
+    fn params_match_their_wgsl_sizes() {
+        assert_eq!(size_of::<MatMulParams>(), 32);
+        assert_eq!(size_of::<EmbedParams>(), 16);
+        assert_eq!(size_of::<RmsNormParams>(), 16);
+        assert_eq!(size_of::<RopeKvParams>(), 32);
+        assert_eq!(size_of::<AttentionParams>(), 32);
+        assert_eq!(size_of::<GpuToken>(), 32);
+        assert_eq!(size_of::<SampleParams>(), 16);
+        assert_eq!(size_of::<GpuSampler>(), 32);
+        assert_eq!(size_of::<DistributionParams>(), 16);
+        assert_eq!(size_of::<GpuDistributionRequest>(), 16);
+    }
+
+    /// Every variant's WGSL parses and validates (naga, no GPU needed).
+    #[test]
+    fn every_kernel_validates() {
+        use TensorType::*;
+        let mut kernels = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::Sample, Kernel::Distribution];
+        for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
+            kernels.push(Kernel::MatMul(ty));
+            kernels.push(Kernel::Embed(ty));
+        }
+        for kernel in kernels {
+            let module = naga::front::wgsl::parse_str(&kernel.source())
+                .unwrap_or_else(|e| panic!("{kernel:?}: {}", e.emit_to_string(&kernel.source())));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{kernel:?}: {e:?}"));
+        }
+    }
+}

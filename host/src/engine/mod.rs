@@ -1,0 +1,12 @@
+//! The inference engine: GGUF models on the GPU through WGSL compute
+//! kernels over wgpu, a paged KV cache, batched forward passes and GPU
+//! sampling. The engine never sees WIT bindings; `api/forward.rs` turns
+//! inferlet calls into [`batch::Pass`]es.
+
+pub mod batch;
+pub mod device;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod plan;
+pub mod quant;

@@ -1,0 +1,118 @@
+//! A Llama-family model's shape, read from GGUF metadata.
+
+use crate::engine::gguf::{GgufFile, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub architecture: String,
+    pub n_layer: usize,
+    pub d_model: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub d_ff: usize,
+    pub vocab: usize,
+    pub rms_eps: f32,
+    pub rope_base: f32,
+    /// Leading dimensions of each head that RoPE rotates.
+    pub rope_dim: usize,
+    /// Rotate halves (NeoX, Qwen2) rather than adjacent pairs (GGUF llama).
+    pub rope_neox: bool,
+    pub context_length: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unsupported architecture `{0}`: Crust runs `llama` models (SmolLM2, Llama 2/3 and their GGUF conversions)")]
+    Architecture(String),
+    #[error("the GGUF metadata lacks `{0}`")]
+    Missing(String),
+    #[error("GGUF metadata `{key}` is {value}, {problem}")]
+    Invalid { key: String, value: String, problem: &'static str },
+}
+
+impl LlamaConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self, ConfigError> {
+        let arch = file
+            .get("general.architecture")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConfigError::Missing("general.architecture".into()))?
+            .to_string();
+        if arch != "llama" {
+            return Err(ConfigError::Architecture(arch));
+        }
+        let uint = |key: &str| -> Result<usize, ConfigError> {
+            let key = format!("{arch}.{key}");
+            let value = file.get(&key).ok_or_else(|| ConfigError::Missing(key.clone()))?;
+            match value.as_u64() {
+                Some(v) if v > 0 => Ok(v as usize),
+                _ => Err(ConfigError::Invalid { key, value: value.summary(), problem: "not a positive integer" }),
+            }
+        };
+        let float = |key: &str, default: f64| -> f32 {
+            file.get(&format!("{arch}.{key}")).and_then(Value::as_f64).unwrap_or(default) as f32
+        };
+        let n_layer = uint("block_count")?;
+        let d_model = uint("embedding_length")?;
+        let n_head = uint("attention.head_count")?;
+        let n_kv_head = file.get(&format!("{arch}.attention.head_count_kv")).map_or(Ok(n_head), |_| uint("attention.head_count_kv"))?;
+        let d_ff = uint("feed_forward_length")?;
+        let head_dim = d_model / n_head;
+        let vocab = match file.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+            Some(tokens) => tokens.len(),
+            None => file
+                .tensor("token_embd.weight")
+                .map(|t| t.dims[1] as usize)
+                .ok_or_else(|| ConfigError::Missing("tokenizer.ggml.tokens".into()))?,
+        };
+        let rope_dim = file.get(&format!("{arch}.rope.dimension_count")).map_or(Ok(head_dim), |_| uint("rope.dimension_count"))?;
+        let config = Self {
+            n_layer,
+            d_model,
+            n_head,
+            n_kv_head,
+            head_dim,
+            d_ff,
+            vocab,
+            rms_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
+            rope_base: float("rope.freq_base", 10000.0),
+            rope_dim,
+            rope_neox: false,
+            context_length: file.get(&format!("{arch}.context_length")).and_then(Value::as_u64).unwrap_or(2048) as usize,
+            architecture: arch,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, value: usize, problem| {
+            Err(ConfigError::Invalid { key: format!("{}.{key}", self.architecture), value: value.to_string(), problem })
+        };
+        if self.d_model % self.n_head != 0 {
+            return invalid("embedding_length", self.d_model, "not a multiple of the head count");
+        }
+        if self.n_head % self.n_kv_head != 0 {
+            return invalid("attention.head_count_kv", self.n_kv_head, "not a divisor of the head count");
+        }
+        if self.head_dim > 256 {
+            return invalid("embedding_length", self.d_model, "giving heads wider than 256, which the attention kernel does not support");
+        }
+        if self.rope_dim > self.head_dim || self.rope_dim % 2 != 0 {
+            return invalid("rope.dimension_count", self.rope_dim, "not an even number up to the head size");
+        }
+        if self.d_model % 32 != 0 || self.d_ff % 32 != 0 {
+            return invalid("embedding_length", self.d_model, "with feed_forward_length, not a multiple of 32");
+        }
+        Ok(())
+    }
+
+    /// Width of a q|k|v row.
+    pub fn qkv_width(&self) -> usize {
+        (self.n_head + 2 * self.n_kv_head) * self.head_dim
+    }
+
+    pub fn kv_width(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+}

@@ -1,0 +1,225 @@
+//! The same forward as the GPU model in plain f32 Rust, over the same batch
+//! plan and the same paged KV layout: what the kernels are checked against.
+//! Slow by design; it exists to be obviously right.
+
+use super::config::LlamaConfig;
+use super::llama::Capacity;
+use super::weights::ModelTensors;
+use crate::engine::batch::{BatchError, Pass, PassResult};
+use crate::engine::kernels::{EMBED_SLOT_FLAG, NO_MASK};
+use crate::engine::plan::{BatchPlan, PlanLimits, plan};
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    o: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+    k_cache: Vec<f32>,
+    v_cache: Vec<f32>,
+}
+
+pub struct Reference {
+    pub config: LlamaConfig,
+    pub capacity: Capacity,
+    embed: Vec<f32>,
+    head: Option<Vec<f32>>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    slots: Vec<f32>,
+}
+
+/// `out[r] = W[r, :] · x` for a row-major `rows × x.len()` matrix.
+fn matvec(w: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
+    (0..rows).map(|r| w[r * x.len()..(r + 1) * x.len()].iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let scale = 1.0 / (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps).sqrt();
+    x.iter().zip(w).map(|(v, w)| v * scale * w).collect()
+}
+
+fn rope(head: &mut [f32], position: u32, c: &LlamaConfig) {
+    let pairs = c.rope_dim / 2;
+    for i in 0..pairs {
+        let theta = position as f32 * c.rope_base.powf(-2.0 * i as f32 / c.rope_dim as f32);
+        let (s, co) = theta.sin_cos();
+        let (a, b) = if c.rope_neox { (i, i + pairs) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * co - x1 * s;
+        head[b] = x0 * s + x1 * co;
+    }
+}
+
+impl Reference {
+    pub fn new(config: LlamaConfig, t: &ModelTensors, capacity: Capacity) -> Self {
+        let kv = (capacity.kv_pages * capacity.page_size) as usize * config.kv_width();
+        Self {
+            embed: t.embed.to_f32(),
+            head: (!std::ptr::eq(t.lm_head.bytes, t.embed.bytes)).then(|| t.lm_head.to_f32()),
+            output_norm: t.output_norm.to_f32(),
+            layers: t
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    attn_norm: l.attn_norm.to_f32(),
+                    q: l.q.to_f32(),
+                    k: l.k.to_f32(),
+                    v: l.v.to_f32(),
+                    o: l.o.to_f32(),
+                    ffn_norm: l.ffn_norm.to_f32(),
+                    gate: l.gate.to_f32(),
+                    up: l.up.to_f32(),
+                    down: l.down.to_f32(),
+                    k_cache: vec![0.0; kv],
+                    v_cache: vec![0.0; kv],
+                })
+                .collect(),
+            slots: vec![0.0; capacity.embedding_slots as usize * config.d_model],
+            config,
+            capacity,
+        }
+    }
+
+    pub fn plan_limits(&self) -> PlanLimits {
+        PlanLimits {
+            page_size: self.capacity.page_size,
+            kv_pages: self.capacity.kv_pages,
+            embedding_slots: self.capacity.embedding_slots,
+            vocab: self.config.vocab as u32,
+            max_top_k: self.capacity.max_top_k,
+        }
+    }
+
+    /// Runs the batch; returns the logits of every row asked for (in plan
+    /// order) and the greedy/distribution results. Stochastic samplers get
+    /// their argmax here: the reference checks logits, not random draws.
+    pub fn forward(&mut self, passes: &[Pass]) -> Result<(Vec<Vec<f32>>, Vec<PassResult>), BatchError> {
+        let plan = plan(passes, self.plan_limits())?;
+        let logits = self.logits(&plan);
+        let results = plan
+            .routes
+            .iter()
+            .map(|route| PassResult {
+                tokens: route.samplers.iter().map(|&s| argmax(&logits[plan.samplers[s].row as usize])).collect(),
+                distributions: route
+                    .distributions
+                    .iter()
+                    .map(|&r| {
+                        let req = &plan.distributions[r];
+                        top_k(&logits[req.row as usize], req.temperature, req.k as usize)
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok((logits, results))
+    }
+
+    fn logits(&mut self, plan: &BatchPlan) -> Vec<Vec<f32>> {
+        let c = self.config.clone();
+        let (d, hd, kvw) = (c.d_model, c.head_dim, c.kv_width());
+        let mut x: Vec<Vec<f32>> = plan
+            .ids
+            .iter()
+            .map(|&id| {
+                if id & EMBED_SLOT_FLAG != 0 {
+                    let s = (id & !EMBED_SLOT_FLAG) as usize;
+                    self.slots[s * d..(s + 1) * d].to_vec()
+                } else {
+                    self.embed[id as usize * d..(id as usize + 1) * d].to_vec()
+                }
+            })
+            .collect();
+        let page = self.capacity.page_size as usize;
+        for layer in &mut self.layers {
+            let mut qs = Vec::new();
+            for (row, token) in x.iter().zip(&plan.tokens) {
+                let h = rms_norm(row, &layer.attn_norm, c.rms_eps);
+                let mut q = matvec(&layer.q, &h, c.n_head * hd);
+                let mut k = matvec(&layer.k, &h, kvw);
+                let v = matvec(&layer.v, &h, kvw);
+                q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|head| rope(head, token.position, &c));
+                let at = token.kv_slot as usize * kvw;
+                layer.k_cache[at..at + kvw].copy_from_slice(&k);
+                layer.v_cache[at..at + kvw].copy_from_slice(&v);
+                qs.push(q);
+            }
+            for (t, token) in plan.tokens.iter().enumerate() {
+                let attends = |s: usize| {
+                    token.mask_offset == NO_MASK || (plan.masks[token.mask_offset as usize + s / 32] >> (s % 32)) & 1 == 1
+                };
+                let slot_of = |s: usize| plan.page_table[token.table_offset as usize + s / page] as usize * page + s % page;
+                let mut attn = vec![0.0f32; c.n_head * hd];
+                for h in 0..c.n_head {
+                    let kvh = h / (c.n_head / c.n_kv_head);
+                    let q = &qs[t][h * hd..(h + 1) * hd];
+                    let visible: Vec<usize> = (0..token.ctx_len as usize).filter(|&s| attends(s)).collect();
+                    let scores: Vec<f32> = visible
+                        .iter()
+                        .map(|&s| {
+                            let k = &layer.k_cache[slot_of(s) * kvw + kvh * hd..][..hd];
+                            q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() / (hd as f32).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let weights: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let sum: f32 = weights.iter().sum();
+                    for (&s, w) in visible.iter().zip(&weights) {
+                        let v = &layer.v_cache[slot_of(s) * kvw + kvh * hd..][..hd];
+                        for (o, v) in attn[h * hd..(h + 1) * hd].iter_mut().zip(v) {
+                            *o += w / sum * v;
+                        }
+                    }
+                }
+                let o = matvec(&layer.o, &attn, d);
+                x[t].iter_mut().zip(o).for_each(|(a, b)| *a += b);
+                let h = rms_norm(&x[t], &layer.ffn_norm, c.rms_eps);
+                let gate = matvec(&layer.gate, &h, c.d_ff);
+                let up = matvec(&layer.up, &h, c.d_ff);
+                let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+                let down = matvec(&layer.down, &act, d);
+                x[t].iter_mut().zip(down).for_each(|(a, b)| *a += b);
+            }
+        }
+        for &(row, slot) in &plan.embedding_copies {
+            self.slots[slot as usize * d..(slot as usize + 1) * d].copy_from_slice(&x[row as usize]);
+        }
+        let head = self.head.as_ref().unwrap_or(&self.embed);
+        plan.logit_rows
+            .iter()
+            .map(|&row| matvec(head, &rms_norm(&x[row as usize], &self.output_norm, c.rms_eps), c.vocab))
+            .collect()
+    }
+}
+
+/// The index of the largest value, lowest index on ties.
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The k most likely ids with softmax(logits / T) probabilities (T = 0: one-hot).
+pub fn top_k(logits: &[f32], temperature: f32, k: usize) -> (Vec<u32>, Vec<f32>) {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| ((l - max) / t).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    let mut pairs: Vec<(u32, f32)> = e.iter().enumerate().map(|(i, v)| (i as u32, v / sum)).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    pairs.truncate(k);
+    if temperature == 0.0 {
+        for (j, p) in pairs.iter_mut().enumerate() {
+            p.1 = if j == 0 { 1.0 } else { 0.0 };
+        }
+    }
+    pairs.into_iter().unzip()
+}

@@ -1,0 +1,181 @@
+//! A Llama model's tensors by their GGUF names, checked against the config,
+//! and their GPU form: quantized matrices repacked so every block's scale
+//! sits apart from its quants (aligned words the kernels read directly).
+
+use half::f16;
+use wgpu::util::DeviceExt;
+
+use super::config::LlamaConfig;
+use crate::engine::gguf::GgufFile;
+use crate::engine::quant::{TensorType, dequantize};
+
+/// One tensor in the mapped file.
+#[derive(Clone, Copy)]
+pub struct TensorRef<'a> {
+    pub name: &'a str,
+    pub ty: TensorType,
+    /// Output units (1 for vectors).
+    pub rows: usize,
+    /// Input width.
+    pub cols: usize,
+    pub bytes: &'a [u8],
+}
+
+impl TensorRef<'_> {
+    pub fn to_f32(&self) -> Vec<f32> {
+        dequantize(self.ty, self.bytes)
+    }
+}
+
+pub struct LayerTensors<'a> {
+    pub attn_norm: TensorRef<'a>,
+    pub q: TensorRef<'a>,
+    pub k: TensorRef<'a>,
+    pub v: TensorRef<'a>,
+    pub o: TensorRef<'a>,
+    pub ffn_norm: TensorRef<'a>,
+    pub gate: TensorRef<'a>,
+    pub up: TensorRef<'a>,
+    pub down: TensorRef<'a>,
+}
+
+pub struct ModelTensors<'a> {
+    pub embed: TensorRef<'a>,
+    pub output_norm: TensorRef<'a>,
+    /// The LM head; the embedding when the model ties them.
+    pub lm_head: TensorRef<'a>,
+    pub layers: Vec<LayerTensors<'a>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("the model lacks tensor `{0}`")]
+    Missing(String),
+    #[error("tensor `{tensor}` has shape {actual:?}, expected {expected:?} (innermost first)")]
+    Shape { tensor: String, expected: Vec<u64>, actual: Vec<u64> },
+    #[error("tensors {0} must share one type to be fused; they are {1}")]
+    MixedTypes(String, String),
+}
+
+impl<'a> ModelTensors<'a> {
+    pub fn from_gguf(file: &'a GgufFile, c: &LlamaConfig) -> Result<Self, WeightsError> {
+        let get = |name: &str, dims: &[usize]| -> Result<TensorRef<'a>, WeightsError> {
+            let info = file.tensor(name).ok_or_else(|| WeightsError::Missing(name.into()))?;
+            let expected: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+            if info.dims != expected {
+                return Err(WeightsError::Shape { tensor: name.into(), expected, actual: info.dims.clone() });
+            }
+            Ok(TensorRef {
+                name: &info.name,
+                ty: info.ty,
+                rows: dims.get(1).copied().unwrap_or(1),
+                cols: dims[0],
+                bytes: file.tensor_bytes(info),
+            })
+        };
+        let embed = get("token_embd.weight", &[c.d_model, c.vocab])?;
+        let lm_head = if file.tensor("output.weight").is_some() { get("output.weight", &[c.d_model, c.vocab])? } else { embed };
+        let (d, h, kv, ff) = (c.d_model, c.n_head * c.head_dim, c.kv_width(), c.d_ff);
+        let layers = (0..c.n_layer)
+            .map(|i| {
+                let t = |suffix: &str, dims: &[usize]| get(&format!("blk.{i}.{suffix}"), dims);
+                Ok(LayerTensors {
+                    attn_norm: t("attn_norm.weight", &[d])?,
+                    q: t("attn_q.weight", &[d, h])?,
+                    k: t("attn_k.weight", &[d, kv])?,
+                    v: t("attn_v.weight", &[d, kv])?,
+                    o: t("attn_output.weight", &[h, d])?,
+                    ffn_norm: t("ffn_norm.weight", &[d])?,
+                    gate: t("ffn_gate.weight", &[d, ff])?,
+                    up: t("ffn_up.weight", &[d, ff])?,
+                    down: t("ffn_down.weight", &[ff, d])?,
+                })
+            })
+            .collect::<Result<_, WeightsError>>()?;
+        Ok(Self { embed, output_norm: get("output_norm.weight", &[d])?, lm_head, layers })
+    }
+}
+
+/// A weight matrix on the GPU: `rows` × `cols`, in `ty`, repacked.
+pub struct GpuMatrix {
+    pub ty: TensorType,
+    pub rows: usize,
+    pub cols: usize,
+    /// Quants (or f16 pairs, or f32 bits), block after block.
+    pub quants: wgpu::Buffer,
+    /// Per-block scales: d (Q4_0, Q8_0) or d, m (Q4_1); a placeholder for F16/F32.
+    pub scales: wgpu::Buffer,
+}
+
+impl GpuMatrix {
+    /// Uploads `parts` stacked row-wise (q|k|v, gate|up): one matrix, one dispatch.
+    pub fn upload(device: &wgpu::Device, parts: &[TensorRef]) -> Result<Self, WeightsError> {
+        let first = parts[0];
+        if parts.iter().any(|p| p.ty != first.ty || p.cols != first.cols) {
+            let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
+            let types: Vec<String> = parts.iter().map(|p| format!("{:?}", p.ty)).collect();
+            return Err(WeightsError::MixedTypes(names.join(", "), types.join(", ")));
+        }
+        let (mut quants, mut scales) = (Vec::new(), Vec::new());
+        for part in parts {
+            repack(part.ty, part.bytes, &mut quants, &mut scales);
+        }
+        if scales.is_empty() {
+            scales.push(0.0);
+        }
+        let label = first.name;
+        Ok(Self {
+            ty: first.ty,
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols: first.cols,
+            quants: storage(device, label, bytemuck::cast_slice(&quants)),
+            scales: storage(device, label, bytemuck::cast_slice(&scales)),
+        })
+    }
+}
+
+/// A read-only storage buffer holding `bytes`.
+pub fn storage(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+fn words(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+}
+
+/// GGUF blocks → the kernels' layout (see `shaders/quant/*.wgsl`).
+fn repack(ty: TensorType, bytes: &[u8], quants: &mut Vec<u32>, scales: &mut Vec<f32>) {
+    match ty {
+        TensorType::F32 => quants.extend(words(bytes)),
+        TensorType::F16 => {
+            quants.extend(bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())));
+        }
+        TensorType::Q4_0 => {
+            for block in bytes.chunks_exact(18) {
+                scales.push(f16_at(block, 0));
+                quants.extend(words(&block[2..18]));
+            }
+        }
+        TensorType::Q4_1 => {
+            for block in bytes.chunks_exact(20) {
+                scales.push(f16_at(block, 0));
+                scales.push(f16_at(block, 2));
+                quants.extend(words(&block[4..20]));
+            }
+        }
+        TensorType::Q8_0 => {
+            for block in bytes.chunks_exact(34) {
+                scales.push(f16_at(block, 0));
+                quants.extend(words(&block[2..34]));
+            }
+        }
+    }
+}

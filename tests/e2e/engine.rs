@@ -1,0 +1,304 @@
+//! The engine against its plain-Rust reference, on a tiny random Llama that
+//! the test writes as GGUF (2 layers, every supported weight type), on
+//! whatever adapter the machine has (lavapipe on CI; no adapter is a failure).
+
+use std::sync::{Arc, OnceLock};
+
+use crust::engine::batch::{BatchError, Input, Output, Pass, PassResult, Sampler};
+use crust::engine::device::Gpu;
+use crust::engine::gguf::{GgufFile, GgufWriter, Value};
+use crust::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors, Reference};
+use crust::engine::quant::TensorType::{self, *};
+use crust_tests::scratch_dir;
+
+const VOCAB: usize = 256;
+const D: usize = 64;
+const FF: usize = 128;
+const PAGE: u32 = 4;
+
+/// Deterministic pseudo-random numbers (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| (self.next() * 2.0 - 1.0) * scale).collect()
+    }
+}
+
+fn tiny_gguf() -> Vec<u8> {
+    let mut rng = Rng(7);
+    let mut w = GgufWriter::default();
+    w.meta("general.architecture", Value::String("llama".into()))
+        .meta("llama.block_count", Value::U32(2))
+        .meta("llama.embedding_length", Value::U32(D as u32))
+        .meta("llama.feed_forward_length", Value::U32(FF as u32))
+        .meta("llama.attention.head_count", Value::U32(4))
+        .meta("llama.attention.head_count_kv", Value::U32(2))
+        .meta("llama.rope.freq_base", Value::F32(10000.0))
+        .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
+        .meta("llama.context_length", Value::U32(512))
+        .meta("tokenizer.ggml.tokens", Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect()));
+    let (d, ff, v) = (D as u64, FF as u64, VOCAB as u64);
+    w.tensor("token_embd.weight", &[d, v], Q8_0, &rng.values(D * VOCAB, 1.0));
+    w.tensor("output_norm.weight", &[d], F32, &rng.values(D, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
+    // Layer 0 and 1 use every weight type between them.
+    let types: [[TensorType; 4]; 2] = [[Q4_1, Q8_0, F16, Q4_0], [Q8_0, Q4_1, Q4_0, F16]];
+    for (i, [qkv, o, gate_up, down]) in types.into_iter().enumerate() {
+        let name = |s: &str| format!("blk.{i}.{s}");
+        let norm: Vec<f32> = rng.values(D, 0.2).iter().map(|x| 1.0 + x).collect();
+        w.tensor(&name("attn_norm.weight"), &[d], F32, &norm);
+        w.tensor(&name("attn_q.weight"), &[d, d], qkv, &rng.values(D * D, 0.3));
+        w.tensor(&name("attn_k.weight"), &[d, d / 2], qkv, &rng.values(D * D / 2, 0.3));
+        w.tensor(&name("attn_v.weight"), &[d, d / 2], qkv, &rng.values(D * D / 2, 0.3));
+        w.tensor(&name("attn_output.weight"), &[d, d], o, &rng.values(D * D, 0.2));
+        w.tensor(&name("ffn_norm.weight"), &[d], F32, &norm);
+        w.tensor(&name("ffn_gate.weight"), &[d, ff], gate_up, &rng.values(D * FF, 0.3));
+        w.tensor(&name("ffn_up.weight"), &[d, ff], gate_up, &rng.values(D * FF, 0.3));
+        w.tensor(&name("ffn_down.weight"), &[ff, d], down, &rng.values(D * FF, 0.2));
+    }
+    w.to_bytes()
+}
+
+fn capacity() -> Capacity {
+    Capacity { page_size: PAGE, kv_pages: 64, embedding_slots: 8, batch_tokens: 128, batch_outputs: 64, max_top_k: 256, ..Capacity::default() }
+}
+
+fn gpu() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| Arc::new(Gpu::open().unwrap_or_else(|e| panic!("the engine tests need a GPU adapter: {e}")))).clone()
+}
+
+/// A fresh GPU model and reference over the same tiny model file.
+fn models() -> (Llama, Reference) {
+    let path = scratch_dir("tiny-model").join(format!("tiny-{:?}.gguf", std::thread::current().id()));
+    std::fs::write(&path, tiny_gguf()).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    let config = LlamaConfig::from_gguf(&file).unwrap();
+    let tensors = ModelTensors::from_gguf(&file, &config).unwrap();
+    let llama = Llama::load(gpu(), config.clone(), &tensors, capacity(), &|_| {}).unwrap();
+    let reference = Reference::new(config, &tensors, capacity());
+    (llama, reference)
+}
+
+/// A pass over `tokens` at positions `start..`, with every row's full distribution.
+fn pass(tokens: &[u32], start: u32, pages: &[u32], last: u32) -> Pass {
+    let n = tokens.len() as u32;
+    Pass {
+        inputs: tokens.iter().map(|&t| Input::Token(t)).collect(),
+        positions: (start..start + n).collect(),
+        kv_pages: pages.to_vec(),
+        last_page_len: last,
+        mask: vec![],
+        outputs: (0..n)
+            .flat_map(|index| {
+                [
+                    Output::Distribution { index, temperature: 1.0, top_k: VOCAB as u32 },
+                    Output::Token { index, sampler: Sampler::greedy() },
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Every probability within `tol`, and the same greedy tokens.
+fn assert_close(gpu: &[PassResult], reference: &[PassResult], tol: f32) {
+    assert_eq!(gpu.len(), reference.len());
+    for (p, (g, r)) in gpu.iter().zip(reference).enumerate() {
+        assert_eq!(g.tokens, r.tokens, "pass {p}: greedy tokens");
+        for (k, ((gi, gp), (ri, rp))) in g.distributions.iter().zip(&r.distributions).enumerate() {
+            let prob = |ids: &[u32], ps: &[f32], id: u32| ids.iter().position(|&i| i == id).map_or(0.0, |j| ps[j]);
+            for id in 0..VOCAB as u32 {
+                let (a, b) = (prob(gi, gp, id), prob(ri, rp, id));
+                assert!((a - b).abs() <= tol, "pass {p}, distribution {k}, token {id}: gpu {a} vs reference {b}");
+            }
+        }
+    }
+}
+
+const TOL: f32 = 2e-4;
+
+#[test]
+fn prefill_then_decode_match_the_reference() {
+    let (mut gpu, mut reference) = models();
+    // 11 tokens on scattered pages: 2 full pages of 4, then 3 slots of the third.
+    let prefill = pass(&[1, 5, 9, 200, 17, 3, 3, 42, 77, 128, 255], 0, &[5, 2, 9], 3);
+    assert_close(&gpu.forward(&[prefill.clone()]).unwrap(), &reference.forward(&[prefill]).unwrap().1, TOL);
+    for (step, token) in [7u32, 99, 4].into_iter().enumerate() {
+        let len = 12 + step as u32;
+        let pages: Vec<u32> = [5, 2, 9, 11].into_iter().take(len.div_ceil(PAGE) as usize).collect();
+        let decode = pass(&[token], len - 1, &pages, (len - 1) % PAGE + 1);
+        assert_close(&gpu.forward(&[decode.clone()]).unwrap(), &reference.forward(&[decode]).unwrap().1, TOL);
+    }
+}
+
+#[test]
+fn a_batch_of_mixed_lengths_matches_each_pass_alone() {
+    let (mut gpu, mut reference) = models();
+    let passes = vec![pass(&[3, 1, 4, 1, 5, 9], 0, &[0, 1], 2), pass(&[2, 7], 0, &[2], 2), pass(&[10, 20, 30, 40, 50, 60, 70, 80, 90], 0, &[3, 4, 5], 1)];
+    let batched = gpu.forward(&passes).unwrap();
+    assert_close(&batched, &reference.forward(&passes).unwrap().1, TOL);
+    // Alone, on fresh pages, each pass gives the same results.
+    let (mut gpu2, _) = models();
+    for (p, alone) in passes.iter().enumerate() {
+        let result = gpu2.forward(std::slice::from_ref(alone)).unwrap();
+        assert_close(&result, &batched[p..p + 1], TOL);
+    }
+}
+
+#[test]
+fn shared_prefix_pages_serve_two_continuations() {
+    let (mut gpu, mut reference) = models();
+    // A prefix of 6 tokens on pages [0, 1]; two continuations share page 0 and
+    // each copies the partial page's slots by recomputing them on its own page.
+    let prefix = pass(&[11, 12, 13, 14, 15, 16], 0, &[0, 1], 2);
+    gpu.forward(&[prefix.clone()]).unwrap();
+    reference.forward(&[prefix]).unwrap();
+    let fork_a = pass(&[15, 16, 21, 22], 4, &[0, 2], 4);
+    let fork_b = pass(&[15, 16, 31], 4, &[0, 3], 3);
+    let both = [fork_a, fork_b];
+    assert_close(&gpu.forward(&both).unwrap(), &reference.forward(&both).unwrap().1, TOL);
+}
+
+#[test]
+fn custom_masks_match_the_reference() {
+    let (mut gpu, mut reference) = models();
+    let mut p = pass(&[5, 6, 7, 8, 9], 0, &[0, 1], 1);
+    // Row i sees its context with slot 1 hidden (from row 2 on) and itself.
+    p.mask = (0..5u32)
+        .map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] })
+        .collect();
+    let (gpu_result, reference_result) = (gpu.forward(&[p.clone()]).unwrap(), reference.forward(&[p.clone()]).unwrap().1);
+    assert_close(&gpu_result, &reference_result, TOL);
+    // And the mask changes the answer (the test would catch a kernel that ignores it).
+    let mut causal = p.clone();
+    causal.mask.clear();
+    let (mut gpu2, _) = models();
+    let unmasked = gpu2.forward(&[causal]).unwrap();
+    assert_ne!(unmasked[0].distributions[4], gpu_result[0].distributions[4]);
+}
+
+#[test]
+fn embeddings_round_trip_through_slots() {
+    let (mut gpu, mut reference) = models();
+    let mut first = pass(&[1, 2, 3], 0, &[0], 3);
+    first.outputs.push(Output::Embedding { index: 2, slot: 5 });
+    let mut second = pass(&[0], 0, &[1], 1);
+    second.inputs = vec![Input::Embedding(5)];
+    for p in [first, second] {
+        assert_close(&gpu.forward(&[p.clone()]).unwrap(), &reference.forward(&[p]).unwrap().1, TOL);
+    }
+}
+
+/// Probabilities of the next token after a fixed context, at temperature 1.
+fn context_probs(reference: &mut Reference) -> Vec<f32> {
+    let (logits, _) = reference.forward(&[pass(&[9, 8, 7], 0, &[0], 3)]).unwrap();
+    let row = &logits[2];
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// `draws` samples of the next token after the fixed context, seeds 0..draws.
+fn draw(gpu: &mut Llama, sampler: Sampler, draws: u64) -> Vec<u32> {
+    let mut out = Vec::new();
+    for chunk in (0..draws).collect::<Vec<_>>().chunks(60) {
+        let mut p = pass(&[9, 8, 7], 0, &[0], 3);
+        p.outputs = chunk.iter().map(|&seed| Output::Token { index: 2, sampler: Sampler { seed, ..sampler } }).collect();
+        out.extend(gpu.forward(&[p]).unwrap().remove(0).tokens);
+    }
+    out
+}
+
+#[test]
+fn samplers_draw_from_the_right_distribution() {
+    let (mut gpu, mut reference) = models();
+    let probs = context_probs(&mut reference);
+    let mut ranked: Vec<u32> = (0..VOCAB as u32).collect();
+    ranked.sort_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]));
+    let plain = Sampler { temperature: 1.0, top_k: None, top_p: None, min_p: None, seed: 0 };
+
+    // Multinomial: the empirical frequency of the likeliest tokens tracks their probability.
+    let n = 1200;
+    let samples = draw(&mut gpu, plain, n);
+    for &id in &ranked[..3] {
+        let freq = samples.iter().filter(|&&s| s == id).count() as f32 / n as f32;
+        let p = probs[id as usize];
+        let sigma = (p * (1.0 - p) / n as f32).sqrt();
+        assert!((freq - p).abs() < 5.0 * sigma + 0.01, "token {id}: frequency {freq}, probability {p}");
+    }
+    // Reproducible: the same seeds draw the same tokens.
+    assert_eq!(draw(&mut gpu, plain, 60), samples[..60]);
+
+    // Top-k keeps only the k likeliest.
+    let top3 = draw(&mut gpu, Sampler { top_k: Some(3), ..plain }, 240);
+    assert!(top3.iter().all(|t| ranked[..3].contains(t)), "{top3:?}");
+    assert!(ranked[..3].iter().all(|t| top3.contains(t)), "all three are drawn");
+    // Top-p keeps the smallest set whose mass reaches p.
+    let mut mass = 0.0;
+    let nucleus: Vec<u32> = ranked.iter().copied().take_while(|&t| {
+        let inside = mass < 0.3;
+        mass += probs[t as usize];
+        inside
+    }).collect();
+    let top_p = draw(&mut gpu, Sampler { top_p: Some(0.3), ..plain }, 240);
+    assert!(top_p.iter().all(|t| nucleus.contains(t)), "nucleus {nucleus:?}, drawn {top_p:?}");
+    // Min-p keeps tokens at least min_p times as likely as the likeliest.
+    let floor = 0.5 * probs[ranked[0] as usize];
+    let min_p = draw(&mut gpu, Sampler { min_p: Some(0.5), ..plain }, 240);
+    assert!(min_p.iter().all(|&t| probs[t as usize] >= floor * 0.999), "{min_p:?}");
+    // Top-k then top-p: within the top 5, the nucleus of their renormalized mass.
+    let both = draw(&mut gpu, Sampler { top_k: Some(5), top_p: Some(0.3), ..plain }, 240);
+    assert!(both.iter().all(|t| ranked[..5].contains(t)));
+    // Greedy is the argmax.
+    assert_eq!(draw(&mut gpu, Sampler::greedy(), 3), vec![ranked[0]; 3]);
+}
+
+#[test]
+fn distributions_are_sorted_and_sum_like_the_softmax() {
+    let (mut gpu, mut reference) = models();
+    let probs = context_probs(&mut reference);
+    let mut p = pass(&[9, 8, 7], 0, &[0], 3);
+    p.outputs = vec![
+        Output::Distribution { index: 2, temperature: 1.0, top_k: 32 },
+        Output::Distribution { index: 2, temperature: 0.0, top_k: 4 },
+    ];
+    let result = gpu.forward(&[p]).unwrap().remove(0);
+    let (ids, ps) = &result.distributions[0];
+    assert_eq!(ids.len(), 32);
+    assert!(ps.windows(2).all(|w| w[0] >= w[1]), "sorted, highest first: {ps:?}");
+    for (id, p) in ids.iter().zip(ps) {
+        assert!((probs[*id as usize] - p).abs() < TOL, "not renormalized over the k");
+    }
+    let (greedy_ids, greedy_ps) = &result.distributions[1];
+    assert_eq!(greedy_ps, &vec![1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(greedy_ids[0], ids[0]);
+}
+
+#[test]
+fn invalid_passes_are_refused_by_name() {
+    let (mut gpu, _) = models();
+    let cases: Vec<(Pass, &str)> = vec![
+        (pass(&[VOCAB as u32], 0, &[0], 1), "token id 256 is not below the vocabulary size 256"),
+        (pass(&[1, 2], 0, &[0], 1), "the pages hold 1 slots, fewer than the pass's 2 inputs"),
+        (pass(&[1], 0, &[64], 1), "page 64 does not exist"),
+        (pass(&[1], 0, &[0], 5), "last-kv-page-len is 5"),
+        (Pass { mask: vec![vec![2]], ..pass(&[1], 0, &[0], 1) }, "the runs cover 2 slots, expected 1"),
+        (Pass { positions: vec![], ..pass(&[1], 0, &[0], 1) }, "1 inputs but 0 positions"),
+    ];
+    for (p, expected) in cases {
+        let error = gpu.forward(&[pass(&[1], 0, &[1], 1), p]).unwrap_err();
+        assert!(matches!(&error, BatchError::Invalid { pass: 1, .. }), "{error}");
+        assert!(error.to_string().contains(expected), "expected `{expected}` in `{error}`");
+    }
+    // The engine still works after refusing them.
+    gpu.forward(&[pass(&[1, 2], 0, &[0], 2)]).unwrap();
+}
