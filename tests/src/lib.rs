@@ -33,7 +33,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// A runtime with the given limits and its own cache dir.
 pub fn runtime(limits: LimitsConfig, cache: &str) -> Runtime {
-    let config = Config { cache_dir: Some(scratch_dir(cache)), limits };
+    let config = Config { cache_dir: Some(scratch_dir(cache)), limits, ..Config::default() };
     Runtime::new(&config).expect("starting the runtime")
 }
 

@@ -1,5 +1,9 @@
 //! The `crust` command line.
 
+mod forward;
+mod generate;
+mod model;
+mod models;
 mod run;
 
 use std::path::PathBuf;
@@ -29,6 +33,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Models(models::ModelsArgs),
+    Forward(forward::ForwardArgs),
+    Generate(generate::GenerateArgs),
 }
 
 /// Limit flags shared by the commands that launch instances.
@@ -74,11 +81,19 @@ pub fn main() -> ExitCode {
         None => Config::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting tokio");
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Run(args) => run::run(config, args).await,
+    let engine_command = |result: anyhow::Result<()>| match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
-    })
+    };
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run::run(config, args)),
+        Command::Models(args) => engine_command(models::run(&config, args)),
+        Command::Forward(args) => engine_command(forward::run(&config, args)),
+        Command::Generate(args) => engine_command(generate::run(&config, args)),
+    }
 }
 
 fn init_logging(filter: Option<&str>) {

@@ -1,0 +1,102 @@
+//! A model's tokenizer, built from its GGUF vocabulary: the `tokenizer.json`
+//! (HuggingFace format) that the tokenize provider loads, and a native
+//! `tokenizers::Tokenizer` for the host's own commands.
+
+use serde_json::{Value as Json, json};
+
+use super::gguf::{GgufFile, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("the GGUF metadata lacks `{0}`")]
+    Missing(&'static str),
+    #[error("unsupported tokenizer: tokenizer.ggml.model = `{0}` (Crust reads BPE `gpt2` vocabularies)")]
+    Model(String),
+    #[error("unsupported pre-tokenizer `tokenizer.ggml.pre = {0}` (Crust knows `smollm`, `gpt2` and `default`)")]
+    PreTokenizer(String),
+    #[error("invalid tokenizer: {0}")]
+    Invalid(String),
+}
+
+/// GGUF token types that are special tokens (control and user-defined).
+const CONTROL: i64 = 3;
+const USER_DEFINED: i64 = 4;
+
+fn strings(file: &GgufFile, key: &'static str) -> Result<Vec<String>, TokenizerError> {
+    let items = file.get(key).and_then(Value::as_array).ok_or(TokenizerError::Missing(key))?;
+    Ok(items.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect())
+}
+
+/// The `tokenizer.json` of a GGUF vocabulary.
+pub fn tokenizer_json(file: &GgufFile) -> Result<String, TokenizerError> {
+    let model = file.get("tokenizer.ggml.model").and_then(Value::as_str).ok_or(TokenizerError::Missing("tokenizer.ggml.model"))?;
+    if model != "gpt2" {
+        return Err(TokenizerError::Model(model.into()));
+    }
+    let tokens = strings(file, "tokenizer.ggml.tokens")?;
+    let merges = strings(file, "tokenizer.ggml.merges")?;
+    let types: Vec<i64> = file
+        .get("tokenizer.ggml.token_type")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_u64().map_or(1, |v| v as i64)).collect())
+        .unwrap_or_default();
+    let pre = file.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let pre_tokenizer = match pre {
+        // Digits one by one, then the GPT-2 split.
+        "smollm" => json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level]}),
+        "gpt2" | "default" => byte_level,
+        other => return Err(TokenizerError::PreTokenizer(other.into())),
+    };
+    let vocab: serde_json::Map<String, Json> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+    let added: Vec<Json> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(types.get(*i), Some(&CONTROL) | Some(&USER_DEFINED)))
+        .map(|(i, t)| json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": merges,
+        },
+    });
+    Ok(tokenizer.to_string())
+}
+
+/// Text ↔ ids for the host's own commands.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self, TokenizerError> {
+        let json = tokenizer_json(file)?;
+        let inner: tokenizers::Tokenizer = json.parse().map_err(|e| TokenizerError::Invalid(format!("{e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Special tokens written in the text are parsed as such; no BOS is added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let encoding = self.inner.encode(text, false).map_err(|e| TokenizerError::Invalid(format!("{e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Special tokens keep their text; invalid UTF-8 is replaced.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.inner.decode(ids, false).unwrap_or_default()
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.inner.token_to_id(text)
+    }
+}
