@@ -53,16 +53,17 @@ build-components:
 build: build-components
     cargo build --release -p crust
 
-# The main job on a fresh machine: set up, build, run the hello inferlet.
-demo: setup build
+# The main job on a fresh machine: set up, fetch the model, build, answer a question on the GPU.
+demo: setup fetch-model build
     target/release/crust run {{wasm}}/hello.wasm -- hello from crust
+    target/release/crust generate --prompt "What is the capital of France?"
 
 # Run an inferlet: `just run path/to/inferlet.wasm -- args…`
 run *ARGS: build
     target/release/crust run {{ARGS}}
 
 # Every test: unit, end-to-end (real components through the real host).
-test: setup build-components
+test: setup fetch-model build-components
     cargo test --workspace
 
 # Instance launch latency and inferlet→host call cost.

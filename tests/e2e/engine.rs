@@ -302,3 +302,32 @@ fn invalid_passes_are_refused_by_name() {
     // The engine still works after refusing them.
     gpu.forward(&[pass(&[1, 2], 0, &[0], 2)]).unwrap();
 }
+
+#[test]
+fn unsupported_models_are_named_as_such() {
+    let dir = scratch_dir("unsupported-models");
+    // An architecture Crust does not run.
+    let mut w = GgufWriter::default();
+    w.meta("general.architecture", Value::String("mamba".into()));
+    let path = dir.join("mamba.gguf");
+    w.write(&path).unwrap();
+    let error = LlamaConfig::from_gguf(&GgufFile::open(&path).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("unsupported architecture `mamba`"), "{error}");
+
+    // A tensor type Crust cannot load (Q4_K, GGML type 12), written by hand.
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(1u64.to_le_bytes()); // tensors
+    bytes.extend(0u64.to_le_bytes()); // metadata
+    bytes.extend(12u64.to_le_bytes());
+    bytes.extend(b"blk.0.ffn_up");
+    bytes.extend(2u32.to_le_bytes());
+    bytes.extend(256u64.to_le_bytes());
+    bytes.extend(4u64.to_le_bytes());
+    bytes.extend(12u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    let path = dir.join("q4k.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    let error = GgufFile::open(&path).err().expect("refused");
+    assert!(error.to_string().contains("tensor `blk.0.ffn_up` has type Q4_K"), "{error}");
+}

@@ -6,6 +6,7 @@ mod engine;
 mod every_inferlet_tested;
 mod instances;
 mod pie_sdk;
+mod smollm2;
 mod wit_spec;
 
 use std::path::Path;

@@ -1,0 +1,113 @@
+//! The default model, SmolLM2-135M-Instruct (Q4_1), end to end on the GPU
+//! (`just fetch-model` puts it in the models dir).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crust::config::{DEFAULT_MODEL_FILE, models_dir};
+use crust::engine::device::Gpu;
+use crust::engine::gguf::GgufFile;
+use crust::engine::loaded::LoadedModel;
+use crust::engine::model::{Capacity, LlamaConfig, ModelTensors, Reference};
+use crust::engine::batch::{Input, Output, Pass};
+use crust::engine::model::reference::argmax;
+use crust_tests::scratch_dir;
+
+use crate::crust;
+
+fn model_path() -> PathBuf {
+    let path = models_dir().join(DEFAULT_MODEL_FILE);
+    assert!(path.exists(), "{} is missing: run `just fetch-model`", path.display());
+    path
+}
+
+#[test]
+fn greedy_chat_completion_names_paris() {
+    let dir = scratch_dir("smollm2-generate");
+    let run = crust(&["generate", "--prompt", "What is the capital of France?", "--max-tokens", "24"], &dir);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("Paris"), "{}", run.stdout);
+}
+
+const PASSAGE: &str = "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. \
+It is named after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. \
+Locally nicknamed \"La dame de fer\", it was constructed as the centerpiece of the 1889 World's Fair.";
+
+#[test]
+fn teacher_forced_top1_matches_the_reference() {
+    let path = model_path();
+    let gpu = Arc::new(Gpu::open().expect("a GPU adapter"));
+    let capacity = Capacity { kv_pages: 64, batch_tokens: 128, batch_outputs: 128, ..Capacity::default() };
+    let mut model = LoadedModel::load("smollm2", &path, gpu, capacity).unwrap();
+    let tokens = model.tokenizer.encode(PASSAGE).unwrap();
+    assert!(tokens.len() > 60 && tokens.len() <= 128, "{} tokens", tokens.len());
+    let gpu_top1: Vec<u32> = model.teacher_forced(&tokens, 1).unwrap().iter().map(|(ids, _)| ids[0]).collect();
+
+    let file = GgufFile::open(&path).unwrap();
+    let config = LlamaConfig::from_gguf(&file).unwrap();
+    let tensors = ModelTensors::from_gguf(&file, &config).unwrap();
+    let mut reference = Reference::new(config, &tensors, capacity);
+    let n = tokens.len() as u32;
+    let pass = Pass {
+        inputs: tokens.iter().map(|&t| Input::Token(t)).collect(),
+        positions: (0..n).collect(),
+        kv_pages: (0..n.div_ceil(16)).collect(),
+        last_page_len: (n - 1) % 16 + 1,
+        mask: vec![],
+        outputs: (0..n).map(|index| Output::Distribution { index, temperature: 1.0, top_k: 1 }).collect(),
+    };
+    let (logits, _) = reference.forward(&[pass]).unwrap();
+    let reference_top1: Vec<u32> = logits.iter().map(|row| argmax(row)).collect();
+    let agree = gpu_top1.iter().zip(&reference_top1).filter(|(a, b)| a == b).count();
+    assert!(agree * 100 >= tokens.len() * 99, "top-1 agrees at {agree} of {} positions", tokens.len());
+}
+
+#[test]
+fn forward_json_has_one_entry_per_token() {
+    let dir = scratch_dir("smollm2-forward");
+    let run = crust(&["forward", "--text", "<|im_start|>user\nThe capital of France is", "--top-k", "3", "--json"], &dir);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let value: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("exactly one JSON object");
+    let tokens = value["tokens"].as_array().unwrap();
+    let positions = value["positions"].as_array().unwrap();
+    assert_eq!(tokens[0], 1, "<|im_start|> is parsed as the special token 1");
+    assert_eq!(tokens.len(), positions.len());
+    let last = positions.last().unwrap()["topk"].as_array().unwrap();
+    assert_eq!(last.len(), 3);
+    assert_eq!(last[0]["text"], " Paris");
+    assert!(last[0]["p"].as_f64().unwrap() > last[1]["p"].as_f64().unwrap());
+}
+
+#[test]
+fn models_lists_the_default_model() {
+    let dir = scratch_dir("smollm2-models");
+    model_path();
+    let run = crust(&["models"], &dir);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("SmolLM2-135M-Instruct"), "{}", run.stdout);
+    assert!(run.stdout.contains("layers: 30, d_model: 576, heads: 9 (3 KV)"), "{}", run.stdout);
+    assert!(run.stdout.contains("vocab: 49152"), "{}", run.stdout);
+}
+
+#[test]
+fn bad_model_files_get_clear_errors() {
+    let dir = scratch_dir("bad-models");
+    let real = std::fs::read(model_path()).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("truncated.gguf", real[..real.len() / 2].to_vec(), "lies past the end of the file"),
+        ("not-gguf.gguf", b"PK\x03\x04 definitely a zip".to_vec(), "not a GGUF file"),
+        ("empty.gguf", vec![], "truncated GGUF file"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, format!("[[models]]\nname = \"bad\"\npath = {:?}\n", path.display().to_string())).unwrap();
+        let run = crust(&["generate", "--config", config.to_str().unwrap(), "--prompt", "hi"], &dir);
+        assert_eq!(run.status, Some(1), "{name}");
+        assert!(run.stderr.contains(expected), "{name}: expected `{expected}` in {}", run.stderr);
+        assert!(run.stderr.contains(name), "{name}: the error names the file: {}", run.stderr);
+    }
+    let run = crust(&["generate", "--model", "nope", "--prompt", "hi"], &dir);
+    assert!(run.stderr.contains("no model named `nope`"), "{}", run.stderr);
+}
