@@ -11,13 +11,13 @@ export XDG_RUNTIME_DIR := env_var_or_default("XDG_RUNTIME_DIR", "/tmp")
 default:
     @just --list
 
-# Install what Crust needs (idempotent): the wasm32-wasip2 target and Mesa's Vulkan drivers.
+# Install what Crust needs (idempotent): the wasm32-wasip2 target, Mesa's Vulkan drivers, and the OCI registry tools the tests use.
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     missing=()
-    for pkg in mesa-vulkan-drivers libvulkan1; do
+    for pkg in mesa-vulkan-drivers libvulkan1 docker-registry apache2-utils skopeo; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -70,5 +70,9 @@ test: setup fetch-model build-components
 bench-runtime: build-components
     cargo bench -p crust-tests --bench runtime
 
+# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter.
+bench-engine: setup fetch-model
+    cargo bench -p crust-tests --bench engine
+
 # Every benchmark.
-bench: bench-runtime
+bench: bench-runtime bench-engine

@@ -12,6 +12,11 @@
 //! name = "SmolLM2-135M-Instruct"
 //! path = "/path/to/SmolLM2-135M-Instruct.Q4_1.gguf"
 //!
+//! [registry]
+//! insecure = ["127.0.0.1:5000"]   # hosts reached over plain http
+//! username = "me"                 # basic auth (or CRUST_REGISTRY_USERNAME / _PASSWORD)
+//! password = "secret"
+//!
 //! [limits]
 //! wall_time_secs = 300.0          # an instance running longer is stopped
 //! memory_mib = 1024               # linear memory per instance
@@ -34,6 +39,8 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    #[serde(default)]
+    pub registry: crate::oci::RegistryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

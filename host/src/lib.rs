@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod models;
+pub mod oci;
 pub mod runtime;
 
 /// The host's version, as `runtime.get-version` reports it.

@@ -6,6 +6,7 @@ mod engine;
 mod every_inferlet_tested;
 mod instances;
 mod pie_sdk;
+mod registry;
 mod smollm2;
 mod wit_spec;
 

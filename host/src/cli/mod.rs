@@ -4,6 +4,7 @@ mod forward;
 mod generate;
 mod model;
 mod models;
+mod registry;
 mod run;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     Models(models::ModelsArgs),
     Forward(forward::ForwardArgs),
     Generate(generate::GenerateArgs),
+    Push(registry::PushArgs),
+    Pull(registry::PullArgs),
 }
 
 /// Limit flags shared by the commands that launch instances.
@@ -93,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Models(args) => engine_command(models::run(&config, args)),
         Command::Forward(args) => engine_command(forward::run(&config, args)),
         Command::Generate(args) => engine_command(generate::run(&config, args)),
+        Command::Push(args) => engine_command(runtime.block_on(registry::push(&config, args))),
+        Command::Pull(args) => engine_command(runtime.block_on(registry::pull(&config, args))),
     }
 }
 

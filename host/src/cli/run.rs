@@ -1,11 +1,12 @@
 //! `crust run`: one inferlet, once.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use tokio::io::AsyncWriteExt;
 
 use super::LimitFlags;
+use super::registry::RegistryFlags;
 use crate::config::Config;
 use crate::runtime::{Launch, OutputSink, Runtime, Stream};
 
@@ -16,10 +17,12 @@ use crate::runtime::{Launch, OutputSink, Runtime, Stream};
 /// import, a bad config).
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The inferlet: a wasm component file.
-    inferlet: PathBuf,
+    /// The inferlet: a wasm component file, or an OCI reference (`registry/repository:tag`).
+    inferlet: String,
     #[command(flatten)]
     limits: LimitFlags,
+    #[command(flatten)]
+    registry: RegistryFlags,
     /// Arguments for the inferlet (everything after `--`).
     #[arg(last = true, value_name = "ARGS")]
     arguments: Vec<String>,
@@ -34,10 +37,21 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let program = match runtime.load_program_file(&args.inferlet) {
+    let loaded = if crate::oci::is_reference(&args.inferlet) {
+        match args.registry.registry(&config).pull(&args.inferlet).await {
+            Ok(pulled) => runtime.load_program(&pulled.bytes),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        runtime.load_program_file(Path::new(&args.inferlet))
+    };
+    let program = match loaded {
         Ok(program) => program,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.inferlet.display());
+            eprintln!("error: {}: {e}", args.inferlet);
             return ExitCode::from(2);
         }
     };
@@ -61,7 +75,7 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.inferlet.display());
+            eprintln!("error: {}: {e}", args.inferlet);
             ExitCode::from(1)
         }
     }
