@@ -8,6 +8,17 @@ fn weight_at(b: u32, i: u32) -> f32 {
     return select(pair.x, pair.y, (i & 1u) == 1u);
 }
 
+fn dequant_block(b: u32) -> array<f32, 32> {
+    _ = ws[0];
+    var w: array<f32, 32>;
+    for (var i = 0u; i < 16u; i++) {
+        let pair = unpack2x16float(wq[16u * b + i]);
+        w[2u * i] = pair.x;
+        w[2u * i + 1u] = pair.y;
+    }
+    return w;
+}
+
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];

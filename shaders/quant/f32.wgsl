@@ -7,6 +7,15 @@ fn weight_at(b: u32, i: u32) -> f32 {
     return bitcast<f32>(wq[32u * b + i]);
 }
 
+fn dequant_block(b: u32) -> array<f32, 32> {
+    _ = ws[0];
+    var w: array<f32, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        w[i] = bitcast<f32>(wq[32u * b + i]);
+    }
+    return w;
+}
+
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];

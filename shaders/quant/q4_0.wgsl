@@ -9,6 +9,20 @@ fn weight_at(b: u32, i: u32) -> f32 {
     return ws[b] * (f32(q) - 8.0);
 }
 
+fn dequant_block(b: u32) -> array<f32, 32> {
+    var w: array<f32, 32>;
+    let d = ws[b];
+    for (var i = 0u; i < 4u; i++) {
+        let word = wq[4u * b + i];
+        for (var k = 0u; k < 4u; k++) {
+            let byte = (word >> (8u * k)) & 0xffu;
+            w[4u * i + k] = d * (f32(byte & 0xfu) - 8.0);
+            w[4u * i + k + 16u] = d * (f32(byte >> 4u) - 8.0);
+        }
+    }
+    return w;
+}
+
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     let d = ws[b];

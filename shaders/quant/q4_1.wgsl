@@ -9,6 +9,21 @@ fn weight_at(b: u32, i: u32) -> f32 {
     return ws[2u * b] * f32(q) + ws[2u * b + 1u];
 }
 
+fn dequant_block(b: u32) -> array<f32, 32> {
+    var w: array<f32, 32>;
+    let d = ws[2u * b];
+    let m = ws[2u * b + 1u];
+    for (var i = 0u; i < 4u; i++) {
+        let word = wq[4u * b + i];
+        for (var k = 0u; k < 4u; k++) {
+            let byte = (word >> (8u * k)) & 0xffu;
+            w[4u * i + k] = d * f32(byte & 0xfu) + m;
+            w[4u * i + k + 16u] = d * f32(byte >> 4u) + m;
+        }
+    }
+    return w;
+}
+
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     let d = ws[2u * b];

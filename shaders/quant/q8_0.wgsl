@@ -6,6 +6,18 @@ fn weight_at(b: u32, i: u32) -> f32 {
     return ws[b] * f32(extractBits(i32(wq[8u * b + i / 4u]), 8u * (i % 4u), 8u));
 }
 
+fn dequant_block(b: u32) -> array<f32, 32> {
+    var w: array<f32, 32>;
+    let d = ws[b];
+    for (var i = 0u; i < 8u; i++) {
+        let word = i32(wq[8u * b + i]);
+        for (var k = 0u; k < 4u; k++) {
+            w[4u * i + k] = d * f32(extractBits(word, 8u * k, 8u));
+        }
+    }
+    return w;
+}
+
 // #dot: what follows needs an input vector `x` bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     var acc = 0.0;

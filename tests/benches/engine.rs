@@ -48,7 +48,7 @@ fn main() {
     let mut llama = Llama::load(gpu.clone(), config, &tensors, capacity, &|_| {}).unwrap();
     let vocab = llama.config.vocab as u32;
     let token = |i: u32| (i * 7919 + 13) % vocab;
-    println!("crust bench-engine: SmolLM2-135M-Instruct Q4_1 on {}", gpu.describe());
+    println!("crust bench-engine: SmolLM2-135M-Instruct Q4_1 on {}, {:?}-shaped kernels, subgroups: {}", gpu.describe(), llama.shape, gpu.subgroups);
 
     // Prefill: one 512-token prompt.
     let prompt: Vec<u32> = (0..512).map(token).collect();

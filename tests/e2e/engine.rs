@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crust::engine::batch::{BatchError, Input, Output, Pass, PassResult, Sampler};
 use crust::engine::device::Gpu;
 use crust::engine::gguf::{GgufFile, GgufWriter, Value};
-use crust::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors, Reference};
+use crust::engine::model::{Capacity, KernelShape, Llama, LlamaConfig, ModelTensors, Reference};
 use crust::engine::quant::TensorType::{self, *};
 use crust_tests::scratch_dir;
 
@@ -136,6 +136,23 @@ fn prefill_then_decode_match_the_reference() {
         let pages: Vec<u32> = [5, 2, 9, 11].into_iter().take(len.div_ceil(PAGE) as usize).collect();
         let decode = pass(&[token], len - 1, &pages, (len - 1) % PAGE + 1);
         assert_close(&gpu.forward(&[decode.clone()]).unwrap(), &reference.forward(&[decode]).unwrap().1, TOL);
+    }
+}
+
+/// Every matrix-kernel variant — one invocation per output (CPU adapters), a
+/// workgroup per row with subgroup or workgroup-memory sums (GPUs), and the
+/// tiled prefill kernel (batches over 8 rows) — gives the reference's answers.
+#[test]
+fn every_kernel_shape_matches_the_reference() {
+    for (shape, subgroups) in [(KernelShape::Cpu, false), (KernelShape::Gpu, true), (KernelShape::Gpu, false)] {
+        let (mut gpu, mut reference) = models();
+        gpu.shape = shape;
+        gpu.subgroups = subgroups;
+        let passes = vec![pass(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3], 0, &[0, 1, 2], 2), pass(&[2, 7], 0, &[3], 2)];
+        let batched = gpu.forward(&passes).unwrap();
+        assert_close(&batched, &reference.forward(&passes).unwrap().1, TOL);
+        let decode = vec![pass(&[8], 10, &[0, 1, 2], 3), pass(&[1], 2, &[3], 3)];
+        assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, TOL);
     }
 }
 

@@ -19,6 +19,8 @@ pub enum DeviceError {
 
 /// An open GPU device and what it can do.
 pub struct Gpu {
+    /// Whether the device has subgroup operations (the decode kernels use them).
+    pub subgroups: bool,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: AdapterInfo,
@@ -47,15 +49,16 @@ impl Gpu {
             max_storage_buffers_per_shader_stage: supported.max_storage_buffers_per_shader_stage.min(16),
             ..Limits::default()
         };
+        let features = adapter.features() & Features::SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("crust"),
-            required_features: Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
         .map_err(|source| DeviceError::RequestDevice { adapter: info.name.clone(), source })?;
         tracing::info!(adapter = %info.name, backend = ?info.backend, kind = ?info.device_type, "GPU opened");
-        Ok(Self { device, queue, info, limits })
+        Ok(Self { subgroups: features.contains(Features::SUBGROUP), device, queue, info, limits })
     }
 
     /// `name (backend, kind)`, for logs and benchmark reports.

@@ -20,6 +20,10 @@ macro_rules! shader {
 }
 
 const MATMUL: &str = shader!("matmul.wgsl");
+const MATMUL_TILED: &str = shader!("matmul_tiled.wgsl");
+const MATVEC: &str = shader!("matvec.wgsl");
+const SUM_SHARED: &str = shader!("sum_shared.wgsl");
+const SUM_SUBGROUP: &str = shader!("sum_subgroup.wgsl");
 const EMBED: &str = shader!("embed.wgsl");
 const RMS_NORM: &str = shader!("rms_norm.wgsl");
 const ROPE_KV: &str = shader!("rope_kv.wgsl");
@@ -41,7 +45,12 @@ fn quant_source(ty: TensorType) -> &'static str {
 /// A kernel variant: the family, and the weight type where the family has several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
+    /// One invocation per (row, token): best on CPU adapters (lavapipe).
     MatMul(TensorType),
+    /// 64 rows × 8 tokens per workgroup: prefill.
+    MatMulTiled(TensorType),
+    /// One workgroup per row, reduced with subgroups when `true`: decode on GPUs.
+    MatVec(TensorType, bool),
     Embed(TensorType),
     RmsNorm,
     RopeKv,
@@ -54,6 +63,15 @@ impl Kernel {
     fn source(self) -> String {
         match self {
             Kernel::MatMul(ty) => format!("{}\n{MATMUL}", quant_source(ty)),
+            Kernel::MatMulTiled(ty) => format!("{}\n{MATMUL_TILED}", quant_source(ty)),
+            Kernel::MatVec(ty, false) => format!("{}\n{SUM_SHARED}\n{MATVEC}", quant_source(ty)),
+            // The entry point takes the subgroup builtins and hands them to `reduce64`.
+            Kernel::MatVec(ty, true) => format!("{}\n{SUM_SUBGROUP}\n{MATVEC}", quant_source(ty))
+                .replace(
+                    "/*SUBGROUP_BUILTINS*/",
+                    ", @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32",
+                )
+                .replace("/*SUBGROUP_INIT*/", "lane = sg_lane;\n    lanes = sg_size;"),
             Kernel::Embed(ty) => {
                 let quant = quant_source(ty);
                 let loaders = quant.split("// #dot").next().unwrap_or(quant);
@@ -76,18 +94,54 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// The matrix kernels share one explicit bind-group layout, so a layer's
+    /// bind group serves whichever of them a batch needs.
+    fn is_matrix(self) -> bool {
+        matches!(self, Kernel::MatMul(_) | Kernel::MatMulTiled(_) | Kernel::MatVec(..))
+    }
+}
+
 /// Compiled pipelines, one per kernel variant.
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Weights (quants, scales), input, output, params: the matrix kernels' bindings.
+    pub matrix_layout: wgpu::BindGroupLayout,
+    matrix_pipeline_layout: wgpu::PipelineLayout,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    }
 }
 
 impl Kernels {
-    pub fn new() -> Self {
-        Self { pipelines: HashMap::new() }
+    pub fn new(device: &wgpu::Device) -> Self {
+        let uniform = wgpu::BindGroupLayoutEntry {
+            binding: 4,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        };
+        let matrix_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("matrix"),
+            entries: &[storage_entry(0, true), storage_entry(1, true), storage_entry(2, true), storage_entry(3, false), uniform],
+        });
+        let matrix_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("matrix"),
+            bind_group_layouts: &[Some(&matrix_layout)],
+            immediate_size: 0,
+        });
+        Self { pipelines: HashMap::new(), matrix_layout, matrix_pipeline_layout }
     }
 
     /// The pipeline of `kernel`, compiled the first time it is asked for.
     pub fn get(&mut self, device: &wgpu::Device, kernel: Kernel) -> &wgpu::ComputePipeline {
+        let layout = kernel.is_matrix().then_some(&self.matrix_pipeline_layout);
         self.pipelines.entry(kernel).or_insert_with(|| {
             let label = format!("{kernel:?}");
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -96,19 +150,13 @@ impl Kernels {
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
-                layout: None,
+                layout,
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: Default::default(),
                 cache: None,
             })
         })
-    }
-}
-
-impl Default for Kernels {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -253,13 +301,16 @@ mod tests {
         use TensorType::*;
         let mut kernels = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::Sample, Kernel::Distribution];
         for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
-            kernels.push(Kernel::MatMul(ty));
-            kernels.push(Kernel::Embed(ty));
+            kernels.extend([Kernel::MatMul(ty), Kernel::MatMulTiled(ty), Kernel::MatVec(ty, false), Kernel::MatVec(ty, true), Kernel::Embed(ty)]);
         }
         for kernel in kernels {
+            let capabilities = match kernel {
+                Kernel::MatVec(_, true) => naga::valid::Capabilities::SUBGROUP,
+                _ => naga::valid::Capabilities::empty(),
+            };
             let module = naga::front::wgsl::parse_str(&kernel.source())
                 .unwrap_or_else(|e| panic!("{kernel:?}: {}", e.emit_to_string(&kernel.source())));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{kernel:?}: {e:?}"));
         }

@@ -124,8 +124,34 @@ struct Bindings {
     distribution: wgpu::BindGroup,
 }
 
+/// Which matrix kernels suit the adapter: a CPU adapter (lavapipe) is fastest
+/// with one invocation per output; a GPU wants a workgroup per row.
+/// `CRUST_KERNEL_SHAPE=cpu|gpu` overrides the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelShape {
+    Cpu,
+    Gpu,
+}
+
+impl KernelShape {
+    pub fn for_adapter(gpu: &Gpu) -> Self {
+        match std::env::var("CRUST_KERNEL_SHAPE").as_deref() {
+            Ok("cpu") => Self::Cpu,
+            Ok("gpu") => Self::Gpu,
+            _ if gpu.is_cpu() => Self::Cpu,
+            _ => Self::Gpu,
+        }
+    }
+}
+
+/// Batches with more input rows than this use the tiled (prefill) matrix kernel.
+const TILED_MIN_TOKENS: u32 = 8;
+
 pub struct Llama {
     pub config: LlamaConfig,
+    pub shape: KernelShape,
+    /// Reduce with subgroup operations (when the device has them).
+    pub subgroups: bool,
     pub capacity: Capacity,
     gpu: Arc<Gpu>,
     kernels: Kernels,
@@ -150,13 +176,13 @@ fn uniform<T: Pod>(device: &wgpu::Device, label: &str) -> wgpu::Buffer {
     buffer(device, label, size_of::<T>() as u64, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
 }
 
-fn bind(device: &wgpu::Device, pipeline: &wgpu::ComputePipeline, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+fn bind(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
         .enumerate()
         .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
         .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &pipeline.get_bind_group_layout(0), entries: &entries })
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
 fn norm_weights(device: &wgpu::Device, t: &super::weights::TensorRef) -> wgpu::Buffer {
@@ -249,41 +275,45 @@ impl Llama {
             distribution: uniform::<DistributionParams>(device, "distribution"),
         };
 
-        let mut kernels = Kernels::new();
+        let mut kernels = Kernels::new(device);
+        let kernels_matrix = kernels.matrix_layout.clone();
+        let mut auto = |kernel: Kernel| kernels.get(device, kernel).get_bind_group_layout(0);
         let b = &buffers;
         let u = &uniforms;
         let head_matrix = head.as_ref().unwrap_or(&embed);
         let bindings = Bindings {
-            embed: bind(device, kernels.get(device, Kernel::Embed(embed.ty)), "embed", &[&embed.quants, &embed.scales, &b.ids, &b.slots, &b.x, &u.embed]),
+            embed: bind(device, &auto(Kernel::Embed(embed.ty)), "embed", &[&embed.quants, &embed.scales, &b.ids, &b.slots, &b.x, &u.embed]),
             layers: layers
                 .iter()
                 .map(|l| LayerBindings {
-                    attn_norm: bind(device, kernels.get(device, Kernel::RmsNorm), "attn_norm", &[&b.x, &l.attn_norm, &b.all_rows, &b.h, &u.norm]),
-                    qkv: bind(device, kernels.get(device, Kernel::MatMul(l.qkv.ty)), "qkv", &[&l.qkv.quants, &l.qkv.scales, &b.h, &b.qkv, &u.qkv]),
-                    rope: bind(device, kernels.get(device, Kernel::RopeKv), "rope_kv", &[&b.qkv, &b.tokens, &l.k_cache, &l.v_cache, &u.rope]),
+                    attn_norm: bind(device, &auto(Kernel::RmsNorm), "attn_norm", &[&b.x, &l.attn_norm, &b.all_rows, &b.h, &u.norm]),
+                    qkv: bind(device, &kernels_matrix, "qkv", &[&l.qkv.quants, &l.qkv.scales, &b.h, &b.qkv, &u.qkv]),
+                    rope: bind(device, &auto(Kernel::RopeKv), "rope_kv", &[&b.qkv, &b.tokens, &l.k_cache, &l.v_cache, &u.rope]),
                     attention: bind(
                         device,
-                        kernels.get(device, Kernel::Attention),
+                        &auto(Kernel::Attention),
                         "attention",
                         &[&b.qkv, &l.k_cache, &l.v_cache, &b.page_table, &b.tokens, &b.masks, &b.attn, &u.attention],
                     ),
-                    o: bind(device, kernels.get(device, Kernel::MatMul(l.o.ty)), "o", &[&l.o.quants, &l.o.scales, &b.attn, &b.x, &u.o]),
-                    ffn_norm: bind(device, kernels.get(device, Kernel::RmsNorm), "ffn_norm", &[&b.x, &l.ffn_norm, &b.all_rows, &b.h, &u.norm]),
-                    gate_up: bind(device, kernels.get(device, Kernel::MatMul(l.gate_up.ty)), "gate_up", &[&l.gate_up.quants, &l.gate_up.scales, &b.h, &b.ffn, &u.gate_up]),
-                    down: bind(device, kernels.get(device, Kernel::MatMul(l.down.ty)), "down", &[&l.down.quants, &l.down.scales, &b.ffn, &b.x, &u.down]),
+                    o: bind(device, &kernels_matrix, "o", &[&l.o.quants, &l.o.scales, &b.attn, &b.x, &u.o]),
+                    ffn_norm: bind(device, &auto(Kernel::RmsNorm), "ffn_norm", &[&b.x, &l.ffn_norm, &b.all_rows, &b.h, &u.norm]),
+                    gate_up: bind(device, &kernels_matrix, "gate_up", &[&l.gate_up.quants, &l.gate_up.scales, &b.h, &b.ffn, &u.gate_up]),
+                    down: bind(device, &kernels_matrix, "down", &[&l.down.quants, &l.down.scales, &b.ffn, &b.x, &u.down]),
                 })
                 .collect(),
-            output_norm: bind(device, kernels.get(device, Kernel::RmsNorm), "output_norm", &[&b.x, &output_norm, &b.logit_rows, &b.h_out, &u.norm_out]),
-            head: bind(device, kernels.get(device, Kernel::MatMul(head_matrix.ty)), "lm_head", &[&head_matrix.quants, &head_matrix.scales, &b.h_out, &b.logits, &u.head]),
-            sample: bind(device, kernels.get(device, Kernel::Sample), "sample", &[&b.logits, &b.samplers, &b.sampled, &u.sample]),
+            output_norm: bind(device, &auto(Kernel::RmsNorm), "output_norm", &[&b.x, &output_norm, &b.logit_rows, &b.h_out, &u.norm_out]),
+            head: bind(device, &kernels_matrix, "lm_head", &[&head_matrix.quants, &head_matrix.scales, &b.h_out, &b.logits, &u.head]),
+            sample: bind(device, &auto(Kernel::Sample), "sample", &[&b.logits, &b.samplers, &b.sampled, &u.sample]),
             distribution: bind(
                 device,
-                kernels.get(device, Kernel::Distribution),
+                &auto(Kernel::Distribution),
                 "distribution",
                 &[&b.logits, &b.requests, &b.dist_ids, &b.dist_probs, &b.dist_counts, &u.distribution],
             ),
         };
         Ok(Self {
+            shape: KernelShape::for_adapter(&gpu),
+            subgroups: gpu.subgroups,
             embed_type: embed.ty,
             head_type: head_matrix.ty,
             layer_types: layers.iter().map(|l| [l.qkv.ty, l.o.ty, l.gate_up.ty, l.down.ty]).collect(),
@@ -405,11 +435,22 @@ impl Llama {
         let t = plan.ids.len() as u32;
         let o = plan.logit_rows.len() as u32;
         let rows = |n: usize| (n as u32).div_ceil(64);
+        let (shape, subgroups) = (self.shape, self.subgroups && self.gpu.subgroups);
+        // The matrix kernel and grid for `n` output rows over `tokens` inputs.
+        let matrix = |ty, n: usize, tokens: u32| {
+            if tokens > TILED_MIN_TOKENS {
+                (Kernel::MatMulTiled(ty), rows(n), tokens.div_ceil(8))
+            } else if shape == KernelShape::Gpu {
+                (Kernel::MatVec(ty, subgroups), (n as u32).min(65535), (n as u32).div_ceil(65535))
+            } else {
+                (Kernel::MatMul(ty), rows(n), tokens)
+            }
+        };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             let kernels = &mut self.kernels;
-            let mut dispatch = |kernel: Kernel, group: &wgpu::BindGroup, x: u32, y: u32| {
+            let mut dispatch = |(kernel, x, y): (Kernel, u32, u32), group: &wgpu::BindGroup| {
                 if x > 0 && y > 0 {
                     pass.set_pipeline(kernels.get(device, kernel));
                     pass.set_bind_group(0, group, &[]);
@@ -417,21 +458,21 @@ impl Llama {
                 }
             };
             let bg = &self.bindings;
-            dispatch(Kernel::Embed(self.embed_type), &bg.embed, rows(c.d_model), t);
+            dispatch((Kernel::Embed(self.embed_type), rows(c.d_model), t), &bg.embed);
             for (l, types) in bg.layers.iter().zip(&self.layer_types) {
-                dispatch(Kernel::RmsNorm, &l.attn_norm, t, 1);
-                dispatch(Kernel::MatMul(types[0]), &l.qkv, rows(c.qkv_width()), t);
-                dispatch(Kernel::RopeKv, &l.rope, t, 1);
-                dispatch(Kernel::Attention, &l.attention, c.n_head as u32, t);
-                dispatch(Kernel::MatMul(types[1]), &l.o, rows(c.d_model), t);
-                dispatch(Kernel::RmsNorm, &l.ffn_norm, t, 1);
-                dispatch(Kernel::MatMul(types[2]), &l.gate_up, rows(c.d_ff), t);
-                dispatch(Kernel::MatMul(types[3]), &l.down, rows(c.d_model), t);
+                dispatch((Kernel::RmsNorm, t, 1), &l.attn_norm);
+                dispatch(matrix(types[0], c.qkv_width(), t), &l.qkv);
+                dispatch((Kernel::RopeKv, t, 1), &l.rope);
+                dispatch((Kernel::Attention, c.n_head as u32, t), &l.attention);
+                dispatch(matrix(types[1], c.d_model, t), &l.o);
+                dispatch((Kernel::RmsNorm, t, 1), &l.ffn_norm);
+                dispatch(matrix(types[2], c.d_ff, t), &l.gate_up);
+                dispatch(matrix(types[3], c.d_model, t), &l.down);
             }
-            dispatch(Kernel::RmsNorm, &bg.output_norm, o, 1);
-            dispatch(Kernel::MatMul(self.head_type), &bg.head, rows(c.vocab), o);
-            dispatch(Kernel::Sample, &bg.sample, plan.samplers.len() as u32, 1);
-            dispatch(Kernel::Distribution, &bg.distribution, plan.distributions.len() as u32, 1);
+            dispatch((Kernel::RmsNorm, o, 1), &bg.output_norm);
+            dispatch(matrix(self.head_type, c.vocab, o), &bg.head);
+            dispatch((Kernel::Sample, plan.samplers.len() as u32, 1), &bg.sample);
+            dispatch((Kernel::Distribution, plan.distributions.len() as u32, 1), &bg.distribution);
         }
         let b = &self.buffers;
         let d_bytes = c.d_model as u64 * 4;

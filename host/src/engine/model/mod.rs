@@ -7,6 +7,6 @@ pub mod reference;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
-pub use llama::{Capacity, Llama};
+pub use llama::{Capacity, KernelShape, Llama};
 pub use reference::Reference;
 pub use weights::{ModelTensors, WeightsError};

@@ -1,0 +1,78 @@
+// Prefill: out (+)= W · x for many tokens. A workgroup takes 64 rows × 8
+// tokens: the 8 tokens' slice of x goes through workgroup memory once per
+// block, and each weight block is dequantized once for all 8 tokens (8×
+// fewer weight reads than one thread per (row, token)). The quant include
+// before this file defines `dequant_block`; modes as in `matmul.wgsl`.
+
+struct Params {
+    k: u32,
+    n: u32,
+    tokens: u32,
+    x_stride: u32,
+    out_stride: u32,
+    out_offset: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> wq: array<u32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const TILE_T: u32 = 8u;
+var<workgroup> xs: array<f32, 256>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x * 64u + lid;
+    let t0 = wid.y * TILE_T;
+    let blocks = p.k / 32u;
+    var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    var acc_up = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (var b = 0u; b < blocks; b++) {
+        for (var i = lid; i < 256u; i += 64u) {
+            let t = t0 + i / 32u;
+            xs[i] = select(0.0, x[t * p.x_stride + 32u * b + i % 32u], t < p.tokens);
+        }
+        workgroupBarrier();
+        if (row < p.n) {
+            let w = dequant_block(row * blocks + b);
+            for (var t = 0u; t < TILE_T; t++) {
+                var s = 0.0;
+                for (var i = 0u; i < 32u; i++) {
+                    s += w[i] * xs[32u * t + i];
+                }
+                acc[t] += s;
+            }
+            if (p.mode == 2u) {
+                let u = dequant_block((row + p.n) * blocks + b);
+                for (var t = 0u; t < TILE_T; t++) {
+                    var s = 0.0;
+                    for (var i = 0u; i < 32u; i++) {
+                        s += u[i] * xs[32u * t + i];
+                    }
+                    acc_up[t] += s;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (row >= p.n) {
+        return;
+    }
+    for (var t = 0u; t < TILE_T; t++) {
+        let tt = t0 + t;
+        if (tt < p.tokens) {
+            let o = tt * p.out_stride + p.out_offset + row;
+            if (p.mode == 2u) {
+                out[o] = acc[t] / (1.0 + exp(-acc[t])) * acc_up[t];
+            } else if (p.mode == 1u) {
+                out[o] = out[o] + acc[t];
+            } else {
+                out[o] = acc[t];
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// Decode on a GPU: one workgroup per output row, its 64 invocations
+// splitting the row's blocks, then a workgroup sum (`reduce64`, from
+// `sum_subgroup.wgsl` when the adapter has subgroups, else
+// `sum_shared.wgsl`). Rows past 65535 wrap into y. The quant include
+// before this file defines `block_dot`; modes as in `matmul.wgsl`.
+
+struct Params {
+    k: u32,
+    n: u32,
+    tokens: u32,
+    x_stride: u32,
+    out_stride: u32,
+    out_offset: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> wq: array<u32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 /*SUBGROUP_BUILTINS*/) {
+    /*SUBGROUP_INIT*/
+    let row = wid.x + wid.y * 65535u;
+    if (row >= p.n) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    for (var t = 0u; t < p.tokens; t++) {
+        let xo = t * p.x_stride;
+        var partial = 0.0;
+        var partial_up = 0.0;
+        for (var b = lid; b < blocks; b += 64u) {
+            partial += block_dot(row * blocks + b, xo + 32u * b);
+            if (p.mode == 2u) {
+                partial_up += block_dot((row + p.n) * blocks + b, xo + 32u * b);
+            }
+        }
+        let total = reduce64(partial, lid);
+        var total_up = 0.0;
+        if (p.mode == 2u) {
+            total_up = reduce64(partial_up, lid);
+        }
+        if (lid == 0u) {
+            let o = t * p.out_stride + p.out_offset + row;
+            if (p.mode == 2u) {
+                out[o] = total / (1.0 + exp(-total)) * total_up;
+            } else if (p.mode == 1u) {
+                out[o] = out[o] + total;
+            } else {
+                out[o] = total;
+            }
+        }
+    }
+}
