@@ -29,8 +29,9 @@ const NO_MASK: u32 = 0xffffffffu;
 const CHUNK: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(2) var<storage, read> v_cache: array<f32>;
+// KV_T: f16 or f32, as in `rope_kv.wgsl`.
+@group(0) @binding(1) var<storage, read> k_cache: array<KV_T>;
+@group(0) @binding(2) var<storage, read> v_cache: array<KV_T>;
 @group(0) @binding(3) var<storage, read> page_table: array<u32>;
 @group(0) @binding(4) var<storage, read> tokens: array<Token>;
 @group(0) @binding(5) var<storage, read> masks: array<u32>;
@@ -39,6 +40,7 @@ const CHUNK: u32 = 64u;
 
 var<workgroup> scores: array<f32, 64>;
 var<workgroup> slots: array<u32, 64>;
+var<workgroup> weights: array<f32, 64>;
 
 fn attends(token: Token, s: u32) -> bool {
     if (token.mask_offset == NO_MASK) {
@@ -60,6 +62,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let kv_head = h / (p.n_head / p.n_kv_head);
     let kv_width = p.n_kv_head * p.head_dim;
 
+    // This invocation owns dims lid, lid + 64, …: `dims` of them.
+    let dims = (p.head_dim + 63u - lid) / 64u;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     var running_max = -3.4e38;
     var running_sum = 0.0;
@@ -72,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let k = slot * kv_width + kv_head * p.head_dim;
             var dot = 0.0;
             for (var d = 0u; d < p.head_dim; d++) {
-                dot += qkv[q + d] * k_cache[k + d];
+                dot += qkv[q + d] * f32(k_cache[k + d]);
             }
             score = dot * p.scale;
         }
@@ -85,24 +89,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n; j++) {
             chunk_max = max(chunk_max, scores[j]);
         }
+        // Each invocation weighs its own slot once; all of them then read the weights.
+        let new_max = max(running_max, chunk_max);
+        weights[lid] = select(0.0, exp(score - new_max), score > -3.0e38);
+        workgroupBarrier();
         // A chunk with every slot masked changes nothing.
         if (chunk_max > -3.0e38) {
-            let new_max = max(running_max, chunk_max);
             let rescale = exp(running_max - new_max);
             running_sum *= rescale;
-            for (var i = 0u; i < 4u; i++) {
+            for (var i = 0u; i < dims; i++) {
                 acc[i] *= rescale;
             }
             for (var j = 0u; j < n; j++) {
-                if (scores[j] > -3.0e38) {
-                    let w = exp(scores[j] - new_max);
+                let w = weights[j];
+                if (w > 0.0) {
                     running_sum += w;
                     let v = slots[j] * kv_width + kv_head * p.head_dim;
-                    for (var i = 0u; i < 4u; i++) {
-                        let d = lid + 64u * i;
-                        if (d < p.head_dim) {
-                            acc[i] += w * v_cache[v + d];
-                        }
+                    for (var i = 0u; i < dims; i++) {
+                        acc[i] += w * f32(v_cache[v + lid + 64u * i]);
                     }
                 }
             }
@@ -111,10 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     let o = t * p.n_head * p.head_dim + h * p.head_dim;
-    for (var i = 0u; i < 4u; i++) {
-        let d = lid + 64u * i;
-        if (d < p.head_dim) {
-            out[o + d] = select(0.0, acc[i] / running_sum, running_sum > 0.0);
-        }
+    for (var i = 0u; i < dims; i++) {
+        out[o + lid + 64u * i] = select(0.0, acc[i] / running_sum, running_sum > 0.0);
     }
 }

@@ -26,8 +26,9 @@ struct Token {
 
 @group(0) @binding(0) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> tokens: array<Token>;
-@group(0) @binding(2) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v_cache: array<f32>;
+// KV_T is f16 when the adapter has shader-f16 (half the KV memory), else f32.
+@group(0) @binding(2) var<storage, read_write> k_cache: array<KV_T>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<KV_T>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 fn rotate(base: u32, pair: u32, pos: f32) {
@@ -69,7 +70,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let v_start = k_start + kv_width;
     let dst = token.kv_slot * kv_width;
     for (var i = lid; i < kv_width; i += 64u) {
-        k_cache[dst + i] = qkv[k_start + i];
-        v_cache[dst + i] = qkv[v_start + i];
+        k_cache[dst + i] = KV_T(qkv[k_start + i]);
+        v_cache[dst + i] = KV_T(qkv[v_start + i]);
     }
 }

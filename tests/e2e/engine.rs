@@ -67,8 +67,18 @@ fn tiny_gguf() -> Vec<u8> {
     w.to_bytes()
 }
 
+/// An f32 KV cache, so the GPU can be held to the f32 reference tightly.
 fn capacity() -> Capacity {
-    Capacity { page_size: PAGE, kv_pages: 64, embedding_slots: 8, batch_tokens: 128, batch_outputs: 64, max_top_k: 256, ..Capacity::default() }
+    Capacity {
+        page_size: PAGE,
+        kv_pages: 64,
+        embedding_slots: 8,
+        batch_tokens: 128,
+        batch_outputs: 64,
+        max_top_k: 256,
+        kv_f16: false,
+        ..Capacity::default()
+    }
 }
 
 fn gpu() -> Arc<Gpu> {
@@ -78,13 +88,17 @@ fn gpu() -> Arc<Gpu> {
 
 /// A fresh GPU model and reference over the same tiny model file.
 fn models() -> (Llama, Reference) {
+    models_with(capacity())
+}
+
+fn models_with(capacity: Capacity) -> (Llama, Reference) {
     let path = scratch_dir("tiny-model").join(format!("tiny-{:?}.gguf", std::thread::current().id()));
     std::fs::write(&path, tiny_gguf()).unwrap();
     let file = GgufFile::open(&path).unwrap();
     let config = LlamaConfig::from_gguf(&file).unwrap();
     let tensors = ModelTensors::from_gguf(&file, &config).unwrap();
-    let llama = Llama::load(gpu(), config.clone(), &tensors, capacity(), &|_| {}).unwrap();
-    let reference = Reference::new(config, &tensors, capacity());
+    let llama = Llama::load(gpu(), config.clone(), &tensors, capacity, &|_| {}).unwrap();
+    let reference = Reference::new(config, &tensors, capacity);
     (llama, reference)
 }
 
@@ -154,6 +168,17 @@ fn every_kernel_shape_matches_the_reference() {
         let decode = vec![pass(&[8], 10, &[0, 1, 2], 3), pass(&[1], 2, &[3], 3)];
         assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, TOL);
     }
+}
+
+/// With shader-f16 the KV cache is f16: close to the f32 reference, not equal.
+#[test]
+fn an_f16_kv_cache_stays_close_to_the_reference() {
+    assert!(gpu().shader_f16 || std::env::var("CI").is_err(), "CI's lavapipe has shader-f16");
+    let (mut gpu, mut reference) = models_with(Capacity { kv_f16: true, ..capacity() });
+    let passes = vec![pass(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3], 0, &[0, 1, 2], 2), pass(&[2, 7], 0, &[3], 2)];
+    assert_close(&gpu.forward(&passes).unwrap(), &reference.forward(&passes).unwrap().1, 2e-3);
+    let decode = vec![pass(&[8], 10, &[0, 1, 2], 3)];
+    assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, 2e-3);
 }
 
 #[test]

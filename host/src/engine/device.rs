@@ -21,6 +21,8 @@ pub enum DeviceError {
 pub struct Gpu {
     /// Whether the device has subgroup operations (the decode kernels use them).
     pub subgroups: bool,
+    /// Whether shaders may use f16 (the KV cache is then f16).
+    pub shader_f16: bool,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: AdapterInfo,
@@ -49,7 +51,7 @@ impl Gpu {
             max_storage_buffers_per_shader_stage: supported.max_storage_buffers_per_shader_stage.min(16),
             ..Limits::default()
         };
-        let features = adapter.features() & Features::SUBGROUP;
+        let features = adapter.features() & (Features::SUBGROUP | Features::SHADER_F16);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("crust"),
             required_features: features,
@@ -58,7 +60,14 @@ impl Gpu {
         }))
         .map_err(|source| DeviceError::RequestDevice { adapter: info.name.clone(), source })?;
         tracing::info!(adapter = %info.name, backend = ?info.backend, kind = ?info.device_type, "GPU opened");
-        Ok(Self { subgroups: features.contains(Features::SUBGROUP), device, queue, info, limits })
+        Ok(Self {
+            subgroups: features.contains(Features::SUBGROUP),
+            shader_f16: features.contains(Features::SHADER_F16),
+            device,
+            queue,
+            info,
+            limits,
+        })
     }
 
     /// `name (backend, kind)`, for logs and benchmark reports.

@@ -32,6 +32,11 @@ const REDUCE: &str = shader!("reduce.wgsl");
 const SAMPLE: &str = shader!("sample.wgsl");
 const DISTRIBUTION: &str = shader!("distribution.wgsl");
 
+/// The KV kernels name their cache element type `KV_T`.
+fn with_kv_type(source: &str, half: bool) -> String {
+    if half { format!("enable f16;\n{}", source.replace("KV_T", "f16")) } else { source.replace("KV_T", "f32") }
+}
+
 fn quant_source(ty: TensorType) -> &'static str {
     match ty {
         TensorType::F32 => shader!("quant/f32.wgsl"),
@@ -53,8 +58,9 @@ pub enum Kernel {
     MatVec(TensorType, bool),
     Embed(TensorType),
     RmsNorm,
-    RopeKv,
-    Attention,
+    /// `true`: the KV cache holds f16.
+    RopeKv(bool),
+    Attention(bool),
     Sample,
     Distribution,
 }
@@ -78,8 +84,8 @@ impl Kernel {
                 format!("{loaders}\n{EMBED}")
             }
             Kernel::RmsNorm => RMS_NORM.to_string(),
-            Kernel::RopeKv => ROPE_KV.to_string(),
-            Kernel::Attention => ATTENTION.to_string(),
+            Kernel::RopeKv(half) => with_kv_type(ROPE_KV, half),
+            Kernel::Attention(half) => with_kv_type(ATTENTION, half),
             Kernel::Sample => format!("{REDUCE}\n{SAMPLE}"),
             Kernel::Distribution => format!("{REDUCE}\n{DISTRIBUTION}"),
         }
@@ -299,14 +305,20 @@ mod tests {
     #[test]
     fn every_kernel_validates() {
         use TensorType::*;
-        let mut kernels = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::Sample, Kernel::Distribution];
+        let mut kernels = vec![Kernel::RmsNorm, Kernel::Sample, Kernel::Distribution];
+        for half in [false, true] {
+            kernels.extend([Kernel::RopeKv(half), Kernel::Attention(half)]);
+        }
         for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
             kernels.extend([Kernel::MatMul(ty), Kernel::MatMulTiled(ty), Kernel::MatVec(ty, false), Kernel::MatVec(ty, true), Kernel::Embed(ty)]);
         }
         for kernel in kernels {
+            // `unpack2x16float` (F16 weights) needs only what every wgpu backend has.
+            let base = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
             let capabilities = match kernel {
-                Kernel::MatVec(_, true) => naga::valid::Capabilities::SUBGROUP,
-                _ => naga::valid::Capabilities::empty(),
+                Kernel::MatVec(_, true) => base | naga::valid::Capabilities::SUBGROUP,
+                Kernel::RopeKv(true) | Kernel::Attention(true) => base | naga::valid::Capabilities::SHADER_FLOAT16,
+                _ => base,
             };
             let module = naga::front::wgsl::parse_str(&kernel.source())
                 .unwrap_or_else(|e| panic!("{kernel:?}: {}", e.emit_to_string(&kernel.source())));

@@ -28,6 +28,8 @@ pub struct Capacity {
     pub page_table_entries: u32,
     pub mask_words: u32,
     pub max_top_k: u32,
+    /// Keep the KV cache in f16 when the adapter has shader-f16 (half the memory).
+    pub kv_f16: bool,
 }
 
 impl Default for Capacity {
@@ -41,6 +43,7 @@ impl Default for Capacity {
             page_table_entries: 1 << 16,
             mask_words: 1 << 20,
             max_top_k: 256,
+            kv_f16: true,
         }
     }
 }
@@ -144,7 +147,7 @@ impl KernelShape {
     }
 }
 
-/// Batches with more input rows than this use the tiled (prefill) matrix kernel.
+/// On GPUs, batches with more input rows than this use the tiled (prefill) matrix kernel.
 const TILED_MIN_TOKENS: u32 = 8;
 
 pub struct Llama {
@@ -152,6 +155,8 @@ pub struct Llama {
     pub shape: KernelShape,
     /// Reduce with subgroup operations (when the device has them).
     pub subgroups: bool,
+    /// The KV cache holds f16.
+    kv_half: bool,
     pub capacity: Capacity,
     gpu: Arc<Gpu>,
     kernels: Kernels,
@@ -204,7 +209,8 @@ impl Llama {
         let storage_rw = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let f = 4u64;
         let (tk, out) = (capacity.batch_tokens as u64, capacity.batch_outputs as u64);
-        let kv_bytes = (capacity.kv_pages * capacity.page_size) as u64 * c.kv_width() as u64 * f;
+        let kv_half = capacity.kv_f16 && gpu.shader_f16;
+        let kv_bytes = (capacity.kv_pages * capacity.page_size) as u64 * c.kv_width() as u64 * if kv_half { 2 } else { 4 };
 
         let embed = GpuMatrix::upload(device, &[tensors.embed])?;
         progress(tensors.embed.bytes.len() as u64);
@@ -288,10 +294,10 @@ impl Llama {
                 .map(|l| LayerBindings {
                     attn_norm: bind(device, &auto(Kernel::RmsNorm), "attn_norm", &[&b.x, &l.attn_norm, &b.all_rows, &b.h, &u.norm]),
                     qkv: bind(device, &kernels_matrix, "qkv", &[&l.qkv.quants, &l.qkv.scales, &b.h, &b.qkv, &u.qkv]),
-                    rope: bind(device, &auto(Kernel::RopeKv), "rope_kv", &[&b.qkv, &b.tokens, &l.k_cache, &l.v_cache, &u.rope]),
+                    rope: bind(device, &auto(Kernel::RopeKv(kv_half)), "rope_kv", &[&b.qkv, &b.tokens, &l.k_cache, &l.v_cache, &u.rope]),
                     attention: bind(
                         device,
-                        &auto(Kernel::Attention),
+                        &auto(Kernel::Attention(kv_half)),
                         "attention",
                         &[&b.qkv, &l.k_cache, &l.v_cache, &b.page_table, &b.tokens, &b.masks, &b.attn, &u.attention],
                     ),
@@ -313,6 +319,7 @@ impl Llama {
         };
         Ok(Self {
             shape: KernelShape::for_adapter(&gpu),
+            kv_half,
             subgroups: gpu.subgroups,
             embed_type: embed.ty,
             head_type: head_matrix.ty,
@@ -438,12 +445,11 @@ impl Llama {
         let (shape, subgroups) = (self.shape, self.subgroups && self.gpu.subgroups);
         // The matrix kernel and grid for `n` output rows over `tokens` inputs.
         let matrix = |ty, n: usize, tokens: u32| {
-            if tokens > TILED_MIN_TOKENS {
-                (Kernel::MatMulTiled(ty), rows(n), tokens.div_ceil(8))
-            } else if shape == KernelShape::Gpu {
-                (Kernel::MatVec(ty, subgroups), (n as u32).min(65535), (n as u32).div_ceil(65535))
-            } else {
-                (Kernel::MatMul(ty), rows(n), tokens)
+            match shape {
+                // Barriers are costly on a CPU adapter: one invocation per output, always.
+                KernelShape::Cpu => (Kernel::MatMul(ty), rows(n), tokens),
+                KernelShape::Gpu if tokens > TILED_MIN_TOKENS => (Kernel::MatMulTiled(ty), rows(n), tokens.div_ceil(8)),
+                KernelShape::Gpu => (Kernel::MatVec(ty, subgroups), (n as u32).min(65535), (n as u32).div_ceil(65535)),
             }
         };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
@@ -462,8 +468,8 @@ impl Llama {
             for (l, types) in bg.layers.iter().zip(&self.layer_types) {
                 dispatch((Kernel::RmsNorm, t, 1), &l.attn_norm);
                 dispatch(matrix(types[0], c.qkv_width(), t), &l.qkv);
-                dispatch((Kernel::RopeKv, t, 1), &l.rope);
-                dispatch((Kernel::Attention, c.n_head as u32, t), &l.attention);
+                dispatch((Kernel::RopeKv(self.kv_half), t, 1), &l.rope);
+                dispatch((Kernel::Attention(self.kv_half), c.n_head as u32, t), &l.attention);
                 dispatch(matrix(types[1], c.d_model, t), &l.o);
                 dispatch((Kernel::RmsNorm, t, 1), &l.ffn_norm);
                 dispatch(matrix(types[2], c.d_ff, t), &l.gate_up);
