@@ -12,8 +12,8 @@ use crust::engine::gguf::GgufFile;
 use crust::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors};
 
 const PAGE: u32 = 16;
-const PROMPT: u32 = 32;
-const STEPS: u32 = 16;
+const PROMPT: u32 = 8;
+const STEPS: u32 = 8;
 
 fn pass(tokens: &[u32], start: u32, first_page: u32, outputs: Vec<Output>) -> Pass {
     let end = start + tokens.len() as u32;
@@ -32,11 +32,6 @@ fn greedy(index: u32) -> Vec<Output> {
     vec![Output::Token { index, sampler: Sampler::greedy() }]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let path = models_dir().join(DEFAULT_MODEL_FILE);
     assert!(path.exists(), "{} is missing: run `just fetch-model`", path.display());
@@ -50,19 +45,15 @@ fn main() {
     let token = |i: u32| (i * 7919 + 13) % vocab;
     println!("crust bench-engine: SmolLM2-135M-Instruct Q4_1 on {}, {:?}-shaped kernels, subgroups: {}", gpu.describe(), llama.shape, gpu.subgroups);
 
-    // Prefill: one 512-token prompt.
+    // Prefill: one 512-token prompt (after a short warm-up that compiles the pipelines).
     let prompt: Vec<u32> = (0..512).map(token).collect();
+    llama.forward(&[pass(&prompt[..16], 0, 0, greedy(15))]).unwrap();
+    let start = Instant::now();
     llama.forward(&[pass(&prompt, 0, 0, greedy(511))]).unwrap();
-    let runs: Vec<f64> = (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            llama.forward(&[pass(&prompt, 0, 0, greedy(511))]).unwrap();
-            512.0 / start.elapsed().as_secs_f64()
-        })
-        .collect();
-    println!("prefill 512 tokens   {:>9.1} tok/s", median(runs));
+    let elapsed = start.elapsed().as_secs_f64();
+    println!("prefill 512 tokens   {:>9.1} tok/s   ({elapsed:.2} s)", 512.0 / elapsed);
 
-    // Decode: `batch` sequences, each after a 32-token prompt, one token per step.
+    // Decode: `batch` sequences, each after a short prompt, one token per step.
     let pages_per_seq = (PROMPT + STEPS).div_ceil(PAGE);
     let mut baseline = None;
     for batch in [1u32, 8, 32, 64] {
