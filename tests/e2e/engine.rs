@@ -9,6 +9,7 @@ use crust::engine::device::Gpu;
 use crust::engine::gguf::{GgufFile, GgufWriter, Value};
 use crust::engine::model::{Capacity, KernelShape, Llama, LlamaConfig, ModelTensors, Reference};
 use crust::engine::quant::TensorType::{self, *};
+use crust::engine::service::ModelService;
 use crust_tests::scratch_dir;
 
 const VOCAB: usize = 256;
@@ -372,4 +373,52 @@ fn unsupported_models_are_named_as_such() {
     std::fs::write(&path, bytes).unwrap();
     let error = GgufFile::open(&path).err().expect("refused");
     assert!(error.to_string().contains("tensor `blk.0.ffn_up` has type Q4_K"), "{error}");
+}
+
+/// Passes submitted together from many threads are batched, and each gets
+/// the same answer as it would alone.
+#[test]
+fn the_scheduler_batches_concurrent_passes_without_changing_them() {
+    let (llama, mut reference) = models();
+    let service = ModelService::start("tiny", llama);
+    let passes: Vec<Pass> = (0..16u32).map(|i| pass(&[i, i + 1, 2 * i + 3], 0, &[i], 3)).collect();
+    let receivers: Vec<_> = passes.iter().map(|p| service.submit(p.clone())).collect();
+    let results: Vec<PassResult> = receivers.into_iter().map(|rx| rx.blocking_recv().unwrap().unwrap()).collect();
+    assert_close(&results, &reference.forward(&passes).unwrap().1, TOL);
+    let batches = service.batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(service.batched_passes.load(std::sync::atomic::Ordering::Relaxed), 16);
+    assert!(batches < 16, "16 passes ran in {batches} batches");
+
+    // A bad pass fails alone; its batch neighbours still get their answers.
+    let bad = pass(&[VOCAB as u32 + 5], 0, &[20], 1);
+    let (good_rx, bad_rx) = (service.submit(passes[3].clone()), service.submit(bad));
+    assert!(bad_rx.blocking_recv().unwrap().unwrap_err().to_string().contains("token id 261"));
+    assert!(good_rx.blocking_recv().unwrap().is_ok());
+}
+
+/// Copy-on-write: a continuation on a private copy of a shared partial page
+/// sees the prefix but not what another continuation writes into the original.
+#[test]
+fn a_copied_page_keeps_the_prefix_and_diverges() {
+    let (llama, _) = models();
+    let service = ModelService::start("tiny", llama);
+    let prefix = [11, 12, 13, 14, 15, 16];
+    service.submit(pass(&prefix, 0, &[0, 1], 2)).blocking_recv().unwrap().unwrap();
+    service.copy_page(1, 5);
+    let a = service.submit(pass(&[21, 22], 6, &[0, 1], 4));
+    let b = service.submit(pass(&[31, 32], 6, &[0, 5], 4));
+    let (a, b) = (a.blocking_recv().unwrap().unwrap(), b.blocking_recv().unwrap().unwrap());
+    // Each equals the same continuation computed from scratch on fresh pages.
+    let (_, mut reference) = models();
+    let whole = |tail: [u32; 2]| {
+        let mut p = pass(&[prefix.as_slice(), tail.as_slice()].concat(), 0, &[2, 3], 4);
+        p.outputs.retain(|o| matches!(o, Output::Distribution { index: 6 | 7, .. } | Output::Token { index: 6 | 7, .. }));
+        p
+    };
+    let expect_a = reference.forward(&[whole([21, 22])]).unwrap().1;
+    let (_, mut reference) = models();
+    let expect_b = reference.forward(&[whole([31, 32])]).unwrap().1;
+    let tail_only = |r: &PassResult| PassResult { tokens: r.tokens.clone(), distributions: r.distributions.clone() };
+    assert_close(&[tail_only(&a)], &expect_a, TOL);
+    assert_close(&[tail_only(&b)], &expect_b, TOL);
 }

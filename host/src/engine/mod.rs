@@ -12,4 +12,5 @@ pub mod model;
 pub mod plan;
 pub mod pool;
 pub mod quant;
+pub mod service;
 pub mod tokenizer;

@@ -166,11 +166,11 @@ pub struct Llama {
     buffers: Buffers,
     uniforms: Uniforms,
     bindings: Bindings,
+    layers: Vec<Layer>,
     // Kept alive for the bind groups that use them.
     _embed: GpuMatrix,
     _head: Option<GpuMatrix>,
     _output_norm: wgpu::Buffer,
-    _layers: Vec<Layer>,
 }
 
 fn buffer(device: &wgpu::Device, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
@@ -334,7 +334,7 @@ impl Llama {
             _embed: embed,
             _head: head,
             _output_norm: output_norm,
-            _layers: layers,
+            layers,
         })
     }
 
@@ -548,6 +548,29 @@ impl Llama {
                     .collect(),
             })
             .collect()
+    }
+
+    /// Copies one KV page (every layer's keys and values) onto another: the
+    /// private copy a writer gets of a page others still hold. (A buffer
+    /// cannot be copied onto itself, so it goes through a scratch buffer.)
+    pub fn copy_kv_page(&mut self, from: u32, to: u32) {
+        let element = if self.kv_half { 2 } else { 4 };
+        let bytes = (self.capacity.page_size as usize * self.config.kv_width() * element) as u64;
+        let scratch = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kv_page_copy"),
+            size: bytes * 2 * self.layers.len() as u64,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy_kv_page") });
+        let caches = self.layers.iter().flat_map(|l| [&l.k_cache, &l.v_cache]);
+        for (i, cache) in caches.clone().enumerate() {
+            encoder.copy_buffer_to_buffer(cache, from as u64 * bytes, &scratch, i as u64 * bytes, bytes);
+        }
+        for (i, cache) in caches.enumerate() {
+            encoder.copy_buffer_to_buffer(&scratch, i as u64 * bytes, cache, to as u64 * bytes, bytes);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
