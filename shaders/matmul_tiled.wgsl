@@ -17,7 +17,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> wq: array<u32>;
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
@@ -32,10 +32,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     var acc_up = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     for (var b = 0u; b < blocks; b++) {
-        for (var i = lid; i < 256u; i += 64u) {
-            let t = t0 + i / 32u;
-            xs[i] = select(0.0, x[t * p.x_stride + 32u * b + i % 32u], t < p.tokens);
+        // 8 tokens × 8 vec4s of this block's inputs: one vec4 per invocation.
+        let t = t0 + lid / 8u;
+        var v = vec4<f32>(0.0);
+        if (t < p.tokens) {
+            v = x[(t * p.x_stride + 32u * b) / 4u + lid % 8u];
         }
+        let at = 32u * (lid / 8u) + 4u * (lid % 8u);
+        xs[at] = v.x;
+        xs[at + 1u] = v.y;
+        xs[at + 2u] = v.z;
+        xs[at + 3u] = v.w;
         workgroupBarrier();
         if (row < p.n) {
             let w = dequant_block(row * blocks + b);

@@ -17,7 +17,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> wq: array<u32>;
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 

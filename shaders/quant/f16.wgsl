@@ -19,13 +19,15 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// #dot: what follows needs an input vector `x` bound by the including kernel.
+// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];
+    let xi = xo / 4u;
     var acc = 0.0;
-    for (var w = 0u; w < 16u; w++) {
-        let pair = unpack2x16float(wq[16u * b + w]);
-        acc += pair.x * x[xo + 2u * w] + pair.y * x[xo + 2u * w + 1u];
+    for (var w = 0u; w < 8u; w++) {
+        let a = unpack2x16float(wq[16u * b + 2u * w]);
+        let c = unpack2x16float(wq[16u * b + 2u * w + 1u]);
+        acc += dot(vec4<f32>(a, c), x[xi + w]);
     }
     return acc;
 }

@@ -16,12 +16,14 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// #dot: what follows needs an input vector `x` bound by the including kernel.
+// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];
+    let xi = xo / 4u;
     var acc = 0.0;
-    for (var i = 0u; i < 32u; i++) {
-        acc += bitcast<f32>(wq[32u * b + i]) * x[xo + i];
+    for (var w = 0u; w < 8u; w++) {
+        let q = vec4<f32>(bitcast<f32>(wq[32u * b + 4u * w]), bitcast<f32>(wq[32u * b + 4u * w + 1u]), bitcast<f32>(wq[32u * b + 4u * w + 2u]), bitcast<f32>(wq[32u * b + 4u * w + 3u]));
+        acc += dot(q, x[xi + w]);
     }
     return acc;
 }

@@ -24,22 +24,21 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// #dot: what follows needs an input vector `x` bound by the including kernel.
+// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     let d = ws[2u * b];
     let m = ws[2u * b + 1u];
+    let xi = xo / 4u;
     var acc = 0.0;
     var xsum = 0.0;
     for (var w = 0u; w < 4u; w++) {
         let word = wq[4u * b + w];
-        for (var k = 0u; k < 4u; k++) {
-            let byte = (word >> (8u * k)) & 0xffu;
-            let j = 4u * w + k;
-            let x0 = x[xo + j];
-            let x1 = x[xo + j + 16u];
-            acc += f32(byte & 0xfu) * x0 + f32(byte >> 4u) * x1;
-            xsum += x0 + x1;
-        }
+        let lo = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
+        let hi = vec4<f32>(vec4<u32>(word >> 4u, word >> 12u, word >> 20u, word >> 28u) & vec4<u32>(0xfu));
+        let x0 = x[xi + w];
+        let x1 = x[xi + w + 4u];
+        acc += dot(lo, x0) + dot(hi, x1);
+        xsum += dot(x0 + x1, vec4<f32>(1.0));
     }
     return d * acc + m * xsum;
 }

@@ -18,14 +18,14 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// #dot: what follows needs an input vector `x` bound by the including kernel.
+// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
+    let xi = xo / 4u;
     var acc = 0.0;
     for (var w = 0u; w < 8u; w++) {
         let word = i32(wq[8u * b + w]);
-        let j = xo + 4u * w;
-        acc += f32(extractBits(word, 0u, 8u)) * x[j] + f32(extractBits(word, 8u, 8u)) * x[j + 1u]
-             + f32(extractBits(word, 16u, 8u)) * x[j + 2u] + f32(extractBits(word, 24u, 8u)) * x[j + 3u];
+        let q = vec4<f32>(f32(extractBits(word, 0u, 8u)), f32(extractBits(word, 8u, 8u)), f32(extractBits(word, 16u, 8u)), f32(extractBits(word, 24u, 8u)));
+        acc += dot(q, x[xi + w]);
     }
     return ws[b] * acc;
 }
