@@ -19,12 +19,6 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4i..4i+3 of block b (i < 8).
-fn block_vec4(b: u32, i: u32) -> vec4<f32> {
-    _ = ws[0];
-    return vec4<f32>(unpack2x16float(wq[16u * b + 2u * i]), unpack2x16float(wq[16u * b + 2u * i + 1u]));
-}
-
 // #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];

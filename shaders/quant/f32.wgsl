@@ -16,13 +16,6 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4i..4i+3 of block b (i < 8).
-fn block_vec4(b: u32, i: u32) -> vec4<f32> {
-    _ = ws[0];
-    let o = 32u * b + 4u * i;
-    return vec4<f32>(bitcast<f32>(wq[o]), bitcast<f32>(wq[o + 1u]), bitcast<f32>(wq[o + 2u]), bitcast<f32>(wq[o + 3u]));
-}
-
 // #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];

@@ -24,13 +24,6 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4i..4i+3 of block b (i < 8).
-fn block_vec4(b: u32, i: u32) -> vec4<f32> {
-    let word = wq[4u * b + i % 4u] >> select(0u, 4u, i >= 4u);
-    let q = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
-    return ws[2u * b] * q + vec4<f32>(ws[2u * b + 1u]);
-}
-
 // #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     let d = ws[2u * b];

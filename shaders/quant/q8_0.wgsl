@@ -18,13 +18,6 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4i..4i+3 of block b (i < 8).
-fn block_vec4(b: u32, i: u32) -> vec4<f32> {
-    let word = i32(wq[8u * b + i]);
-    let q = vec4<f32>(f32(extractBits(word, 0u, 8u)), f32(extractBits(word, 8u, 8u)), f32(extractBits(word, 16u, 8u)), f32(extractBits(word, 24u, 8u)));
-    return ws[b] * q;
-}
-
 // #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
 fn block_dot(b: u32, xo: u32) -> f32 {
     let xi = xo / 4u;

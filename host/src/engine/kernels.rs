@@ -50,7 +50,7 @@ fn quant_source(ty: TensorType) -> &'static str {
 /// A kernel variant: the family, and the weight type where the family has several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// One invocation per (row, 8 tokens): best on CPU adapters (lavapipe).
+    /// One invocation per (row, token): best on CPU adapters (lavapipe).
     MatMul(TensorType),
     /// 64 rows × 8 tokens per workgroup: prefill.
     MatMulTiled(TensorType),

@@ -447,7 +447,7 @@ impl Llama {
         let matrix = |ty, n: usize, tokens: u32| {
             match shape {
                 // Barriers are costly on a CPU adapter: one invocation per output, always.
-                KernelShape::Cpu => (Kernel::MatMul(ty), rows(n), tokens.div_ceil(8)),
+                KernelShape::Cpu => (Kernel::MatMul(ty), rows(n), tokens),
                 KernelShape::Gpu if tokens > TILED_MIN_TOKENS => (Kernel::MatMulTiled(ty), rows(n), tokens.div_ceil(8)),
                 KernelShape::Gpu => (Kernel::MatVec(ty, subgroups), (n as u32).min(65535), (n as u32).div_ceil(65535)),
             }
