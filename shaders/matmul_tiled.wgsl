@@ -4,22 +4,7 @@
 // fewer weight reads than one thread per (row, token)). The quant include
 // before this file defines `dequant_block`; modes as in `matmul.wgsl`.
 
-struct Params {
-    k: u32,
-    n: u32,
-    tokens: u32,
-    x_stride: u32,
-    out_stride: u32,
-    out_offset: u32,
-    mode: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> wq: array<u32>;
-@group(0) @binding(1) var<storage, read> ws: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// Params and bindings: `matrix.wgsl`.
 
 const TILE_T: u32 = 8u;
 var<workgroup> xs: array<f32, 256>;

@@ -4,22 +4,7 @@
 // `sum_shared.wgsl`). Rows past 65535 wrap into y. The quant include
 // before this file defines `block_dot`; modes as in `matmul.wgsl`.
 
-struct Params {
-    k: u32,
-    n: u32,
-    tokens: u32,
-    x_stride: u32,
-    out_stride: u32,
-    out_offset: u32,
-    mode: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> wq: array<u32>;
-@group(0) @binding(1) var<storage, read> ws: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// Params and bindings: `matrix.wgsl`.
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 /*SUBGROUP_BUILTINS*/) {

@@ -8,6 +8,7 @@ mod instances;
 mod pie_sdk;
 mod registry;
 mod smollm2;
+mod tokenizer;
 mod wit_spec;
 
 use std::path::Path;

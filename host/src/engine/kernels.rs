@@ -2,8 +2,8 @@
 //! scheme below), their compiled pipelines, and the `Params` each one takes —
 //! `#[repr(C)]` structs that mirror the WGSL structs field for field.
 //!
-//! Includes: a quantized-weight kernel is `shaders/quant/<type>.wgsl` followed
-//! by the kernel; `embed` takes only the part before `// #dot` (it needs no
+//! Includes: a matrix kernel is `shaders/matrix.wgsl` (params and bindings),
+//! `shaders/quant/<type>.wgsl` (block loaders), then the kernel; `embed` takes only the part before `// #dot` (it needs no
 //! input vector). The sampling kernels are `shaders/reduce.wgsl` followed by
 //! the kernel.
 
@@ -19,6 +19,7 @@ macro_rules! shader {
     };
 }
 
+const MATRIX: &str = shader!("matrix.wgsl");
 const MATMUL: &str = shader!("matmul.wgsl");
 const MATMUL_TILED: &str = shader!("matmul_tiled.wgsl");
 const MATVEC: &str = shader!("matvec.wgsl");
@@ -68,11 +69,11 @@ pub enum Kernel {
 impl Kernel {
     fn source(self) -> String {
         match self {
-            Kernel::MatMul(ty) => format!("{}\n{MATMUL}", quant_source(ty)),
-            Kernel::MatMulTiled(ty) => format!("{}\n{MATMUL_TILED}", quant_source(ty)),
-            Kernel::MatVec(ty, false) => format!("{}\n{SUM_SHARED}\n{MATVEC}", quant_source(ty)),
+            Kernel::MatMul(ty) => format!("{MATRIX}\n{}\n{MATMUL}", quant_source(ty)),
+            Kernel::MatMulTiled(ty) => format!("{MATRIX}\n{}\n{MATMUL_TILED}", quant_source(ty)),
+            Kernel::MatVec(ty, false) => format!("{MATRIX}\n{}\n{SUM_SHARED}\n{MATVEC}", quant_source(ty)),
             // The entry point takes the subgroup builtins and hands them to `reduce64`.
-            Kernel::MatVec(ty, true) => format!("{}\n{SUM_SUBGROUP}\n{MATVEC}", quant_source(ty))
+            Kernel::MatVec(ty, true) => format!("{MATRIX}\n{}\n{SUM_SUBGROUP}\n{MATVEC}", quant_source(ty))
                 .replace(
                     "/*SUBGROUP_BUILTINS*/",
                     ", @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32",

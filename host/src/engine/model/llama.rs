@@ -49,6 +49,17 @@ impl Default for Capacity {
 }
 
 impl Capacity {
+    /// What a batch may address in a model with `vocab` tokens.
+    pub fn plan_limits(&self, vocab: u32) -> PlanLimits {
+        PlanLimits {
+            page_size: self.page_size,
+            kv_pages: self.kv_pages,
+            embedding_slots: self.embedding_slots,
+            vocab,
+            max_top_k: self.max_top_k,
+        }
+    }
+
     /// Room in a distribution's output for ties at its k-th probability.
     fn distribution_cap(&self) -> u32 {
         self.max_top_k + 64
@@ -339,13 +350,7 @@ impl Llama {
     }
 
     pub fn plan_limits(&self) -> PlanLimits {
-        PlanLimits {
-            page_size: self.capacity.page_size,
-            kv_pages: self.capacity.kv_pages,
-            embedding_slots: self.capacity.embedding_slots,
-            vocab: self.config.vocab as u32,
-            max_top_k: self.capacity.max_top_k,
-        }
+        self.capacity.plan_limits(self.config.vocab as u32)
     }
 
     /// Runs a batch of passes as one GPU submission.

@@ -86,13 +86,7 @@ impl Reference {
     }
 
     pub fn plan_limits(&self) -> PlanLimits {
-        PlanLimits {
-            page_size: self.capacity.page_size,
-            kv_pages: self.capacity.kv_pages,
-            embedding_slots: self.capacity.embedding_slots,
-            vocab: self.config.vocab as u32,
-            max_top_k: self.capacity.max_top_k,
-        }
+        self.capacity.plan_limits(self.config.vocab as u32)
     }
 
     /// Runs the batch; returns the logits of every row asked for (in plan

@@ -1,0 +1,21 @@
+// The matrix kernels' parameters and bindings (included after the quant
+// loaders, before `matmul.wgsl`, `matmul_tiled.wgsl` or `matvec.wgsl`).
+// Mode 0 stores, mode 1 adds into `out` (the residual stream), mode 2 treats
+// W as [gate; up] stacked (2n rows) and writes silu(gate) * up.
+
+struct Params {
+    k: u32,          // input width (a multiple of 32)
+    n: u32,          // output rows
+    tokens: u32,
+    x_stride: u32,
+    out_stride: u32,
+    out_offset: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> wq: array<u32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
