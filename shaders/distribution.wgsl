@@ -42,16 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let request = requests[wid.x];
     row_base = request.row * p.vocab;
     inv_temp = select(1.0, 1.0 / request.temperature, request.temperature > 0.0);
-    z_max = 0.0;
-    var local_max = -3.4e38;
-    var local_min = 3.4e38;
-    for (var i = lid; i < p.vocab; i += WG) {
-        let v = logits[row_base + i] * inv_temp;
-        local_max = max(local_max, v);
-        local_min = min(local_min, v);
-    }
-    z_max = reduce_max(local_max, lid);
-    let z_min = reduce_min(local_min, lid) - z_max;
+    let z_min = normalize_row(lid);
     let total = mass_at_least(z_min, lid);
     let k = min(request.k, p.vocab);
     let theta = top_k_threshold(f32(k), z_min, lid);

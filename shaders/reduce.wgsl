@@ -36,6 +36,22 @@ fn reduce_min(v: f32, lid: u32) -> f32 {
     return -reduce_max(-v, lid);
 }
 
+// Sets `z_max` to the row's largest scaled logit, so `z_at` is 0 at the top,
+// and returns the smallest `z_at` over the row. The kernel provides `z_at`,
+// `p_vocab` and the private `z_max`.
+fn normalize_row(lid: u32) -> f32 {
+    z_max = 0.0;
+    var local_max = -3.4e38;
+    var local_min = 3.4e38;
+    for (var i = lid; i < p_vocab(); i += WG) {
+        let v = z_at(i);
+        local_max = max(local_max, v);
+        local_min = min(local_min, v);
+    }
+    z_max = reduce_max(local_max, lid);
+    return reduce_min(local_min, lid) - z_max;
+}
+
 // Log-probabilities (up to a constant) are z = logit / temperature - max; a
 // token is kept when z >= theta. These count and weigh the kept tokens.
 fn count_at_least(theta: f32, lid: u32) -> f32 {

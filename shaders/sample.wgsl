@@ -80,16 +80,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     inv_temp = 1.0 / sampler.temperature;
-    z_max = 0.0;
-    var local_max = -3.4e38;
-    var local_min = 3.4e38;
-    for (var i = lid; i < p.vocab; i += WG) {
-        let v = logits[row_base + i] * inv_temp;
-        local_max = max(local_max, v);
-        local_min = min(local_min, v);
-    }
-    z_max = reduce_max(local_max, lid);
-    let z_min = reduce_min(local_min, lid) - z_max;
+    let z_min = normalize_row(lid);
 
     var theta = z_min;
     if (sampler.top_k > 0u && sampler.top_k < p.vocab) {
