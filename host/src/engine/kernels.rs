@@ -92,16 +92,6 @@ impl Kernel {
         }
     }
 
-    /// Workgroup size in x: work is dispatched in these units.
-    pub fn workgroup_width(self) -> u32 {
-        match self {
-            Kernel::Sample | Kernel::Distribution => 256,
-            _ => 64,
-        }
-    }
-}
-
-impl Kernel {
     /// The matrix kernels share one explicit bind-group layout, so a layer's
     /// bind group serves whichever of them a batch needs.
     fn is_matrix(self) -> bool {

@@ -76,12 +76,4 @@ impl Runtime {
     pub fn live_instances(&self) -> usize {
         self.seats.live()
     }
-
-    pub fn host(&self) -> &Arc<HostShared> {
-        &self.host
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }

@@ -33,12 +33,6 @@ pub struct InstanceState {
     pub inferlet: InstanceContext,
 }
 
-impl InstanceState {
-    pub fn table(&mut self) -> &mut ResourceTable {
-        &mut self.table
-    }
-}
-
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

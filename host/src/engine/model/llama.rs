@@ -577,8 +577,4 @@ impl Llama {
         }
         self.gpu.queue.submit([encoder.finish()]);
     }
-
-    pub fn gpu(&self) -> &Arc<Gpu> {
-        &self.gpu
-    }
 }
