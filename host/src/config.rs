@@ -17,10 +17,15 @@
 //! username = "me"                 # basic auth (or CRUST_REGISTRY_USERNAME / _PASSWORD)
 //! password = "secret"
 //!
+//! [providers]                     # the components that serve tokenize (default: the built ones)
+//! tokenize = "/path/to/tokenize_provider.wasm"
+//!
 //! [limits]
 //! wall_time_secs = 300.0          # an instance running longer is stopped
 //! memory_mib = 1024               # linear memory per instance
 //! max_instances = 1024            # instances alive at once
+//! kv_pages_per_instance = 256     # KV pages one instance may hold, per model
+//! embedding_slots_per_instance = 64
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +46,16 @@ pub struct Config {
     pub models: Vec<ModelEntry>,
     #[serde(default)]
     pub registry: crate::oci::RegistryConfig,
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+}
+
+/// Which component serves each provider interface; unset means the one
+/// built with Crust (`just build-components`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    pub tokenize: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,11 +97,15 @@ pub struct LimitsConfig {
     pub wall_time_secs: f64,
     pub memory_mib: u64,
     pub max_instances: usize,
+    /// KV pages one instance may hold at once, on each model.
+    pub kv_pages_per_instance: usize,
+    /// Embedding slots one instance may hold at once, on each model.
+    pub embedding_slots_per_instance: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { wall_time_secs: 300.0, memory_mib: 1024, max_instances: 1024 }
+        Self { wall_time_secs: 300.0, memory_mib: 1024, max_instances: 1024, kv_pages_per_instance: 256, embedding_slots_per_instance: 64 }
     }
 }
 
@@ -134,6 +153,9 @@ impl Config {
         let e = &self.engine;
         if e.page_size == 0 || e.kv_pages == 0 || e.batch_tokens == 0 {
             return Err(ConfigError::Invalid("engine.page_size, engine.kv_pages and engine.batch_tokens must be at least 1".into()));
+        }
+        if let Some(m) = self.models.iter().find(|m| m.name.is_empty() || m.name.contains(['/', '\\', '\0']) || m.name.starts_with('.')) {
+            return Err(ConfigError::Invalid(format!("model name `{}` must be non-empty, not start with `.`, and have no `/`, `\\` or NUL", m.name)));
         }
         if l.max_instances == 0 {
             return Err(ConfigError::Invalid("limits.max_instances must be at least 1".into()));

@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod models;
 pub mod oci;
+pub mod providers;
 pub mod runtime;
 
 /// The host's version, as `runtime.get-version` reports it.

@@ -385,8 +385,8 @@ fn the_scheduler_batches_concurrent_passes_without_changing_them() {
     let receivers: Vec<_> = passes.iter().map(|p| service.submit(p.clone())).collect();
     let results: Vec<PassResult> = receivers.into_iter().map(|rx| rx.blocking_recv().unwrap().unwrap()).collect();
     assert_close(&results, &reference.forward(&passes).unwrap().1, TOL);
-    let batches = service.batches.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(service.batched_passes.load(std::sync::atomic::Ordering::Relaxed), 16);
+    let batches = service.stats.batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(service.stats.batched_passes.load(std::sync::atomic::Ordering::Relaxed), 16);
     assert!(batches < 16, "16 passes ran in {batches} batches");
 
     // A bad pass fails alone; its batch neighbours still get their answers.

@@ -1,17 +1,27 @@
 //! Crust's SDK for inferlets written in Rust.
 //!
 //! The raw `inferlet:core` bindings, generated from the repository's `wit/`,
-//! plus [`entry!`], which exports `inferlet:core/run` from a plain function:
+//! an entry macro with an async executor, and what short programs need:
+//! [`Model`], [`Queue`], [`Tokenizer`] and a [`Context`] that keeps tokens
+//! and KV pages, generates and forks.
 //!
 //! ```ignore
-//! fn run() -> Result<(), String> {
-//!     println!("instance {}", crust_sdk::runtime::get_instance_id());
+//! use crust_sdk::{Context, Model, Sampler, Stop};
+//!
+//! async fn run() -> Result<(), String> {
+//!     let model = Model::first()?;
+//!     let mut ctx = Context::new(&model);
+//!     ctx.fill_message("user", "What is the capital of France?", true)?;
+//!     let stop = Stop { max_tokens: 32, tokens: model.stop_tokens.clone(), ..Stop::default() };
+//!     let answer = ctx.generate(Sampler::Greedy, &stop, |text| print!("{text}")).await?;
+//!     crust_sdk::runtime::set_return(&answer.text);
 //!     Ok(())
 //! }
-//! crust_sdk::entry!(run);
+//! crust_sdk::entry!(async run);
 //! ```
 //!
-//! A WASI command (`fn main`) needs no macro; it may still call the bindings.
+//! A WASI command (`fn main`) needs no macro; it may call
+//! [`block_on`] itself.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -21,11 +31,25 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-pub use inferlet::core::{common, forward, kvs, message, runtime, tokenize};
+mod context;
+mod executor;
+mod model;
 
-/// Exports `inferlet:core/run` from `fn() -> Result<(), String>`.
+pub use context::{Context, Finish, Generation, Sampler, Stop};
+pub use executor::{block_on, join_all, wait_for};
+pub use inferlet::core::{common, forward, kvs, message, runtime, tokenize};
+pub use model::{Model, Queue, Tokenizer};
+
+/// Exports `inferlet:core/run` from `fn() -> Result<(), String>`, or with
+/// `async`, from `async fn() -> Result<(), String>` run on [`block_on`].
 #[macro_export]
 macro_rules! entry {
+    (async $run:path) => {
+        fn __crust_run_sync() -> ::core::result::Result<(), ::std::string::String> {
+            $crate::block_on($run())
+        }
+        $crate::entry!(__crust_run_sync);
+    };
     ($run:path) => {
         struct __CrustInferlet;
         impl $crate::exports::inferlet::core::run::Guest for __CrustInferlet {

@@ -1,21 +1,34 @@
-//! `inferlet:core/common`: models, queues, blobs and KV resources.
+//! `inferlet:core/common`: models, queues, blobs and the KV resource calls.
 //!
-//! Model queries and debug queries answer now; queues, blobs and the KV
-//! resource calls arrive with the engine.
+//! A model is opened on the GPU by its first queue. Resource calls go
+//! through the instance's [`Holdings`] on the queue's model.
 
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
 use super::bindings::inferlet::core::common::{
-    Blob, BlobResult, Host, HostBlob, HostBlobResult, HostDebugQueryResult, HostModel, HostQueue,
-    HostSynchronizationResult, Pointer, Priority, Queue, SynchronizationResult,
+    Host, HostBlob, HostBlobResult, HostDebugQueryResult, HostModel, HostQueue, HostSynchronizationResult, Pointer,
+    Priority,
 };
-use super::not_implemented;
+use super::holdings::{Holdings, kind};
+use crate::engine::service::{self, ModelService, ResourceKind};
+use crate::models::{Model, ModelMetadata};
 use crate::runtime::InstanceState;
 
 /// An instance's handle to one of the host's models.
 pub struct ModelHandle {
-    pub name: String,
+    pub model: Arc<Model>,
+}
+
+/// A command queue on a model: its passes keep their order; its priority
+/// orders them among everyone's waiting work.
+pub struct QueueHandle {
+    pub service_id: u32,
+    pub service: Arc<ModelService>,
+    pub priority: service::Priority,
 }
 
 /// The answer to a debug query; Crust's answers are known at once.
@@ -32,6 +45,74 @@ impl DebugQueryResult {
 #[async_trait::async_trait]
 impl Pollable for DebugQueryResult {
     async fn ready(&mut self) {}
+}
+
+/// Resolves once every pass submitted to the queue before it has run.
+pub struct SynchronizationResult {
+    barrier: Option<oneshot::Receiver<()>>,
+    done: bool,
+}
+
+#[async_trait::async_trait]
+impl Pollable for SynchronizationResult {
+    async fn ready(&mut self) {
+        // Polled and dropped until ready: keep the receiver until it answers.
+        if let Some(barrier) = &mut self.barrier {
+            let _ = barrier.await;
+            self.barrier = None;
+            self.done = true;
+        }
+    }
+}
+
+/// Bytes an inferlet hands around (`blob`).
+pub struct Blob(pub Vec<u8>);
+
+/// A blob on its way; the message provider delivers them.
+pub struct BlobResult {
+    pub blob: Option<Blob>,
+}
+
+#[async_trait::async_trait]
+impl Pollable for BlobResult {
+    async fn ready(&mut self) {}
+}
+
+/// Ends the instance with a message that names the call and the bad value.
+pub(crate) fn misuse<T>(message: String) -> wasmtime::Result<T> {
+    Err(wasmtime::format_err!("{message}"))
+}
+
+impl InstanceState {
+    async fn metadata(&mut self, model: &Resource<ModelHandle>, call: &str) -> wasmtime::Result<Arc<ModelMetadata>> {
+        let model = self.table.get(model)?.model.clone();
+        match model.metadata().await {
+            Ok(metadata) => Ok(metadata),
+            Err(e) => misuse(format!("{call}: {e}")),
+        }
+    }
+
+    /// The instance's holdings on the queue's model.
+    pub(crate) fn holdings(&mut self, queue: &Resource<QueueHandle>) -> wasmtime::Result<&mut Holdings> {
+        let queue = self.table.get(queue)?;
+        let (id, service) = (queue.service_id, queue.service.clone());
+        let quotas = self.inferlet.quotas;
+        Ok(self.inferlet.holdings.entry(id).or_insert_with(|| Holdings::new(service, quotas)))
+    }
+
+    fn resource_call<T>(
+        &mut self,
+        queue: &Resource<QueueHandle>,
+        resource_type: u32,
+        call: &str,
+        f: impl FnOnce(&mut Holdings, ResourceKind) -> Result<T, String>,
+    ) -> wasmtime::Result<T> {
+        let kind = match kind(resource_type, call) {
+            Ok(kind) => kind,
+            Err(e) => return misuse(e),
+        };
+        f(self.holdings(queue)?, kind).or_else(misuse)
+    }
 }
 
 impl HostDebugQueryResult for InstanceState {
@@ -51,37 +132,41 @@ impl HostDebugQueryResult for InstanceState {
 
 impl HostModel for InstanceState {
     async fn get_name(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&this)?.name.clone())
+        Ok(self.table.get(&this)?.model.name.clone())
     }
 
     async fn get_traits(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<Vec<String>> {
-        let name = &self.table.get(&this)?.name;
-        Ok(self.inferlet.host.models.get(name).map(|m| m.traits.clone()).unwrap_or_default())
+        Ok(self.table.get(&this)?.model.traits.clone())
     }
 
     async fn get_description(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<String> {
-        let name = &self.table.get(&this)?.name;
-        Ok(self.inferlet.host.models.get(name).map(|m| m.description.clone()).unwrap_or_default())
+        Ok(self.table.get(&this)?.model.description.clone())
     }
 
-    async fn get_prompt_template(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<String> {
-        not_implemented("common.model.get-prompt-template")
+    async fn get_prompt_template(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<String> {
+        Ok(self.metadata(&this, "common.model.get-prompt-template").await?.prompt_template.clone())
     }
 
-    async fn get_stop_tokens(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<Vec<String>> {
-        not_implemented("common.model.get-stop-tokens")
+    async fn get_stop_tokens(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.metadata(&this, "common.model.get-stop-tokens").await?.stop_tokens.clone())
     }
 
-    async fn get_service_id(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<u32> {
-        not_implemented("common.model.get-service-id")
+    async fn get_service_id(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&this)?.model.service_id)
     }
 
-    async fn get_kv_page_size(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<u32> {
-        not_implemented("common.model.get-kv-page-size")
+    async fn get_kv_page_size(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&this)?.model.page_size)
     }
 
-    async fn create_queue(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<Resource<Queue>> {
-        not_implemented("common.model.create-queue")
+    async fn create_queue(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<Resource<QueueHandle>> {
+        let model = self.table.get(&this)?.model.clone();
+        let service = match model.service().await {
+            Ok(service) => service,
+            Err(e) => return misuse(format!("common.model.create-queue: {e}")),
+        };
+        let queue = QueueHandle { service_id: model.service_id, service, priority: service::Priority::Normal };
+        Ok(self.table.push(queue)?)
     }
 
     async fn drop(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<()> {
@@ -91,105 +176,148 @@ impl HostModel for InstanceState {
 }
 
 impl HostQueue for InstanceState {
-    async fn get_service_id(&mut self, _: Resource<Queue>) -> wasmtime::Result<u32> {
-        not_implemented("common.queue.get-service-id")
+    async fn get_service_id(&mut self, this: Resource<QueueHandle>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&this)?.service_id)
     }
 
-    async fn synchronize(&mut self, _: Resource<Queue>) -> wasmtime::Result<Resource<SynchronizationResult>> {
-        not_implemented("common.queue.synchronize")
+    async fn synchronize(&mut self, this: Resource<QueueHandle>) -> wasmtime::Result<Resource<SynchronizationResult>> {
+        let barrier = self.table.get(&this)?.service.barrier();
+        Ok(self.table.push(SynchronizationResult { barrier: Some(barrier), done: false })?)
     }
 
-    async fn set_priority(&mut self, _: Resource<Queue>, _: Priority) -> wasmtime::Result<()> {
-        not_implemented("common.queue.set-priority")
+    async fn set_priority(&mut self, this: Resource<QueueHandle>, priority: Priority) -> wasmtime::Result<()> {
+        self.table.get_mut(&this)?.priority = match priority {
+            Priority::Low => service::Priority::Low,
+            Priority::Normal => service::Priority::Normal,
+            Priority::High => service::Priority::High,
+        };
+        Ok(())
     }
 
-    async fn debug_query(&mut self, _: Resource<Queue>, _: String) -> wasmtime::Result<Resource<DebugQueryResult>> {
-        not_implemented("common.queue.debug-query")
+    async fn debug_query(&mut self, this: Resource<QueueHandle>, query: String) -> wasmtime::Result<Resource<DebugQueryResult>> {
+        let answer = self.queue_debug_answer(&this, query.trim())?;
+        Ok(self.table.push(DebugQueryResult::ready(answer))?)
     }
 
-    async fn drop(&mut self, _: Resource<Queue>) -> wasmtime::Result<()> {
-        not_implemented("common.queue.drop")
+    async fn drop(&mut self, this: Resource<QueueHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl InstanceState {
+    /// The queue's debug queries: `ping`, `kv-pages`, `batches`.
+    fn queue_debug_answer(&mut self, queue: &Resource<QueueHandle>, query: &str) -> wasmtime::Result<String> {
+        let service = self.table.get(queue)?.service.clone();
+        Ok(match query {
+            "ping" => "pong".into(),
+            "kv-pages" => {
+                let held = self.holdings(queue)?.held(ResourceKind::KvPage);
+                let free = service.free_pages();
+                format!("held {held}, free {free}, total {}", service.capacity.kv_pages)
+            }
+            "batches" => {
+                let s = &service.stats;
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                format!("batches {}, passes {}, tokens {}", load(&s.batches), load(&s.batched_passes), load(&s.batched_tokens))
+            }
+            other => format!("unknown debug query `{other}`; known: ping, kv-pages, batches"),
+        })
     }
 }
 
 impl HostBlob for InstanceState {
-    async fn new(&mut self, _: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
-        not_implemented("common.blob.constructor")
+    async fn new(&mut self, init: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
+        Ok(self.table.push(Blob(init))?)
     }
 
-    async fn read(&mut self, _: Resource<Blob>, _: u64, _: u64) -> wasmtime::Result<Vec<u8>> {
-        not_implemented("common.blob.read")
+    async fn read(&mut self, this: Resource<Blob>, offset: u64, n: u64) -> wasmtime::Result<Vec<u8>> {
+        let bytes = &self.table.get(&this)?.0;
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(n as usize).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
     }
 
-    async fn size(&mut self, _: Resource<Blob>) -> wasmtime::Result<u64> {
-        not_implemented("common.blob.size")
+    async fn size(&mut self, this: Resource<Blob>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.0.len() as u64)
     }
 
-    async fn drop(&mut self, _: Resource<Blob>) -> wasmtime::Result<()> {
-        not_implemented("common.blob.drop")
+    async fn drop(&mut self, this: Resource<Blob>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
     }
 }
 
 impl HostBlobResult for InstanceState {
-    async fn pollable(&mut self, _: Resource<BlobResult>) -> wasmtime::Result<Resource<DynPollable>> {
-        not_implemented("common.blob-result.pollable")
+    async fn pollable(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
     }
 
-    async fn get(&mut self, _: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
-        not_implemented("common.blob-result.get")
+    async fn get(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
+        match self.table.get_mut(&this)?.blob.take() {
+            Some(blob) => Ok(Some(self.table.push(blob)?)),
+            None => Ok(None),
+        }
     }
 
-    async fn drop(&mut self, _: Resource<BlobResult>) -> wasmtime::Result<()> {
-        not_implemented("common.blob-result.drop")
+    async fn drop(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
     }
 }
 
 impl HostSynchronizationResult for InstanceState {
-    async fn pollable(&mut self, _: Resource<SynchronizationResult>) -> wasmtime::Result<Resource<DynPollable>> {
-        not_implemented("common.synchronization-result.pollable")
+    async fn pollable(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
     }
 
-    async fn get(&mut self, _: Resource<SynchronizationResult>) -> wasmtime::Result<Option<bool>> {
-        not_implemented("common.synchronization-result.get")
+    async fn get(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<Option<bool>> {
+        let sync = self.table.get_mut(&this)?;
+        if !sync.done {
+            if let Some(barrier) = &mut sync.barrier {
+                if barrier.try_recv().is_ok() {
+                    sync.barrier = None;
+                    sync.done = true;
+                }
+            }
+        }
+        Ok(sync.done.then_some(true))
     }
 
-    async fn drop(&mut self, _: Resource<SynchronizationResult>) -> wasmtime::Result<()> {
-        not_implemented("common.synchronization-result.drop")
+    async fn drop(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
     }
 }
 
 impl Host for InstanceState {
-    async fn allocate_resources(&mut self, _: Resource<Queue>, _: u32, _: u32) -> wasmtime::Result<Vec<Pointer>> {
-        not_implemented("common.allocate-resources")
+    async fn allocate_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, count: u32) -> wasmtime::Result<Vec<Pointer>> {
+        self.resource_call(&queue, resource_type, "common.allocate-resources", |h, kind| h.allocate(kind, count))
     }
 
-    async fn deallocate_resources(&mut self, _: Resource<Queue>, _: u32, _: Vec<Pointer>) -> wasmtime::Result<()> {
-        not_implemented("common.deallocate-resources")
+    async fn deallocate_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, ptrs: Vec<Pointer>) -> wasmtime::Result<()> {
+        self.resource_call(&queue, resource_type, "common.deallocate-resources", |h, kind| h.deallocate(kind, &ptrs))
     }
 
-    async fn get_all_exported_resources(
-        &mut self,
-        _: Resource<Queue>,
-        _: u32,
-    ) -> wasmtime::Result<Vec<(String, u32)>> {
-        not_implemented("common.get-all-exported-resources")
+    async fn get_all_exported_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32) -> wasmtime::Result<Vec<(String, u32)>> {
+        self.resource_call(&queue, resource_type, "common.get-all-exported-resources", |h, kind| Ok(h.exports(kind)))
     }
 
-    async fn release_exported_resources(&mut self, _: Resource<Queue>, _: u32, _: String) -> wasmtime::Result<()> {
-        not_implemented("common.release-exported-resources")
+    async fn release_exported_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, name: String) -> wasmtime::Result<()> {
+        self.resource_call(&queue, resource_type, "common.release-exported-resources", |h, kind| h.release_export(kind, &name))
     }
 
     async fn export_resources(
         &mut self,
-        _: Resource<Queue>,
-        _: u32,
-        _: Vec<Pointer>,
-        _: String,
+        queue: Resource<QueueHandle>,
+        resource_type: u32,
+        ptrs: Vec<Pointer>,
+        name: String,
     ) -> wasmtime::Result<()> {
-        not_implemented("common.export-resources")
+        self.resource_call(&queue, resource_type, "common.export-resources", |h, kind| h.export(kind, &ptrs, &name))
     }
 
-    async fn import_resources(&mut self, _: Resource<Queue>, _: u32, _: String) -> wasmtime::Result<Vec<Pointer>> {
-        not_implemented("common.import-resources")
+    async fn import_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, name: String) -> wasmtime::Result<Vec<Pointer>> {
+        self.resource_call(&queue, resource_type, "common.import-resources", |h, kind| h.import(kind, &name))
     }
 }

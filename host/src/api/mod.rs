@@ -3,7 +3,8 @@
 
 pub mod bindings;
 pub mod common;
-mod forward;
+pub mod forward;
+pub mod holdings;
 mod kvs;
 mod message;
 mod pie_optional;

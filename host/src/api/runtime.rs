@@ -26,7 +26,7 @@ impl Host for InstanceState {
 
     async fn get_model(&mut self, name: String) -> wasmtime::Result<Option<Resource<ModelHandle>>> {
         let Some(model) = self.inferlet.host.models.get(&name) else { return Ok(None) };
-        let handle = ModelHandle { name: model.name.clone() };
+        let handle = ModelHandle { model: model.clone() };
         Ok(Some(self.table.push(handle)?))
     }
 

@@ -1,32 +1,59 @@
-//! `inferlet:core/tokenize`: arrives with the tokenize provider component.
+//! `inferlet:core/tokenize`: forwarded to the tokenize provider component.
+
+use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::bindings::inferlet::core::tokenize::{Host, HostTokenizer, Tokenizer};
-use super::common::ModelHandle;
-use super::not_implemented;
+use super::bindings::inferlet::core::tokenize::{Host, HostTokenizer};
+use super::common::{ModelHandle, misuse};
+use crate::providers::tokenize::{TokenizeProvider, TokenizerHandle};
 use crate::runtime::InstanceState;
 
+impl InstanceState {
+    fn tokenize_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<TokenizeProvider>>> + Send + 'static {
+        let host = self.inferlet.host.clone();
+        async move { host.tokenize_provider().await.or_else(|e| misuse(format!("{call}: {e}"))) }
+    }
+}
+
 impl HostTokenizer for InstanceState {
-    async fn tokenize(&mut self, _: Resource<Tokenizer>, _: String) -> wasmtime::Result<Vec<u32>> {
-        not_implemented("tokenize.tokenizer.tokenize")
+    async fn tokenize(&mut self, this: Resource<TokenizerHandle>, text: String) -> wasmtime::Result<Vec<u32>> {
+        const CALL: &str = "tokenize.tokenizer.tokenize";
+        let provider = self.tokenize_provider(CALL).await?;
+        provider.tokenize(self.table.get_mut(&this)?, &text).await.or_else(|e| misuse(format!("{CALL}: {e}")))
     }
 
-    async fn detokenize(&mut self, _: Resource<Tokenizer>, _: Vec<u32>) -> wasmtime::Result<String> {
-        not_implemented("tokenize.tokenizer.detokenize")
+    async fn detokenize(&mut self, this: Resource<TokenizerHandle>, tokens: Vec<u32>) -> wasmtime::Result<String> {
+        const CALL: &str = "tokenize.tokenizer.detokenize";
+        let provider = self.tokenize_provider(CALL).await?;
+        provider.detokenize(self.table.get_mut(&this)?, &tokens).await.or_else(|e| misuse(format!("{CALL}: {e}")))
     }
 
-    async fn get_vocabs(&mut self, _: Resource<Tokenizer>) -> wasmtime::Result<(Vec<u32>, Vec<Vec<u8>>)> {
-        not_implemented("tokenize.tokenizer.get-vocabs")
+    async fn get_vocabs(&mut self, this: Resource<TokenizerHandle>) -> wasmtime::Result<(Vec<u32>, Vec<Vec<u8>>)> {
+        const CALL: &str = "tokenize.tokenizer.get-vocabs";
+        let provider = self.tokenize_provider(CALL).await?;
+        provider.get_vocabs(self.table.get_mut(&this)?).await.or_else(|e| misuse(format!("{CALL}: {e}")))
     }
 
-    async fn drop(&mut self, _: Resource<Tokenizer>) -> wasmtime::Result<()> {
-        not_implemented("tokenize.tokenizer.drop")
+    async fn drop(&mut self, this: Resource<TokenizerHandle>) -> wasmtime::Result<()> {
+        let handle = self.table.delete(this)?;
+        let host = self.inferlet.host.clone();
+        if let Ok(provider) = host.tokenize_provider().await {
+            provider.release(handle).await;
+        }
+        Ok(())
     }
 }
 
 impl Host for InstanceState {
-    async fn get_tokenizer(&mut self, _: Resource<ModelHandle>) -> wasmtime::Result<Resource<Tokenizer>> {
-        not_implemented("tokenize.get-tokenizer")
+    async fn get_tokenizer(&mut self, model: Resource<ModelHandle>) -> wasmtime::Result<Resource<TokenizerHandle>> {
+        const CALL: &str = "tokenize.get-tokenizer";
+        let model = self.table.get(&model)?.model.clone();
+        // Name a bad model file here, at the call that needs it.
+        if let Err(e) = model.metadata().await {
+            return misuse(format!("{CALL}: {e}"));
+        }
+        self.tokenize_provider(CALL).await?;
+        Ok(self.table.push(TokenizerHandle::new(model))?)
     }
 }

@@ -33,8 +33,7 @@ pub(crate) fn find(config: &Config, name: Option<&str>) -> anyhow::Result<ModelE
 }
 
 pub(crate) fn capacity(config: &Config) -> Capacity {
-    let e = &config.engine;
-    Capacity { page_size: e.page_size, kv_pages: e.kv_pages, batch_tokens: e.batch_tokens, ..Capacity::default() }
+    crate::models::engine_capacity(config)
 }
 
 pub(crate) fn load(config: &Config, name: Option<&str>) -> anyhow::Result<LoadedModel> {

@@ -2,17 +2,22 @@
 //! scheduler over the passes every instance submits, plus the reference-
 //! counted KV pages and embedding slots those passes use.
 //!
-//! Scheduling: passes run in submission order; everything waiting when the
-//! GPU frees up goes into the next batch, up to its capacity (work-
-//! conserving). A page copy (copy-on-write) is ordered with the passes.
+//! Scheduling: everything waiting when the GPU frees up goes into the next
+//! batch (work-conserving), up to its capacity. When more waits than fits,
+//! high priority goes first, but never ahead of an earlier pass of the same
+//! owner: a pass sees the KV of every pass its owner submitted before it.
+//! A page copy (copy-on-write) runs after every pass submitted before it; a
+//! barrier resolves once every pass submitted before it has run.
 
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
 
 use super::batch::{BatchError, Output, Pass, PassResult};
-use super::model::Llama;
+use super::model::{Capacity, Llama};
+use super::plan::PlanLimits;
 use super::pool::{IdPool, PoolExhausted};
 
 /// Ids (KV pages or embedding slots) held by reference count: an id goes back
@@ -59,9 +64,105 @@ impl SharedPool {
     }
 }
 
+/// The two kinds of resources an inferlet allocates (`resource-type` 0 and 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    KvPage = 0,
+    EmbeddingSlot = 1,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 2] = [ResourceKind::KvPage, ResourceKind::EmbeddingSlot];
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ExportError {
+    #[error("the export name `{0}` is already in use")]
+    NameInUse(String),
+    #[error("nothing is exported under `{0}`")]
+    Unknown(String),
+}
+
+/// A model's pools and the names its shared resources are exported under.
+/// Each export name holds one reference to every id it names.
+pub struct Resources {
+    pools: [SharedPool; 2],
+    exports: [BTreeMap<String, Vec<u32>>; 2],
+}
+
+impl Resources {
+    pub fn new(kv_pages: u32, embedding_slots: u32) -> Self {
+        Self {
+            pools: [SharedPool::new("KV pages", kv_pages), SharedPool::new("embedding slots", embedding_slots)],
+            exports: Default::default(),
+        }
+    }
+
+    pub fn pool(&mut self, kind: ResourceKind) -> &mut SharedPool {
+        &mut self.pools[kind as usize]
+    }
+
+    pub fn export(&mut self, kind: ResourceKind, name: &str, ids: &[u32]) -> Result<(), ExportError> {
+        let k = kind as usize;
+        if self.exports[k].contains_key(name) {
+            return Err(ExportError::NameInUse(name.into()));
+        }
+        ids.iter().for_each(|&id| self.pools[k].retain(id));
+        self.exports[k].insert(name.into(), ids.to_vec());
+        Ok(())
+    }
+
+    /// The exported ids, each now with one more holder (the importer).
+    pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, ExportError> {
+        let k = kind as usize;
+        let ids = self.exports[k].get(name).ok_or_else(|| ExportError::Unknown(name.into()))?.clone();
+        ids.iter().for_each(|&id| self.pools[k].retain(id));
+        Ok(ids)
+    }
+
+    pub fn release_export(&mut self, kind: ResourceKind, name: &str) -> Result<(), ExportError> {
+        let k = kind as usize;
+        let ids = self.exports[k].remove(name).ok_or_else(|| ExportError::Unknown(name.into()))?;
+        ids.iter().for_each(|&id| self.pools[k].release(id));
+        Ok(())
+    }
+
+    /// Export names with how many ids each holds.
+    pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {
+        self.exports[kind as usize].iter().map(|(name, ids)| (name.clone(), ids.len() as u32)).collect()
+    }
+}
+
+/// Who submitted a pass, and how urgent it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Submitter {
+    /// Passes of one owner (an instance) keep their submission order.
+    pub owner: u64,
+    pub priority: Priority,
+}
+
+pub type PassReply = oneshot::Receiver<Result<PassResult, BatchError>>;
+
 enum Job {
-    Forward { pass: Pass, reply: oneshot::Sender<Result<PassResult, BatchError>> },
+    Forward { pass: Pass, by: Submitter, reply: oneshot::Sender<Result<PassResult, BatchError>> },
     CopyPage { from: u32, to: u32 },
+    Barrier { reply: oneshot::Sender<()> },
+}
+
+/// What the scheduler has done so far (how much batching happened).
+#[derive(Default)]
+pub struct ServiceStats {
+    pub batches: AtomicU64,
+    pub batched_passes: AtomicU64,
+    pub batched_tokens: AtomicU64,
 }
 
 /// A loaded model behind its scheduler thread. Cheap to share in an `Arc`.
@@ -69,41 +170,43 @@ pub struct ModelService {
     pub name: String,
     pub page_size: u32,
     pub vocab: u32,
-    pub pages: Mutex<SharedPool>,
-    pub slots: Mutex<SharedPool>,
+    pub limits: PlanLimits,
+    pub capacity: Capacity,
+    pub resources: Mutex<Resources>,
     jobs: Mutex<mpsc::Sender<Job>>,
-    /// Batches run so far, and the passes in them (how much batching happened).
-    pub batches: Arc<AtomicU64>,
-    pub batched_passes: Arc<AtomicU64>,
+    pub stats: Arc<ServiceStats>,
 }
 
 impl ModelService {
     pub fn start(name: &str, llama: Llama) -> Arc<Self> {
         let capacity = llama.capacity;
         let (tx, rx) = mpsc::channel();
-        let batches = Arc::new(AtomicU64::new(0));
-        let batched_passes = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(ServiceStats::default());
         let service = Arc::new(Self {
             name: name.to_string(),
             page_size: capacity.page_size,
             vocab: llama.config.vocab as u32,
-            pages: Mutex::new(SharedPool::new("KV pages", capacity.kv_pages)),
-            slots: Mutex::new(SharedPool::new("embedding slots", capacity.embedding_slots)),
+            limits: llama.plan_limits(),
+            capacity,
+            resources: Mutex::new(Resources::new(capacity.kv_pages, capacity.embedding_slots)),
             jobs: Mutex::new(tx),
-            batches: batches.clone(),
-            batched_passes: batched_passes.clone(),
+            stats: stats.clone(),
         });
         std::thread::Builder::new()
             .name(format!("crust-engine-{name}"))
-            .spawn(move || schedule(llama, rx, &batches, &batched_passes))
+            .spawn(move || Scheduler::new(llama, stats).run(rx))
             .expect("spawning the engine thread");
         service
     }
 
     /// Queues a pass; the receiver resolves when its batch has run.
-    pub fn submit(&self, pass: Pass) -> oneshot::Receiver<Result<PassResult, BatchError>> {
+    pub fn submit(&self, pass: Pass) -> PassReply {
+        self.submit_by(pass, Submitter::default())
+    }
+
+    pub fn submit_by(&self, pass: Pass, by: Submitter) -> PassReply {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::Forward { pass, reply });
+        self.send(Job::Forward { pass, by, reply });
         rx
     }
 
@@ -112,65 +215,148 @@ impl ModelService {
         self.send(Job::CopyPage { from, to });
     }
 
+    /// Resolves once every pass submitted before it has run.
+    pub fn barrier(&self) -> oneshot::Receiver<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Barrier { reply });
+        rx
+    }
+
+    /// KV pages not held by anyone.
+    pub fn free_pages(&self) -> usize {
+        self.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count()
+    }
+
     fn send(&self, job: Job) {
         // The thread only ends when the service is dropped.
         let _ = self.jobs.lock().unwrap().send(job);
     }
 }
 
+struct Waiting {
+    seq: u64,
+    pass: Pass,
+    by: Submitter,
+    reply: oneshot::Sender<Result<PassResult, BatchError>>,
+}
+
+struct Scheduler {
+    llama: Llama,
+    stats: Arc<ServiceStats>,
+    waiting: VecDeque<Waiting>,
+    /// Barriers with the sequence number they wait behind.
+    barriers: Vec<(u64, oneshot::Sender<()>)>,
+    next_seq: u64,
+}
+
+impl Scheduler {
+    fn new(llama: Llama, stats: Arc<ServiceStats>) -> Self {
+        Self { llama, stats, waiting: VecDeque::new(), barriers: Vec::new(), next_seq: 0 }
+    }
+
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        loop {
+            if self.waiting.is_empty() {
+                // Idle: block for the next job.
+                let Ok(job) = jobs.recv() else { return };
+                self.accept(job);
+            }
+            while let Ok(job) = jobs.try_recv() {
+                self.accept(job);
+            }
+            self.run_next_batch();
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match job {
+            Job::Forward { pass, by, reply } => self.waiting.push_back(Waiting { seq, pass, by, reply }),
+            Job::CopyPage { from, to } => {
+                // Everything before the copy runs first: it may write the source page.
+                while !self.waiting.is_empty() {
+                    self.run_next_batch();
+                }
+                self.llama.copy_kv_page(from, to);
+            }
+            Job::Barrier { reply } => {
+                self.barriers.push((seq, reply));
+                self.resolve_barriers();
+            }
+        }
+    }
+
+    /// Answers every barrier with nothing submitted before it still waiting.
+    fn resolve_barriers(&mut self) {
+        let oldest_waiting = self.waiting.iter().map(|w| w.seq).min().unwrap_or(u64::MAX);
+        let (done, still): (Vec<_>, Vec<_>) = self.barriers.drain(..).partition(|(seq, _)| *seq < oldest_waiting);
+        self.barriers = still;
+        done.into_iter().for_each(|(_, reply)| { let _ = reply.send(()); });
+    }
+
+    fn run_next_batch(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let batch = self.take_batch();
+        let (passes, replies): (Vec<Pass>, Vec<_>) = batch.into_iter().map(|w| (w.pass, w.reply)).unzip();
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
+        self.stats.batched_tokens.fetch_add(passes.iter().map(|p| p.inputs.len() as u64).sum(), Ordering::Relaxed);
+        tracing::debug!(passes = passes.len(), waiting = self.waiting.len(), "batch");
+        match self.llama.forward(&passes) {
+            Ok(results) => replies.into_iter().zip(results).for_each(|(reply, r)| drop(reply.send(Ok(r)))),
+            // One bad pass must not fail its neighbours: run each alone to find it.
+            Err(BatchError::Invalid { .. }) if passes.len() > 1 => {
+                for (pass, reply) in passes.into_iter().zip(replies) {
+                    let result = self.llama.forward(std::slice::from_ref(&pass)).map(|mut r| r.remove(0));
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
+        }
+        self.resolve_barriers();
+    }
+
+    /// The next batch: high priority first, each owner's passes in order, up
+    /// to the batch's capacity (a pass too big for any batch goes alone, and
+    /// the engine names the problem).
+    fn take_batch(&mut self) -> Vec<Waiting> {
+        let capacity = self.llama.capacity;
+        let mut order: Vec<usize> = (0..self.waiting.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.waiting[i].by.priority)); // stable: FIFO within a priority
+        let (mut tokens, mut outputs) = (0usize, 0usize);
+        let mut chosen = vec![false; self.waiting.len()];
+        let mut blocked: HashSet<u64> = HashSet::new();
+        for i in order {
+            let w = &self.waiting[i];
+            if blocked.contains(&w.by.owner) {
+                continue;
+            }
+            // An earlier pass of the same owner still waiting: keep the order.
+            let earlier_waits = self.waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.owner == w.by.owner);
+            let (t, o) = tokens_and_outputs(&w.pass);
+            let fits = tokens + t <= capacity.batch_tokens as usize && outputs + o <= capacity.batch_outputs as usize;
+            if earlier_waits || (!fits && tokens > 0) {
+                blocked.insert(w.by.owner);
+                continue;
+            }
+            chosen[i] = true;
+            tokens += t;
+            outputs += o;
+        }
+        let mut batch = Vec::new();
+        let mut rest = VecDeque::new();
+        for (w, chosen) in self.waiting.drain(..).zip(chosen) {
+            if chosen { batch.push(w) } else { rest.push_back(w) }
+        }
+        self.waiting = rest;
+        batch
+    }
+}
+
 fn tokens_and_outputs(pass: &Pass) -> (usize, usize) {
     let outputs = pass.outputs.iter().filter(|o| !matches!(o, Output::Embedding { .. })).count();
     (pass.inputs.len(), outputs)
-}
-
-type Waiting = Vec<(Pass, oneshot::Sender<Result<PassResult, BatchError>>)>;
-
-fn schedule(mut llama: Llama, jobs: mpsc::Receiver<Job>, batches: &AtomicU64, batched_passes: &AtomicU64) {
-    let capacity = llama.capacity;
-    let mut pending: Waiting = Vec::new();
-    // Block for the first job, then take everything else already waiting.
-    while let Ok(first) = jobs.recv() {
-        let (mut tokens, mut outputs) = (0usize, 0usize);
-        for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
-            match job {
-                Job::CopyPage { from, to } => {
-                    run_batch(&mut llama, &mut pending, batches, batched_passes);
-                    (tokens, outputs) = (0, 0);
-                    llama.copy_kv_page(from, to);
-                }
-                Job::Forward { pass, reply } => {
-                    let (t, o) = tokens_and_outputs(&pass);
-                    if !pending.is_empty() && (tokens + t > capacity.batch_tokens as usize || outputs + o > capacity.batch_outputs as usize) {
-                        run_batch(&mut llama, &mut pending, batches, batched_passes);
-                        (tokens, outputs) = (0, 0);
-                    }
-                    tokens += t;
-                    outputs += o;
-                    pending.push((pass, reply));
-                }
-            }
-        }
-        run_batch(&mut llama, &mut pending, batches, batched_passes);
-    }
-}
-
-fn run_batch(llama: &mut Llama, pending: &mut Waiting, batches: &AtomicU64, batched_passes: &AtomicU64) {
-    if pending.is_empty() {
-        return;
-    }
-    let (passes, replies): (Vec<Pass>, Vec<_>) = pending.drain(..).unzip();
-    batches.fetch_add(1, Ordering::Relaxed);
-    batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
-    tracing::debug!(passes = passes.len(), "batch");
-    match llama.forward(&passes) {
-        Ok(results) => replies.into_iter().zip(results).for_each(|(reply, r)| drop(reply.send(Ok(r)))),
-        // One bad pass must not fail its neighbours: run each alone to find it.
-        Err(BatchError::Invalid { .. }) if passes.len() > 1 => {
-            for (pass, reply) in passes.into_iter().zip(replies) {
-                let result = llama.forward(std::slice::from_ref(&pass)).map(|mut r| r.remove(0));
-                let _ = reply.send(result);
-            }
-        }
-        Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
-    }
 }

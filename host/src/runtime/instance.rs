@@ -96,6 +96,9 @@ impl Runtime {
                 arguments: launch.arguments,
                 return_value: None,
                 host: self.host.clone(),
+                owner: NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                holdings: Default::default(),
+                quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -103,6 +106,8 @@ impl Runtime {
         store
     }
 }
+
+static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 enum EntryError {
     Instantiate(String),

@@ -28,7 +28,7 @@ use program::ProgramCache;
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
-    programs: ProgramCache,
+    programs: Arc<ProgramCache>,
     limits: LimitsConfig,
     seats: Arc<InstanceSeats>,
     host: Arc<HostShared>,
@@ -37,11 +37,8 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        Self::with_models(config, ModelRegistry::default())
-    }
-
-    pub fn with_models(config: &Config, models: ModelRegistry) -> anyhow::Result<Self> {
         config.validate()?;
+        let models = ModelRegistry::from_config(config);
         let mut engine_config = EngineConfig::new();
         engine_config
             .wasm_component_model(true)
@@ -51,14 +48,22 @@ impl Runtime {
         let engine = Engine::new(&engine_config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
         crate::api::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
+        let programs = Arc::new(ProgramCache::new(&engine, config.cache_dir()));
+        let providers = state::Providers {
+            engine: engine.clone(),
+            programs: programs.clone(),
+            tokenize_path: crate::providers::locate(config.providers.tokenize.as_deref(), crate::providers::tokenize::COMPONENT_FILE),
+            tokenizers_dir: config.cache_dir().join("tokenizers"),
+            tokenize: Default::default(),
+        };
         Ok(Self {
-            programs: ProgramCache::new(&engine, config.cache_dir()),
+            programs,
             _epoch: EpochTicker::start(&engine),
             engine,
             linker,
             limits: config.limits.clone(),
             seats: InstanceSeats::new(config.limits.max_instances),
-            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models }),
+            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models, providers }),
         })
     }
 
@@ -70,6 +75,11 @@ impl Runtime {
     pub fn load_program_file(&self, path: &Path) -> Result<Arc<Program>, ProgramError> {
         let bytes = std::fs::read(path).map_err(|source| ProgramError::Read { path: path.into(), source })?;
         self.load_program(&bytes)
+    }
+
+    /// The models inferlets can use, in order.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.host.models
     }
 
     /// Instances alive right now.

@@ -100,6 +100,12 @@ impl ProgramCache {
         Ok(program)
     }
 
+    /// A component compiled (or taken from the disk cache), not linked: for providers.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, ProgramError> {
+        check_component_header(bytes)?;
+        Ok(self.component(blake3::hash(bytes), bytes)?.0)
+    }
+
     fn artifact_path(&self, hash: &blake3::Hash) -> PathBuf {
         self.dir.join("programs").join(format!("{}-{}.cwasm", hash.to_hex(), self.engine_key))
     }

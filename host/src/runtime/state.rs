@@ -1,5 +1,6 @@
 //! What one instance's `Store` holds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -7,12 +8,43 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::{LimitExceeded, MemoryLimiter};
+use crate::api::holdings::Holdings;
+use super::program::ProgramCache;
 use crate::models::ModelRegistry;
+use crate::providers::tokenize::TokenizeProvider;
 
 /// Host-wide state every instance can read.
 pub struct HostShared {
     pub version: String,
     pub models: ModelRegistry,
+    pub(crate) providers: Providers,
+}
+
+/// The provider components, instantiated on first use.
+pub(crate) struct Providers {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) programs: Arc<ProgramCache>,
+    pub(crate) tokenize_path: Result<std::path::PathBuf, String>,
+    pub(crate) tokenizers_dir: std::path::PathBuf,
+    pub(crate) tokenize: tokio::sync::OnceCell<Result<Arc<TokenizeProvider>, String>>,
+}
+
+impl HostShared {
+    /// The tokenize provider; an error says which component and what is wrong.
+    pub async fn tokenize_provider(&self) -> Result<Arc<TokenizeProvider>, String> {
+        let p = &self.providers;
+        p.tokenize
+            .get_or_init(|| async {
+                let path = p.tokenize_path.clone()?;
+                let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let component = p.programs.compile(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                TokenizeProvider::new(&p.engine, component, p.tokenizers_dir.clone())
+                    .map(Arc::new)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .await
+            .clone()
+    }
 }
 
 /// Per-instance state behind the `inferlet:core` interfaces.
@@ -21,6 +53,12 @@ pub struct InstanceContext {
     pub arguments: Vec<String>,
     pub return_value: Option<String>,
     pub host: Arc<HostShared>,
+    /// Orders this instance's passes among everyone's (unique per process).
+    pub owner: u64,
+    /// What the instance holds on each model it opened a queue on, by service id.
+    pub holdings: HashMap<u32, Holdings>,
+    /// KV pages and embedding slots one instance may hold per model.
+    pub quotas: [usize; 2],
 }
 
 pub struct InstanceState {

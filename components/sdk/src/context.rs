@@ -1,0 +1,240 @@
+//! A generation context: the tokens so far, their KV pages, and what is
+//! filled but not yet run. Forks share full pages; dropping the last holder
+//! of a page gives it back to the host.
+
+use std::rc::Rc;
+
+use crate::executor::wait_for;
+use crate::forward;
+use crate::model::{Model, Queue};
+
+/// Most tokens one forward pass carries (the engine's batch holds 512 by default).
+const MAX_PASS_TOKENS: usize = 256;
+
+/// How to pick each next token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    Greedy,
+    /// Sample from softmax(logits / temperature), optionally cut to the top k,
+    /// to the top p of probability mass, or to tokens above min p × the top one.
+    Sample { temperature: f32, top_k: Option<u32>, top_p: Option<f32>, min_p: Option<f32> },
+}
+
+/// When generation ends.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub max_tokens: usize,
+    /// Token ids that end generation (e.g. the model's end-of-turn).
+    pub tokens: Vec<u32>,
+    /// Texts that end generation; the text is cut before them.
+    pub strings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// A stop token or string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish: Finish,
+}
+
+struct Page {
+    queue: Queue,
+    pointer: u32,
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.queue.free_pages(&[self.pointer]);
+    }
+}
+
+pub struct Context {
+    pub model: Model,
+    queue: Queue,
+    pages: Vec<Rc<Page>>,
+    /// Tokens whose KV is in `pages`.
+    tokens: Vec<u32>,
+    /// Tokens filled but not yet run through the model.
+    pending: Vec<u32>,
+}
+
+impl Context {
+    pub fn new(model: &Model) -> Self {
+        Self { model: model.clone(), queue: model.queue(), pages: vec![], tokens: vec![], pending: vec![] }
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Every token: run and pending.
+    pub fn all_tokens(&self) -> Vec<u32> {
+        [self.tokens.as_slice(), &self.pending].concat()
+    }
+
+    pub fn fill(&mut self, text: &str) {
+        let ids = self.model.tokenizer.tokenize(text);
+        self.pending.extend(ids);
+    }
+
+    pub fn fill_tokens(&mut self, ids: &[u32]) {
+        self.pending.extend_from_slice(ids);
+    }
+
+    /// One chat message through the model's template; `add_generation_prompt`
+    /// opens the assistant's turn after it.
+    pub fn fill_message(&mut self, role: &str, content: &str, add_generation_prompt: bool) -> Result<(), String> {
+        let text = self.model.render_chat(&[(role, content)], add_generation_prompt)?;
+        self.fill(&text);
+        Ok(())
+    }
+
+    /// Builds a pass that appends `new` after the run tokens, growing the pages.
+    fn pass(&mut self, new: &[u32]) -> forward::ForwardPass {
+        let page_size = self.model.page_size as usize;
+        let start = self.tokens.len();
+        let total = start + new.len();
+        let needed = total.div_ceil(page_size);
+        if needed > self.pages.len() {
+            let more = self.queue.allocate_pages((needed - self.pages.len()) as u32);
+            self.pages.extend(more.into_iter().map(|pointer| Rc::new(Page { queue: self.queue.clone(), pointer })));
+        }
+        let pass = forward::create_forward_pass(&self.queue.inner);
+        let positions: Vec<u32> = (start as u32..total as u32).collect();
+        forward::input_tokens(&pass, new, &positions);
+        let pointers: Vec<u32> = self.pages.iter().map(|p| p.pointer).collect();
+        forward::kv_cache(&pass, &pointers, ((total - 1) % page_size + 1) as u32);
+        self.tokens.extend_from_slice(new);
+        pass
+    }
+
+    /// Runs every pending token but the last `keep` through the model.
+    async fn run_pending(&mut self, keep: usize) {
+        let n = self.pending.len().saturating_sub(keep);
+        let run: Vec<u32> = self.pending.drain(..n).collect();
+        for chunk in run.chunks(MAX_PASS_TOKENS) {
+            let pass = self.pass(chunk);
+            // Nothing to read back; later passes see this one's KV regardless.
+            let _ = pass.execute();
+        }
+    }
+
+    /// Runs every pending token through the model (their KV is then shared by forks).
+    pub async fn flush(&mut self) {
+        self.run_pending(0).await;
+    }
+
+    /// Runs the pending tokens and returns the next token; it is not filled.
+    pub async fn decode_step(&mut self, sampler: Sampler) -> Result<u32, String> {
+        let last = self.pending_tail(MAX_PASS_TOKENS).await?;
+        let pass = self.pass(&last);
+        let index = [last.len() as u32 - 1];
+        match sampler {
+            Sampler::Greedy => forward::output_tokens(&pass, &index, 0.0),
+            Sampler::Sample { temperature: t, top_k, top_p, min_p } => match (top_k, top_p, min_p) {
+                (_, _, Some(min_p)) => forward::output_tokens_min_p(&pass, &index, t, min_p),
+                (Some(k), Some(p), None) => forward::output_tokens_top_k_top_p(&pass, &index, t, k, p),
+                (Some(k), None, None) => forward::output_tokens_top_k(&pass, &index, t, k),
+                (None, Some(p), None) => forward::output_tokens_top_p(&pass, &index, t, p),
+                (None, None, None) => forward::output_tokens(&pass, &index, t),
+            },
+        }
+        let result = pass.execute().ok_or("the pass asked for a token but returned no result")?;
+        wait_for(result.pollable()).await;
+        result.get_tokens().and_then(|t| t.first().copied()).ok_or_else(|| "the pass returned no token".into())
+    }
+
+    /// Runs the pending tokens and returns the next token's distribution:
+    /// the `top_k` most likely ids and their probabilities, highest first.
+    pub async fn next_distribution(&mut self, top_k: u32) -> Result<(Vec<u32>, Vec<f32>), String> {
+        let last = self.pending_tail(MAX_PASS_TOKENS).await?;
+        let pass = self.pass(&last);
+        forward::output_distributions(&pass, &[last.len() as u32 - 1], 1.0, Some(top_k));
+        let result = pass.execute().ok_or("the pass asked for a distribution but returned no result")?;
+        wait_for(result.pollable()).await;
+        result.get_distributions().and_then(|mut d| d.pop()).ok_or_else(|| "the pass returned no distribution".into())
+    }
+
+    /// Runs all but the last `most` pending tokens, and takes the rest.
+    async fn pending_tail(&mut self, most: usize) -> Result<Vec<u32>, String> {
+        if self.pending.is_empty() {
+            return Err("nothing to decode from: fill the context first".into());
+        }
+        self.run_pending(most).await;
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Generates until `stop`; `on_text` gets the text as it grows (whole
+    /// characters only). The last token is left filled, so the context can go on.
+    pub async fn generate(&mut self, sampler: Sampler, stop: &Stop, mut on_text: impl FnMut(&str)) -> Result<Generation, String> {
+        let mut generated = Vec::new();
+        let mut shown = 0;
+        let mut text = String::new();
+        let finish = loop {
+            if generated.len() >= stop.max_tokens {
+                break Finish::Length;
+            }
+            let token = self.decode_step(sampler).await?;
+            self.pending.push(token);
+            if stop.tokens.contains(&token) {
+                break Finish::Stop;
+            }
+            generated.push(token);
+            text = self.model.tokenizer.detokenize(&generated);
+            if let Some(cut) = stop.strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(cut);
+                if cut > shown {
+                    on_text(&text[shown..]);
+                }
+                return Ok(Generation { tokens: generated, text, finish: Finish::Stop });
+            }
+            // Hold back a partial character, and any text a stop string may still start with.
+            let held = held_back(&text, &stop.strings);
+            if held > shown {
+                on_text(&text[shown..held]);
+                shown = held;
+            }
+        };
+        if text.len() > shown {
+            on_text(&text[shown..]);
+        }
+        Ok(Generation { tokens: generated, text, finish })
+    }
+
+    /// A context with the same tokens that shares this one's full pages; the
+    /// partial page's tokens are run again on the fork's own page.
+    pub fn fork(&self) -> Context {
+        let page_size = self.model.page_size as usize;
+        let full = self.tokens.len() / page_size;
+        let shared = full * page_size;
+        Context {
+            model: self.model.clone(),
+            queue: self.queue.clone(),
+            pages: self.pages[..full].to_vec(),
+            tokens: self.tokens[..shared].to_vec(),
+            pending: [&self.tokens[shared..], self.pending.as_slice()].concat(),
+        }
+    }
+}
+
+/// How much of `text` is safe to show: up to the last whole character, and
+/// before any suffix that could be the start of a stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut end = text.trim_end_matches('\u{fffd}').len();
+    for stop in stops {
+        for (i, _) in stop.char_indices().skip(1) {
+            if text[..end].ends_with(&stop[..i]) {
+                end = end.min(text.len() - i);
+            }
+        }
+    }
+    end
+}

@@ -1,0 +1,96 @@
+//! Models, their queues and tokenizers.
+
+use std::rc::Rc;
+
+use crate::{common, runtime, tokenize};
+
+/// A model the host serves, with what a program needs to talk to it.
+#[derive(Clone)]
+pub struct Model {
+    pub(crate) inner: Rc<common::Model>,
+    pub name: String,
+    pub page_size: u32,
+    /// The model's chat template (Jinja), rendered one message at a time.
+    pub prompt_template: String,
+    /// Token ids that end a turn.
+    pub stop_tokens: Vec<u32>,
+    pub tokenizer: Tokenizer,
+}
+
+impl Model {
+    /// The host's first model (the default one).
+    pub fn first() -> Result<Model, String> {
+        let name = runtime::get_all_models().into_iter().next().ok_or("the host serves no models")?;
+        Self::by_name(&name)
+    }
+
+    pub fn by_name(name: &str) -> Result<Model, String> {
+        let inner = runtime::get_model(name).ok_or_else(|| format!("no model named `{name}`"))?;
+        let tokenizer = Tokenizer { inner: Rc::new(tokenize::get_tokenizer(&inner)) };
+        let stop_tokens = inner.get_stop_tokens().iter().flat_map(|t| tokenizer.tokenize(t)).collect();
+        Ok(Model {
+            name: inner.get_name(),
+            page_size: inner.get_kv_page_size(),
+            prompt_template: inner.get_prompt_template(),
+            stop_tokens,
+            tokenizer,
+            inner: Rc::new(inner),
+        })
+    }
+
+    /// A new command queue: its passes run in order, batched with everyone else's.
+    pub fn queue(&self) -> Queue {
+        Queue { inner: Rc::new(self.inner.create_queue()) }
+    }
+
+    /// Renders chat messages with the model's template.
+    pub fn render_chat(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String, String> {
+        let messages: Vec<_> = messages.iter().map(|(role, content)| minijinja::context! { role, content }).collect();
+        let env = minijinja::Environment::new();
+        env.render_str(&self.prompt_template, minijinja::context! { messages, add_generation_prompt, begin_of_sequence => false })
+            .map_err(|e| format!("rendering the chat template: {e}"))
+    }
+}
+
+/// A command queue on a model.
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) inner: Rc<common::Queue>,
+}
+
+impl Queue {
+    pub fn set_priority(&self, priority: common::Priority) {
+        self.inner.set_priority(priority);
+    }
+
+    /// Resolves once every pass submitted to this queue before it has run.
+    pub async fn synchronize(&self) {
+        let result = self.inner.synchronize();
+        crate::executor::wait_for(result.pollable()).await;
+    }
+
+    pub fn allocate_pages(&self, n: u32) -> Vec<u32> {
+        common::allocate_resources(&self.inner, 0, n)
+    }
+
+    pub fn free_pages(&self, pages: &[u32]) {
+        common::deallocate_resources(&self.inner, 0, pages);
+    }
+}
+
+/// Text ↔ token ids for one model.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: Rc<tokenize::Tokenizer>,
+}
+
+impl Tokenizer {
+    /// Special tokens written in the text become their ids; no BOS is added.
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.inner.tokenize(text)
+    }
+
+    pub fn detokenize(&self, tokens: &[u32]) -> String {
+        self.inner.detokenize(tokens)
+    }
+}
