@@ -64,6 +64,7 @@ impl Future for WaitFor {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.pollable.ready() {
+            self.forget();
             return Poll::Ready(());
         }
         WAITING.with(|w| {
@@ -74,6 +75,20 @@ impl Future for WaitFor {
             }
         });
         Poll::Pending
+    }
+}
+
+impl WaitFor {
+    /// Takes the pollable off the waiting list: its parent resource may go
+    /// away once this future is done.
+    fn forget(&self) {
+        WAITING.with(|w| w.borrow_mut().retain(|(p, _)| !Rc::ptr_eq(p, &self.pollable)));
+    }
+}
+
+impl Drop for WaitFor {
+    fn drop(&mut self) {
+        self.forget();
     }
 }
 
