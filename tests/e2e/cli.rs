@@ -17,7 +17,7 @@ fn hello_prints_identity_and_returns_a_value() {
     assert_eq!(id.len(), 36, "instance id is a UUID: {id}");
     assert_eq!(lines[1], format!("runtime {}", crust::VERSION));
     assert_eq!(lines[2], r#"arguments ["one", "two words"]"#);
-    assert_eq!(lines[3], "models []");
+    assert_eq!(lines[3], format!("models [\"{}\"]", crust::config::DEFAULT_MODEL_NAME), "the configured models, none loaded yet");
     assert_eq!(lines[4], "ping pong");
     assert_eq!(lines[5], "hello after 2 argument(s)", "the return value is printed last");
     assert_eq!(lines.len(), 6);

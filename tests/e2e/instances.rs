@@ -8,7 +8,7 @@ use crust::runtime::{InstanceError, LimitExceeded, ProgramOrigin};
 use crust_tests::{inferlet, run_instance, runtime};
 
 fn limits(wall_time_secs: f64, memory_mib: u64, max_instances: usize) -> LimitsConfig {
-    LimitsConfig { wall_time_secs, memory_mib, max_instances }
+    LimitsConfig { wall_time_secs, memory_mib, max_instances, ..LimitsConfig::default() }
 }
 
 /// Runs `fault` and, once it is under way, `hello`; returns both results.

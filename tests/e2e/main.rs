@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod every_inferlet_tested;
 mod instances;
+mod model_interfaces;
 mod pie_sdk;
 mod registry;
 mod smollm2;
@@ -45,4 +46,3 @@ pub fn crust(args: &[&str], cache_dir: &Path) -> CliRun {
         .expect("spawning crust")
         .into()
 }
-

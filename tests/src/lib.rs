@@ -44,11 +44,17 @@ pub struct InstanceRun {
     pub stderr: String,
 }
 
-/// Runs `inferlet` to completion in `runtime`, collecting its output.
-pub async fn run_instance(runtime: &Runtime, inferlet: &Path, arguments: &[&str]) -> InstanceRun {
+/// Runs `inferlet` to completion in `runtime`, collecting its output. The
+/// arguments are copied, so the future borrows only the runtime and path.
+pub fn run_instance<'a>(runtime: &'a Runtime, inferlet: &'a Path, arguments: &[&str]) -> impl Future<Output = InstanceRun> + use<'a> {
+    let arguments: Vec<String> = arguments.iter().map(|s| s.to_string()).collect();
+    async move { run_owned(runtime, inferlet, arguments).await }
+}
+
+async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>) -> InstanceRun {
     let program = runtime.load_program_file(inferlet).expect("loading the inferlet");
     let (sink, mut rx) = OutputSink::channel();
-    let launch = Launch { arguments: arguments.iter().map(|s| s.to_string()).collect(), output: Some(sink), instance_id: None };
+    let launch = Launch { arguments, output: Some(sink), instance_id: None };
     let outcome = runtime.run(&program, launch).await;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Ok(OutputChunk { stream, bytes }) = rx.try_recv() {

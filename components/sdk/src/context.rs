@@ -166,7 +166,9 @@ impl Context {
     /// Runs all but the last `most` pending tokens, and takes the rest.
     async fn pending_tail(&mut self, most: usize) -> Result<Vec<u32>, String> {
         if self.pending.is_empty() {
-            return Err("nothing to decode from: fill the context first".into());
+            // Everything is run: run the last token again for its logits (same KV).
+            let last = self.tokens.pop().ok_or("nothing to decode from: fill the context first")?;
+            self.pending.push(last);
         }
         self.run_pending(most).await;
         Ok(std::mem::take(&mut self.pending))
@@ -213,7 +215,11 @@ impl Context {
     /// partial page's tokens are run again on the fork's own page.
     pub fn fork(&self) -> Context {
         let page_size = self.model.page_size as usize;
-        let full = self.tokens.len() / page_size;
+        let mut full = self.tokens.len() / page_size;
+        // The fork needs a token to decode from; it must not rewrite a shared page.
+        if self.pending.is_empty() && full > 0 && full * page_size == self.tokens.len() {
+            full -= 1;
+        }
         let shared = full * page_size;
         Context {
             model: self.model.clone(),
