@@ -299,7 +299,8 @@ impl Scheduler {
         if self.waiting.is_empty() {
             return;
         }
-        let batch = self.take_batch();
+        let capacity = self.llama.capacity;
+        let batch = take_batch(&mut self.waiting, capacity.batch_tokens as usize, capacity.batch_outputs as usize);
         let (passes, replies): (Vec<Pass>, Vec<_>) = batch.into_iter().map(|w| (w.pass, w.reply)).unzip();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
@@ -318,45 +319,121 @@ impl Scheduler {
         }
         self.resolve_barriers();
     }
+}
 
-    /// The next batch: high priority first, each owner's passes in order, up
-    /// to the batch's capacity (a pass too big for any batch goes alone, and
-    /// the engine names the problem).
-    fn take_batch(&mut self) -> Vec<Waiting> {
-        let capacity = self.llama.capacity;
-        let mut order: Vec<usize> = (0..self.waiting.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.waiting[i].by.priority)); // stable: FIFO within a priority
-        let (mut tokens, mut outputs) = (0usize, 0usize);
-        let mut chosen = vec![false; self.waiting.len()];
-        let mut blocked: HashSet<u64> = HashSet::new();
-        for i in order {
-            let w = &self.waiting[i];
-            if blocked.contains(&w.by.owner) {
-                continue;
-            }
-            // An earlier pass of the same owner still waiting: keep the order.
-            let earlier_waits = self.waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.owner == w.by.owner);
-            let (t, o) = tokens_and_outputs(&w.pass);
-            let fits = tokens + t <= capacity.batch_tokens as usize && outputs + o <= capacity.batch_outputs as usize;
-            if earlier_waits || (!fits && tokens > 0) {
-                blocked.insert(w.by.owner);
-                continue;
-            }
-            chosen[i] = true;
-            tokens += t;
-            outputs += o;
+/// The next batch: high priority first, each owner's passes in order, up to
+/// the batch's capacity (a pass too big for any batch goes alone, and the
+/// engine names the problem). The rest stay waiting, in order.
+fn take_batch(waiting: &mut VecDeque<Waiting>, batch_tokens: usize, batch_outputs: usize) -> Vec<Waiting> {
+    let mut order: Vec<usize> = (0..waiting.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(waiting[i].by.priority)); // stable: FIFO within a priority
+    let (mut tokens, mut outputs) = (0usize, 0usize);
+    let mut chosen = vec![false; waiting.len()];
+    let mut blocked: HashSet<u64> = HashSet::new();
+    for i in order {
+        let w = &waiting[i];
+        if blocked.contains(&w.by.owner) {
+            continue;
         }
-        let mut batch = Vec::new();
-        let mut rest = VecDeque::new();
-        for (w, chosen) in self.waiting.drain(..).zip(chosen) {
-            if chosen { batch.push(w) } else { rest.push_back(w) }
+        // An earlier pass of the same owner still waiting: this one waits too.
+        if waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.owner == w.by.owner) {
+            continue;
         }
-        self.waiting = rest;
-        batch
+        let (t, o) = tokens_and_outputs(&w.pass);
+        if tokens > 0 && (tokens + t > batch_tokens || outputs + o > batch_outputs) {
+            // Nothing later of this owner may overtake it.
+            blocked.insert(w.by.owner);
+            continue;
+        }
+        chosen[i] = true;
+        tokens += t;
+        outputs += o;
     }
+    let mut batch = Vec::new();
+    let mut rest = VecDeque::new();
+    for (w, chosen) in waiting.drain(..).zip(chosen) {
+        if chosen { batch.push(w) } else { rest.push_back(w) }
+    }
+    *waiting = rest;
+    batch
 }
 
 fn tokens_and_outputs(pass: &Pass) -> (usize, usize) {
     let outputs = pass.outputs.iter().filter(|o| !matches!(o, Output::Embedding { .. })).count();
     (pass.inputs.len(), outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::batch::{Input, Sampler};
+
+    fn waiting(seq: u64, owner: u64, priority: Priority, tokens: usize) -> Waiting {
+        let pass = Pass {
+            inputs: vec![Input::Token(1); tokens],
+            outputs: vec![Output::Token { index: 0, sampler: Sampler::greedy() }],
+            ..Pass::default()
+        };
+        Waiting { seq, pass, by: Submitter { owner, priority }, reply: oneshot::channel().0 }
+    }
+
+    fn seqs(batch: &[Waiting]) -> Vec<u64> {
+        batch.iter().map(|w| w.seq).collect()
+    }
+
+    #[test]
+    fn everything_that_fits_goes_in_submission_order() {
+        let mut q: VecDeque<_> = (0..4).map(|i| waiting(i, i, Priority::Normal, 2)).collect();
+        assert_eq!(seqs(&take_batch(&mut q, 100, 100)), [0, 1, 2, 3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn high_priority_goes_first_when_not_everything_fits() {
+        let mut q: VecDeque<_> = [
+            waiting(0, 1, Priority::Low, 4),
+            waiting(1, 2, Priority::Normal, 4),
+            waiting(2, 3, Priority::High, 4),
+        ]
+        .into();
+        assert_eq!(seqs(&take_batch(&mut q, 8, 100)), [1, 2]);
+        assert_eq!(seqs(&take_batch(&mut q, 8, 100)), [0]);
+    }
+
+    #[test]
+    fn an_owners_passes_keep_their_order_whatever_their_priority() {
+        // Owner 1's high-priority pass waits behind its own earlier low one.
+        let mut q: VecDeque<_> = [
+            waiting(0, 1, Priority::Low, 4),
+            waiting(1, 2, Priority::Normal, 4),
+            waiting(2, 1, Priority::High, 4),
+        ]
+        .into();
+        assert_eq!(seqs(&take_batch(&mut q, 4, 100)), [1]);
+        assert_eq!(seqs(&take_batch(&mut q, 4, 100)), [0]);
+        assert_eq!(seqs(&take_batch(&mut q, 4, 100)), [2]);
+    }
+
+    #[test]
+    fn a_pass_larger_than_a_batch_goes_alone() {
+        let mut q: VecDeque<_> = [waiting(0, 1, Priority::Normal, 10), waiting(1, 2, Priority::Normal, 1)].into();
+        assert_eq!(seqs(&take_batch(&mut q, 8, 100)), [0]);
+        assert_eq!(seqs(&take_batch(&mut q, 8, 100)), [1]);
+    }
+
+    #[test]
+    fn exports_hold_pages_until_released() {
+        let mut r = Resources::new(4, 1);
+        let ids = r.pool(ResourceKind::KvPage).allocate(2).unwrap();
+        r.export(ResourceKind::KvPage, "p", &ids).unwrap();
+        assert_eq!(r.export(ResourceKind::KvPage, "p", &ids), Err(ExportError::NameInUse("p".into())));
+        ids.iter().for_each(|&id| r.pool(ResourceKind::KvPage).release(id));
+        assert_eq!(r.pool(ResourceKind::KvPage).free_count(), 2, "the export still holds both");
+        let imported = r.import(ResourceKind::KvPage, "p").unwrap();
+        assert!(r.pool(ResourceKind::KvPage).is_shared(imported[0]));
+        r.release_export(ResourceKind::KvPage, "p").unwrap();
+        assert_eq!(r.exports(ResourceKind::KvPage), vec![]);
+        imported.iter().for_each(|&id| r.pool(ResourceKind::KvPage).release(id));
+        assert_eq!(r.pool(ResourceKind::KvPage).free_count(), 4);
+    }
 }
