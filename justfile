@@ -57,8 +57,7 @@ build: build-components
 
 # The main job on a fresh machine: set up, fetch the model, build, answer a question on the GPU.
 demo: setup fetch-model build
-    target/release/crust run {{wasm}}/hello.wasm -- hello from crust
-    target/release/crust generate --prompt "What is the capital of France?"
+    target/release/crust run {{wasm}}/text_completion.wasm -- --prompt "What is the capital of France?"
 
 # Run an inferlet: `just run path/to/inferlet.wasm -- args…`
 run *ARGS: build
@@ -76,5 +75,9 @@ bench-runtime: build-components
 bench-engine: setup fetch-model
     cargo bench -p crust-tests --bench engine
 
+# Aggregate decode tokens/s of 1, 8 and 32 concurrent text-completion inferlets, host time per step, and the cost against the raw engine.
+bench-serving: setup fetch-model build-components
+    cargo bench -p crust-tests --bench serving
+
 # Every benchmark.
-bench: bench-runtime bench-engine
+bench: bench-runtime bench-engine bench-serving
