@@ -79,5 +79,9 @@ bench-engine: setup fetch-model
 bench-serving: setup fetch-model build-components
     cargo bench -p crust-tests --bench serving
 
+# Provider costs: kvs calls (disk and memory), tokenize vs native tokenizers, launch with and without providers.
+bench-providers: setup fetch-model build-components
+    cargo bench -p crust-tests --bench providers
+
 # Every benchmark.
-bench: bench-runtime bench-engine bench-serving
+bench: bench-runtime bench-engine bench-serving bench-providers

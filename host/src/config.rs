@@ -17,8 +17,11 @@
 //! username = "me"                 # basic auth (or CRUST_REGISTRY_USERNAME / _PASSWORD)
 //! password = "secret"
 //!
-//! [providers]                     # the components that serve tokenize (default: the built ones)
+//! data_dir = "/var/lib/crust"     # provider data (the kvs store); default: $CRUST_DATA_DIR or the user data dir
+//!
+//! [providers]                     # the components that serve tokenize and kvs (default: the built ones)
 //! tokenize = "/path/to/tokenize_provider.wasm"
+//! kvs = "/path/to/kvs_provider.wasm"
 //!
 //! [limits]
 //! wall_time_secs = 300.0          # an instance running longer is stopped
@@ -38,6 +41,8 @@ use serde::Deserialize;
 pub struct Config {
     /// Where compiled programs are kept between runs.
     pub cache_dir: Option<PathBuf>,
+    /// Where providers keep data (the kvs store).
+    pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
@@ -56,6 +61,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ProvidersConfig {
     pub tokenize: Option<PathBuf>,
+    pub kvs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +176,15 @@ impl Config {
         } else {
             self.models.clone()
         }
+    }
+
+    /// Provider data (the kvs store): the config's, else `$CRUST_DATA_DIR`, else the user's data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| std::env::var_os("CRUST_DATA_DIR").map(PathBuf::from))
+            .or_else(|| dirs::data_dir().map(|d| d.join("crust")))
+            .unwrap_or_else(|| PathBuf::from(".crust-data"))
     }
 
     /// The compiled-program cache: the config's, else `$CRUST_CACHE_DIR`, else the user's cache dir.

@@ -7,6 +7,7 @@ mod every_inferlet_tested;
 mod instances;
 mod model_interfaces;
 mod pie_sdk;
+mod providers;
 mod registry;
 mod smollm2;
 mod tokenizer;

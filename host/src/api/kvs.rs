@@ -1,27 +1,47 @@
-//! `inferlet:core/kvs`: arrives with the kvs provider component.
+//! `inferlet:core/kvs`: forwarded to the kvs provider component.
+
+use std::sync::Arc;
 
 use super::bindings::inferlet::core::kvs::Host;
-use super::not_implemented;
+use super::common::misuse;
+use crate::providers::kvs::KvsProvider;
 use crate::runtime::InstanceState;
 
+impl InstanceState {
+    fn kvs_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<KvsProvider>>> + Send + 'static {
+        let host = self.inferlet.host.clone();
+        async move { host.kvs_provider().await.or_else(|e| misuse(format!("{call}: {e}"))) }
+    }
+}
+
+/// The provider's answer, or the end of the instance with the call named.
+fn answer<T>(call: &str, result: Result<T, String>) -> wasmtime::Result<T> {
+    result.or_else(|e| misuse(format!("{call}: {e}")))
+}
+
 impl Host for InstanceState {
-    async fn store_get(&mut self, _: String) -> wasmtime::Result<Option<String>> {
-        not_implemented("kvs.store-get")
+    async fn store_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        const CALL: &str = "kvs.store-get";
+        answer(CALL, self.kvs_provider(CALL).await?.get(&key).await)
     }
 
-    async fn store_set(&mut self, _: String, _: String) -> wasmtime::Result<()> {
-        not_implemented("kvs.store-set")
+    async fn store_set(&mut self, key: String, value: String) -> wasmtime::Result<()> {
+        const CALL: &str = "kvs.store-set";
+        answer(CALL, self.kvs_provider(CALL).await?.set(&key, &value).await)
     }
 
-    async fn store_delete(&mut self, _: String) -> wasmtime::Result<()> {
-        not_implemented("kvs.store-delete")
+    async fn store_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        const CALL: &str = "kvs.store-delete";
+        answer(CALL, self.kvs_provider(CALL).await?.delete(&key).await)
     }
 
-    async fn store_exists(&mut self, _: String) -> wasmtime::Result<bool> {
-        not_implemented("kvs.store-exists")
+    async fn store_exists(&mut self, key: String) -> wasmtime::Result<bool> {
+        const CALL: &str = "kvs.store-exists";
+        answer(CALL, self.kvs_provider(CALL).await?.exists(&key).await)
     }
 
     async fn store_list_keys(&mut self) -> wasmtime::Result<Vec<String>> {
-        not_implemented("kvs.store-list-keys")
+        const CALL: &str = "kvs.store-list-keys";
+        answer(CALL, self.kvs_provider(CALL).await?.list_keys().await)
     }
 }

@@ -6,6 +6,7 @@ mod model;
 mod models;
 mod registry;
 mod run;
+mod tokenize;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ enum Command {
     Models(models::ModelsArgs),
     Forward(forward::ForwardArgs),
     Generate(generate::GenerateArgs),
+    Tokenize(tokenize::TokenizeArgs),
     Push(registry::PushArgs),
     Pull(registry::PullArgs),
 }
@@ -96,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Models(args) => engine_command(models::run(&config, args)),
         Command::Forward(args) => engine_command(forward::run(&config, args)),
         Command::Generate(args) => engine_command(generate::run(&config, args)),
+        Command::Tokenize(args) => engine_command(runtime.block_on(tokenize::run(&config, args))),
         Command::Push(args) => engine_command(runtime.block_on(registry::push(&config, args))),
         Command::Pull(args) => engine_command(runtime.block_on(registry::pull(&config, args))),
     }

@@ -163,6 +163,8 @@ pub struct ServiceStats {
     pub batches: AtomicU64,
     pub batched_passes: AtomicU64,
     pub batched_tokens: AtomicU64,
+    /// Time spent running batches on the GPU (submission to results), in nanoseconds.
+    pub busy_nanos: AtomicU64,
 }
 
 /// A loaded model behind its scheduler thread. Cheap to share in an `Arc`.
@@ -306,7 +308,10 @@ impl Scheduler {
         self.stats.batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
         self.stats.batched_tokens.fetch_add(passes.iter().map(|p| p.inputs.len() as u64).sum(), Ordering::Relaxed);
         tracing::debug!(passes = passes.len(), waiting = self.waiting.len(), "batch");
-        match self.llama.forward(&passes) {
+        let started = std::time::Instant::now();
+        let ran = self.llama.forward(&passes);
+        self.stats.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match ran {
             Ok(results) => replies.into_iter().zip(results).for_each(|(reply, r)| drop(reply.send(Ok(r)))),
             // One bad pass must not fail its neighbours: run each alone to find it.
             Err(BatchError::Invalid { .. }) if passes.len() > 1 => {

@@ -1,17 +1,27 @@
 //! The WASI plugins that serve `inferlet:core` interfaces to inferlets:
-//! separately built wasm components, found by config.
+//! separately built wasm components, chosen by config.
 //!
-//! The tokenize provider is one long-lived instance per host that the host
-//! forwards calls to: parsing a tokenizer costs ≈50 ms, so a fresh instance
-//! per inferlet would blow the launch budget, while a forwarded call costs
-//! about a microsecond (docs/providers.md).
+//! Each provider is one long-lived instance per host that the host forwards
+//! calls to (`shared.rs`): a tokenizer costs ≈50 ms to parse and a store must
+//! be shared by every inferlet, so neither can live in a fresh instance per
+//! inferlet; a forwarded call costs about a microsecond (docs/providers.md).
 
+pub mod kvs;
+mod shared;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use tokio::sync::OnceCell;
+use wasmtime::Engine;
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::Config;
+use crate::runtime::ProgramCache;
+use kvs::KvsProvider;
+use tokenize::TokenizeProvider;
 
 /// A provider instance's store.
 pub struct ProviderState {
@@ -22,6 +32,69 @@ pub struct ProviderState {
 impl WasiView for ProviderState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The host's providers, each compiled and started on first use; an error
+/// names the component and what is wrong with it.
+pub struct Providers {
+    engine: Engine,
+    programs: Arc<ProgramCache>,
+    tokenize_path: Result<PathBuf, String>,
+    kvs_path: Result<PathBuf, String>,
+    tokenizers_dir: PathBuf,
+    kvs_dir: PathBuf,
+    tokenize: OnceCell<Result<Arc<TokenizeProvider>, String>>,
+    kvs: OnceCell<Result<Arc<KvsProvider>, String>>,
+}
+
+impl Providers {
+    pub(crate) fn new(engine: &Engine, programs: Arc<ProgramCache>, config: &Config) -> Self {
+        let p = &config.providers;
+        Self {
+            engine: engine.clone(),
+            programs,
+            tokenize_path: locate(p.tokenize.as_deref(), tokenize::COMPONENT_FILE),
+            kvs_path: locate(p.kvs.as_deref(), kvs::COMPONENT_FILE),
+            tokenizers_dir: config.cache_dir().join("tokenizers"),
+            kvs_dir: config.data_dir().join("kvs"),
+            tokenize: OnceCell::new(),
+            kvs: OnceCell::new(),
+        }
+    }
+
+    /// The provider's component, checked to export `interface`.
+    fn compile(&self, path: &Result<PathBuf, String>, interface: &str) -> Result<(Component, PathBuf), String> {
+        let path = path.clone()?;
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let component = self.programs.compile(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let exports: Vec<String> = component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        if !exports.iter().any(|e| e == interface || e.starts_with(&format!("{interface}@"))) {
+            return Err(format!("{} is not a provider of `{interface}`: it exports [{}]", path.display(), exports.join(", ")));
+        }
+        Ok((component, path))
+    }
+
+    pub async fn tokenize(&self) -> Result<Arc<TokenizeProvider>, String> {
+        self.tokenize
+            .get_or_init(|| async {
+                let (component, path) = self.compile(&self.tokenize_path, "inferlet:core/tokenize")?;
+                TokenizeProvider::new(&self.engine, component, self.tokenizers_dir.clone())
+                    .map(Arc::new)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .await
+            .clone()
+    }
+
+    pub async fn kvs(&self) -> Result<Arc<KvsProvider>, String> {
+        self.kvs
+            .get_or_init(|| async {
+                let (component, path) = self.compile(&self.kvs_path, "inferlet:core/kvs")?;
+                KvsProvider::new(&self.engine, component, self.kvs_dir.clone()).map(Arc::new).map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .await
+            .clone()
     }
 }
 

@@ -22,7 +22,7 @@ pub use state::{HostShared, InstanceContext, InstanceState};
 use crate::config::{Config, LimitsConfig};
 use crate::models::ModelRegistry;
 use limits::{EpochTicker, InstanceSeats};
-use program::ProgramCache;
+pub(crate) use program::ProgramCache;
 
 /// Runs inferlets. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Runtime {
@@ -49,13 +49,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         crate::api::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
         let programs = Arc::new(ProgramCache::new(&engine, config.cache_dir()));
-        let providers = state::Providers {
-            engine: engine.clone(),
-            programs: programs.clone(),
-            tokenize_path: crate::providers::locate(config.providers.tokenize.as_deref(), crate::providers::tokenize::COMPONENT_FILE),
-            tokenizers_dir: config.cache_dir().join("tokenizers"),
-            tokenize: Default::default(),
-        };
+        let providers = crate::providers::Providers::new(&engine, programs.clone(), config);
         Ok(Self {
             programs,
             _epoch: EpochTicker::start(&engine),
@@ -80,6 +74,11 @@ impl Runtime {
     /// The models inferlets can use, in order.
     pub fn models(&self) -> &ModelRegistry {
         &self.host.models
+    }
+
+    /// The tokenize provider (started on first use), for the host's own commands.
+    pub async fn tokenize_provider(&self) -> Result<Arc<crate::providers::tokenize::TokenizeProvider>, String> {
+        self.host.tokenize_provider().await
     }
 
     /// Instances alive right now.

@@ -9,41 +9,26 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::{LimitExceeded, MemoryLimiter};
 use crate::api::holdings::Holdings;
-use super::program::ProgramCache;
 use crate::models::ModelRegistry;
+use crate::providers::Providers;
+use crate::providers::kvs::KvsProvider;
 use crate::providers::tokenize::TokenizeProvider;
 
 /// Host-wide state every instance can read.
 pub struct HostShared {
     pub version: String,
     pub models: ModelRegistry,
-    pub(crate) providers: Providers,
-}
-
-/// The provider components, instantiated on first use.
-pub(crate) struct Providers {
-    pub(crate) engine: wasmtime::Engine,
-    pub(crate) programs: Arc<ProgramCache>,
-    pub(crate) tokenize_path: Result<std::path::PathBuf, String>,
-    pub(crate) tokenizers_dir: std::path::PathBuf,
-    pub(crate) tokenize: tokio::sync::OnceCell<Result<Arc<TokenizeProvider>, String>>,
+    pub providers: Providers,
 }
 
 impl HostShared {
     /// The tokenize provider; an error says which component and what is wrong.
     pub async fn tokenize_provider(&self) -> Result<Arc<TokenizeProvider>, String> {
-        let p = &self.providers;
-        p.tokenize
-            .get_or_init(|| async {
-                let path = p.tokenize_path.clone()?;
-                let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-                let component = p.programs.compile(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-                TokenizeProvider::new(&p.engine, component, p.tokenizers_dir.clone())
-                    .map(Arc::new)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            })
-            .await
-            .clone()
+        self.providers.tokenize().await
+    }
+
+    pub async fn kvs_provider(&self) -> Result<Arc<KvsProvider>, String> {
+        self.providers.kvs().await
     }
 }
 

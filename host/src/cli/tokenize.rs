@@ -1,0 +1,42 @@
+//! `crust tokenize`: text to token ids, through the configured tokenize
+//! provider — exactly what an inferlet's `tokenizer.tokenize` returns.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::providers::tokenize::TokenizerHandle;
+use crate::runtime::Runtime;
+
+/// Print the token ids of a text (special tokens written in it are parsed; no BOS is added).
+#[derive(clap::Args)]
+pub(crate) struct TokenizeArgs {
+    /// The model whose tokenizer to use (default: the first configured).
+    #[arg(long)]
+    model: Option<String>,
+    /// The text.
+    #[arg(long, conflicts_with = "text_file")]
+    text: Option<String>,
+    /// A file holding the text.
+    #[arg(long, value_name = "FILE")]
+    text_file: Option<PathBuf>,
+    /// Print `{"tokens": [...]}` instead of space-separated ids.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(config: &Config, args: TokenizeArgs) -> anyhow::Result<()> {
+    let text = super::model::input_text(args.text, args.text_file)?;
+    let entry = super::model::find(config, args.model.as_deref())?;
+    let runtime = Runtime::new(config)?;
+    let model = runtime.models().get(&entry.name).context("the model is configured")?.clone();
+    let provider = runtime.tokenize_provider().await.map_err(anyhow::Error::msg)?;
+    let tokens = provider.tokenize(&mut TokenizerHandle::new(model), &text).await.map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::json!({ "tokens": tokens }));
+    } else {
+        println!("{}", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! One long-lived provider instance that the host forwards calls to, in its
+//! own store. Calls are serialized; a call that traps fails only its caller,
+//! and the next call gets a fresh instance (the old one may be poisoned).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
+
+use super::ProviderState;
+
+/// Typed exports of a provider world, as `bindgen!` generates them.
+pub trait ProviderBindings: Sized + Send + 'static {
+    fn instantiate(
+        store: &mut Store<ProviderState>,
+        component: &Component,
+        linker: &Linker<ProviderState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+}
+
+/// A live instance; `generation` tells instances apart across replacements.
+pub struct Live<B> {
+    pub store: Store<ProviderState>,
+    pub bindings: B,
+    pub generation: u64,
+}
+
+pub struct SharedInstance<B> {
+    name: &'static str,
+    engine: Engine,
+    component: Component,
+    linker: Linker<ProviderState>,
+    wasi: Box<dyn Fn() -> Result<WasiCtx, String> + Send + Sync>,
+    live: tokio::sync::Mutex<Option<Live<B>>>,
+    generations: AtomicU64,
+}
+
+impl<B: ProviderBindings> SharedInstance<B> {
+    /// `wasi` builds each instance's WASI context (its preopens, its stderr).
+    pub fn new(
+        name: &'static str,
+        engine: &Engine,
+        component: Component,
+        linker: Linker<ProviderState>,
+        wasi: impl Fn() -> Result<WasiCtx, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            engine: engine.clone(),
+            component,
+            linker,
+            wasi: Box::new(wasi),
+            live: tokio::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    async fn instantiate(&self) -> Result<Live<B>, String> {
+        let wasi = (self.wasi)()?;
+        let mut store = Store::new(&self.engine, ProviderState { wasi, table: Default::default() });
+        store.epoch_deadline_async_yield_and_update(1);
+        let bindings = B::instantiate(&mut store, &self.component, &self.linker)
+            .await
+            .map_err(|e| format!("instantiating the {} provider: {e:#}", self.name))?;
+        Ok(Live { store, bindings, generation: self.generations.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// Runs `call` on the live instance, starting one if there is none.
+    pub async fn call<T>(&self, what: &str, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<T>) -> Result<T, String> {
+        let mut live = self.live.lock().await;
+        if live.is_none() {
+            *live = Some(self.instantiate().await?);
+        }
+        call(live.as_mut().unwrap()).await.map_err(|e| {
+            *live = None;
+            format!("the {} provider failed in {what}: {e:#}", self.name)
+        })
+    }
+
+    /// Runs `call` only on the instance of `generation`, if it still lives.
+    pub async fn call_if_live(&self, generation: u64, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<()>) {
+        let mut live = self.live.lock().await;
+        if let Some(l) = live.as_mut().filter(|l| l.generation == generation) {
+            if call(l).await.is_err() {
+                *live = None;
+            }
+        }
+    }
+}
