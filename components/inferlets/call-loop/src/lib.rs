@@ -16,7 +16,7 @@ Locally nicknamed \"La dame de fer\", it was constructed as the centerpiece of t
 the centennial anniversary of the French Revolution. Although initially criticised by some of France's leading artists \
 and intellectuals for its design, it has since become a global cultural icon of France and one of the most recognisable \
 structures in the world. The tower received 5,889,000 visitors in 2022. The Eiffel Tower is the most visited monument \
-with an entrance fee in the world: 6.91 million people ascended it in 2015. It was designated a monument historique in 1964.";
+with an entrance fee in the world: 6.91 million people ascended it in 2015. It was designated a monument historique in 1964. The tower is 330 metres (1,083 ft) tall, about the same height as an 81-storey building, and the tallest structure in Paris. Its base is square, measuring 125 metres (410 ft) on each side. 日本語のテキストも少し。 Ça va? ✓";
 
 fn run() -> Result<(), String> {
     let args = runtime::get_arguments();
