@@ -62,6 +62,7 @@ pub struct Config {
 pub struct ProvidersConfig {
     pub tokenize: Option<PathBuf>,
     pub kvs: Option<PathBuf>,
+    pub message: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -159,3 +159,22 @@ fn a_missing_or_wrong_provider_is_named_and_ends_only_that_instance() {
         assert!(good.outcome.is_ok(), "{:?}", good.outcome);
     }
 }
+
+#[test]
+fn list_keys_returns_a_hundred_thousand_keys() {
+    let dir = scratch_dir("providers-many-keys");
+    let providers = ProvidersConfig { kvs: Some(provider_file("kvs_memory_provider.wasm")), ..ProvidersConfig::default() };
+    let config = Config { cache_dir: Some(dir.join("cache")), data_dir: Some(dir.join("data")), providers, ..Config::default() };
+    let runtime = Runtime::new(&config).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let program = inferlet("kvs-demo");
+    let fill = tokio.block_on(run_instance(&runtime, &program, &["fill", "key-", "100000"]));
+    assert!(fill.outcome.is_ok(), "{:?}", fill.outcome);
+    let list = tokio.block_on(run_instance(&runtime, &program, &["list"]));
+    assert!(list.outcome.is_ok(), "{:?}", list.outcome);
+    let mut keys: Vec<&str> = list.stdout.lines().collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 100_000);
+    assert!(keys.contains(&"key-99999"));
+}

@@ -33,6 +33,7 @@ wit_bindgen::generate!({
 
 mod context;
 mod executor;
+pub mod io;
 mod model;
 
 pub use context::{Context, Finish, Generation, Sampler, Stop};

@@ -18,5 +18,7 @@ wasmtime::component::bindgen!({
         "inferlet:core/forward.forward-pass": crate::api::forward::PassBuilder,
         "inferlet:core/forward.forward-pass-result": crate::api::forward::PassOutcome,
         "inferlet:core/tokenize.tokenizer": crate::providers::tokenize::TokenizerHandle,
+        "crust:host/messaging.client-message": crate::api::messaging::ClientMessage,
+        "crust:host/messaging.topic-subscription": crate::api::messaging::TopicSubscription,
     },
 });

@@ -71,11 +71,17 @@ pub struct Blob(pub Vec<u8>);
 /// A blob on its way; the message provider delivers them.
 pub struct BlobResult {
     pub blob: Option<Blob>,
+    /// Nothing has arrived and nothing will say so: the pollable never resolves.
+    pub pending: bool,
 }
 
 #[async_trait::async_trait]
 impl Pollable for BlobResult {
-    async fn ready(&mut self) {}
+    async fn ready(&mut self) {
+        if self.pending {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Ends the instance with a message that names the call and the bad value.

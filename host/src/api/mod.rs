@@ -7,6 +7,7 @@ pub mod forward;
 pub mod holdings;
 mod kvs;
 mod message;
+pub mod messaging;
 mod pie_optional;
 mod runtime;
 mod tokenize;
@@ -14,7 +15,7 @@ mod tokenize;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::runtime::InstanceState;
-use bindings::inferlet;
+use bindings::{crust, inferlet};
 
 /// The error that ends an instance for a call the host does not implement yet.
 pub(crate) fn not_implemented<T>(function: &str) -> wasmtime::Result<T> {
@@ -35,6 +36,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
     inferlet::core::tokenize::add_to_linker::<_, HasSelf<_>>(linker, this)?;
     inferlet::core::kvs::add_to_linker::<_, HasSelf<_>>(linker, this)?;
     inferlet::core::message::add_to_linker::<_, HasSelf<_>>(linker, this)?;
+    crust::host::messaging::add_to_linker::<_, HasSelf<_>>(linker, this)?;
     inferlet::adapter::common::add_to_linker::<_, HasSelf<_>>(linker, this)?;
     inferlet::zo::evolve::add_to_linker::<_, HasSelf<_>>(linker, this)?;
     inferlet::image::image::add_to_linker::<_, HasSelf<_>>(linker, this)?;

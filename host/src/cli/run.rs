@@ -23,6 +23,9 @@ pub(crate) struct RunArgs {
     limits: LimitFlags,
     #[command(flatten)]
     registry: RegistryFlags,
+    /// A message for the inferlet's `message.receive`, before the lines of stdin (repeatable).
+    #[arg(long = "send", value_name = "MESSAGE")]
+    send: Vec<String>,
     /// Arguments for the inferlet (everything after `--`).
     #[arg(last = true, value_name = "ARGS")]
     arguments: Vec<String>,
@@ -62,10 +65,13 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
             let _ = match chunk.stream {
                 Stream::Stdout => stdout.write_all(&chunk.bytes).await.and(stdout.flush().await),
                 Stream::Stderr => stderr.write_all(&chunk.bytes).await.and(stderr.flush().await),
+                // Messages to the client: one per line.
+                Stream::Message => stdout.write_all(&[&chunk.bytes[..], b"\n"].concat()).await.and(stdout.flush().await),
+                Stream::Blob => stdout.write_all(format!("[blob: {} bytes]\n", chunk.bytes.len()).as_bytes()).await,
             };
         }
     });
-    let launch = Launch { arguments: args.arguments, output: Some(sink), instance_id: None };
+    let launch = Launch { arguments: args.arguments, output: Some(sink), instance_id: None, inbox: Some(client_messages(args.send)) };
     let outcome = runtime.run(&program, launch).await;
     let _ = printer.await;
     match outcome {
@@ -79,4 +85,19 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The client's messages: each `--send`, then each line of stdin until it ends.
+fn client_messages(send: Vec<String>) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    send.into_iter().for_each(|m| drop(tx.send(m)));
+    // A plain thread: a blocked read must not hold up the runtime's shutdown.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

@@ -6,6 +6,7 @@
 //! be shared by every inferlet, so neither can live in a fresh instance per
 //! inferlet; a forwarded call costs about a microsecond (docs/providers.md).
 
+mod compose;
 pub mod kvs;
 mod shared;
 pub mod tokenize;
@@ -44,9 +45,15 @@ pub struct Providers {
     kvs_path: Result<PathBuf, String>,
     tokenizers_dir: PathBuf,
     kvs_dir: PathBuf,
+    message_path: Result<PathBuf, String>,
     tokenize: OnceCell<Result<Arc<TokenizeProvider>, String>>,
     kvs: OnceCell<Result<Arc<KvsProvider>, String>>,
+    message: std::sync::OnceLock<Result<Vec<u8>, String>>,
 }
+
+/// The message provider's component file.
+pub const MESSAGE_COMPONENT_FILE: &str = "message_provider.wasm";
+const MESSAGE_INTERFACE: &str = "inferlet:core/message";
 
 impl Providers {
     pub(crate) fn new(engine: &Engine, programs: Arc<ProgramCache>, config: &Config) -> Self {
@@ -56,11 +63,31 @@ impl Providers {
             programs,
             tokenize_path: locate(p.tokenize.as_deref(), tokenize::COMPONENT_FILE),
             kvs_path: locate(p.kvs.as_deref(), kvs::COMPONENT_FILE),
+            message_path: locate(p.message.as_deref(), MESSAGE_COMPONENT_FILE),
             tokenizers_dir: config.cache_dir().join("tokenizers"),
             kvs_dir: config.data_dir().join("kvs"),
             tokenize: OnceCell::new(),
             kvs: OnceCell::new(),
+            message: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The inferlet with the message provider composed in, when it imports
+    /// `inferlet:core/message`; `None` when it does not.
+    pub fn compose(&self, inferlet: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        // Import names are stored as plain strings: skip the parse when it cannot match.
+        if !inferlet.windows(MESSAGE_INTERFACE.len()).any(|w| w == MESSAGE_INTERFACE.as_bytes()) {
+            return Ok(None);
+        }
+        let provider = self
+            .message
+            .get_or_init(|| {
+                let path = self.message_path.clone()?;
+                std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+            })
+            .as_ref()
+            .map_err(|e| format!("the inferlet imports `{MESSAGE_INTERFACE}`, but the message provider is unavailable: {e}"))?;
+        compose::plug_into(inferlet, provider, "message")
     }
 
     /// The provider's component, checked to export `interface`.

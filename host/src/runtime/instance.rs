@@ -11,7 +11,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use super::limits::{LimitExceeded, MemoryLimiter};
 use super::output::{OutputSink, Stream};
 use super::program::{EntryPoint, Program};
-use super::state::{InstanceContext, InstanceState};
+use super::state::{ClientLink, InstanceContext, InstanceState};
 use super::Runtime;
 
 /// What a launch is given.
@@ -23,6 +23,8 @@ pub struct Launch {
     pub output: Option<OutputSink>,
     /// Reported back through `runtime.get-instance-id`; a fresh UUID when `None`.
     pub instance_id: Option<String>,
+    /// Messages from the client (`message.receive`); `None`: no client, `receive` gets nothing.
+    pub inbox: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 /// How an instance failed. Every variant says what happened in words a user
@@ -99,6 +101,10 @@ impl Runtime {
                 owner: NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 holdings: Default::default(),
                 quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
+                client: ClientLink {
+                    output: launch.output.clone(),
+                    inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(|| tokio::sync::mpsc::unbounded_channel().1))),
+                },
             },
         };
         let mut store = Store::new(&self.engine, state);

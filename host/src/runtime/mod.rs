@@ -57,13 +57,13 @@ impl Runtime {
             linker,
             limits: config.limits.clone(),
             seats: InstanceSeats::new(config.limits.max_instances),
-            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models, providers }),
+            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models, providers, bus: Default::default() }),
         })
     }
 
     /// Compiles (or takes from the cache) and links a component.
     pub fn load_program(&self, bytes: &[u8]) -> Result<Arc<Program>, ProgramError> {
-        self.programs.load(bytes, &self.linker)
+        self.programs.load(bytes, &self.linker, &|b| self.host.providers.compose(b))
     }
 
     pub fn load_program_file(&self, path: &Path) -> Result<Arc<Program>, ProgramError> {

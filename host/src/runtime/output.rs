@@ -13,6 +13,10 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 pub enum Stream {
     Stdout,
     Stderr,
+    /// A message the inferlet sent its client (`message.send`).
+    Message,
+    /// A blob the inferlet sent its client (`message.send-blob`).
+    Blob,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +35,10 @@ impl OutputSink {
     pub fn channel() -> (Self, mpsc::UnboundedReceiver<OutputChunk>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
+    }
+
+    pub(crate) fn send(&self, stream: Stream, bytes: impl Into<Bytes>) {
+        let _ = self.tx.send(OutputChunk { stream, bytes: bytes.into() });
     }
 
     pub(crate) fn pipe(&self, stream: Stream) -> OutputPipe {

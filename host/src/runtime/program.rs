@@ -55,6 +55,8 @@ pub enum ProgramError {
     Invalid(String),
     #[error("the inferlet imports something Crust does not provide: {0}")]
     MissingImport(String),
+    #[error("{0}")]
+    Provider(String),
     #[error(
         "the component exports neither `{INFERLET_RUN}` nor `wasi:cli/run`: an inferlet \
          must export one of them (Pie's SDK `export!`, or a plain `fn main`)"
@@ -84,13 +86,22 @@ impl ProgramCache {
         }
     }
 
-    pub(crate) fn load(&self, bytes: &[u8], linker: &Linker<InstanceState>) -> Result<Arc<Program>, ProgramError> {
+    /// `prepare` may replace the bytes before compiling (providers composed in);
+    /// the program is still known by the hash of the bytes given.
+    pub(crate) fn load(
+        &self,
+        bytes: &[u8],
+        linker: &Linker<InstanceState>,
+        prepare: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String>,
+    ) -> Result<Arc<Program>, ProgramError> {
         let hash = blake3::hash(bytes);
         if let Some(program) = self.loaded.lock().unwrap().get(&hash) {
             return Ok(Arc::new(Program { origin: ProgramOrigin::MemoryCache, ..clone_program(program) }));
         }
         check_component_header(bytes)?;
-        let (component, origin) = self.component(hash, bytes)?;
+        let prepared = prepare(bytes).map_err(ProgramError::Provider)?;
+        let compiled = prepared.as_deref().unwrap_or(bytes);
+        let (component, origin) = self.component(blake3::hash(compiled), compiled)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| ProgramError::MissingImport(format!("{e:#}")))?;

@@ -19,6 +19,23 @@ pub struct HostShared {
     pub version: String,
     pub models: ModelRegistry,
     pub providers: Providers,
+    /// Topics and subscribers of `message.broadcast`/`subscribe`.
+    pub bus: crate::api::messaging::Bus,
+}
+
+/// An instance's link to its client: where its messages go, where the
+/// client's come from.
+pub struct ClientLink {
+    pub output: Option<super::OutputSink>,
+    pub inbox: crate::api::messaging::Inbox,
+}
+
+impl ClientLink {
+    pub fn send(&self, stream: super::Stream, bytes: Vec<u8>) {
+        if let Some(output) = &self.output {
+            output.send(stream, bytes);
+        }
+    }
 }
 
 impl HostShared {
@@ -44,6 +61,7 @@ pub struct InstanceContext {
     pub holdings: HashMap<u32, Holdings>,
     /// KV pages and embedding slots one instance may hold per model.
     pub quotas: [usize; 2],
+    pub client: ClientLink,
 }
 
 pub struct InstanceState {

@@ -1,0 +1,51 @@
+//! Messaging and key-value helpers over the raw `message` and `kvs` calls.
+
+use crate::executor::wait_for;
+use crate::{kvs, message};
+
+/// Sends a message to this instance's client.
+pub fn send(text: &str) {
+    message::send(text);
+}
+
+/// The next message from this instance's client.
+pub async fn receive() -> String {
+    let result = message::receive();
+    wait_for(result.pollable()).await;
+    result.get().unwrap_or_default()
+}
+
+/// Publishes to every instance subscribed to `topic`.
+pub fn broadcast(topic: &str, text: &str) {
+    message::broadcast(topic, text);
+}
+
+/// A topic's messages published after this call, in order.
+pub struct Subscription {
+    inner: message::Subscription,
+}
+
+pub fn subscribe(topic: &str) -> Subscription {
+    Subscription { inner: message::subscribe(topic) }
+}
+
+impl Subscription {
+    pub async fn next(&self) -> String {
+        loop {
+            if let Some(text) = self.inner.get() {
+                return text;
+            }
+            wait_for(self.inner.pollable()).await;
+        }
+    }
+}
+
+/// The value under `key` in the host's key-value store.
+pub fn get(key: &str) -> Option<String> {
+    kvs::store_get(key)
+}
+
+/// Stores `value` under `key`; durable once this returns (with the default provider).
+pub fn set(key: &str, value: &str) {
+    kvs::store_set(key, value);
+}
