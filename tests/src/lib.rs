@@ -42,6 +42,8 @@ pub struct InstanceRun {
     pub outcome: Result<Option<String>, InstanceError>,
     pub stdout: String,
     pub stderr: String,
+    /// What it sent its client (`message.send`), in order.
+    pub messages: Vec<String>,
 }
 
 /// Runs `inferlet` to completion in `runtime`, collecting its output. The
@@ -54,17 +56,20 @@ pub fn run_instance<'a>(runtime: &'a Runtime, inferlet: &'a Path, arguments: &[&
 async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>) -> InstanceRun {
     let program = runtime.load_program_file(inferlet).expect("loading the inferlet");
     let (sink, mut rx) = OutputSink::channel();
-    let launch = Launch { arguments, output: Some(sink), instance_id: None };
+    let launch = Launch { arguments, output: Some(sink), ..Launch::default() };
     let outcome = runtime.run(&program, launch).await;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let (mut stdout, mut stderr, mut messages) = (Vec::new(), Vec::new(), Vec::new());
     while let Ok(OutputChunk { stream, bytes }) = rx.try_recv() {
         match stream {
             Stream::Stdout => stdout.extend_from_slice(&bytes),
             Stream::Stderr => stderr.extend_from_slice(&bytes),
+            Stream::Message => messages.push(String::from_utf8_lossy(&bytes).into_owned()),
+            Stream::Blob => {}
         }
     }
     InstanceRun {
         outcome,
+        messages,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
