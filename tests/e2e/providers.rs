@@ -135,11 +135,16 @@ fn concurrent_writers_large_values_and_unicode_keys() {
 }
 
 #[test]
-fn a_missing_or_wrong_provider_is_named_and_ends_only_that_instance() {
+fn a_missing_wrong_or_trapping_provider_is_named_and_ends_only_that_instance() {
     let dir = scratch_dir("providers-broken");
     let not_there = dir.join("no-such-provider.wasm");
     let wrong = inferlet("hello"); // a component that exports no kvs
-    for (provider, expected) in [(not_there.clone(), "no-such-provider.wasm"), (wrong, "inferlet:core/kvs")] {
+    let faulty = provider_file("kvs_faulty_provider.wasm"); // traps on every call
+    for (provider, expected) in [
+        (not_there.clone(), "no-such-provider.wasm"),
+        (wrong, "inferlet:core/kvs"),
+        (faulty, "the kvs provider failed in store-get"),
+    ] {
         let config = Config {
             cache_dir: Some(dir.join("cache")),
             data_dir: Some(dir.join("data")),
