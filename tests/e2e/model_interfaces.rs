@@ -46,27 +46,19 @@ fn path(name: &str) -> String {
     inferlet(name).display().to_string()
 }
 
+/// `crust run text-completion` on the question, greedy; it must succeed.
+fn text_completion(dir: &std::path::Path, max_tokens: &str) -> crate::CliRun {
+    let run = crust(&["run", &path("text-completion"), "--", "--prompt", QUESTION, "--max-tokens", max_tokens], dir);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    run
+}
+
 #[test]
 fn text_completion_equals_crust_generate() {
     let dir = scratch_dir("mi-text-completion");
-    let generate = crust(
-        &["generate", "--prompt", QUESTION, "--max-tokens", "24"],
-        &dir,
-    );
+    let generate = crust(&["generate", "--prompt", QUESTION, "--max-tokens", "24"], &dir);
     assert_eq!(generate.status, Some(0), "{}", generate.stderr);
-    let completion = crust(
-        &[
-            "run",
-            &path("text-completion"),
-            "--",
-            "--prompt",
-            QUESTION,
-            "--max-tokens",
-            "24",
-        ],
-        &dir,
-    );
-    assert_eq!(completion.status, Some(0), "{}", completion.stderr);
+    let completion = text_completion(&dir, "24");
     assert!(completion.stdout.contains("Paris"), "{}", completion.stdout);
     assert_eq!(completion.stdout.trim(), generate.stdout.trim());
 }
@@ -74,19 +66,7 @@ fn text_completion_equals_crust_generate() {
 #[test]
 fn forks_decode_together_like_single_runs() {
     let dir = scratch_dir("mi-parallel");
-    let alone = crust(
-        &[
-            "run",
-            &path("text-completion"),
-            "--",
-            "--prompt",
-            QUESTION,
-            "--max-tokens",
-            "12",
-        ],
-        &dir,
-    );
-    assert_eq!(alone.status, Some(0), "{}", alone.stderr);
+    let alone = text_completion(&dir, "12");
     let forks = crust(
         &[
             "run",

@@ -1,9 +1,7 @@
 //! `crust forward`: a teacher-forced pass over a text, showing what the model
 //! predicts after every token.
 
-use std::path::PathBuf;
-
-use super::model::{input_text, load};
+use super::model::{TextInput, load};
 use crate::config::Config;
 
 /// Run the model over a text and print, for every position, its top-k next tokens.
@@ -12,12 +10,8 @@ pub(crate) struct ForwardArgs {
     /// Model name (default: the first configured model).
     #[arg(long)]
     model: Option<String>,
-    /// The text; special tokens written in it (e.g. `<|im_start|>`) are parsed as such.
-    #[arg(long, conflicts_with = "text_file")]
-    text: Option<String>,
-    /// Read the text from a file.
-    #[arg(long, value_name = "FILE")]
-    text_file: Option<PathBuf>,
+    #[command(flatten)]
+    input: TextInput,
     /// Next-token candidates per position.
     #[arg(long, default_value_t = 5)]
     top_k: u32,
@@ -27,7 +21,7 @@ pub(crate) struct ForwardArgs {
 }
 
 pub(crate) fn run(config: &Config, args: ForwardArgs) -> anyhow::Result<()> {
-    let text = input_text(args.text, args.text_file)?;
+    let text = args.input.read()?;
     let mut model = load(config, args.model.as_deref())?;
     let tokens = model.tokenizer.encode(&text)?;
     anyhow::ensure!(!tokens.is_empty(), "the text has no tokens");

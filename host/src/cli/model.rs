@@ -43,11 +43,23 @@ pub(crate) fn load(config: &Config, name: Option<&str>) -> anyhow::Result<Loaded
     LoadedModel::load(&entry.name, &entry.path, gpu, capacity(config)).with_context(|| format!("loading model `{}`", entry.name))
 }
 
-/// Text from `--text` or `--text-file`.
-pub(crate) fn input_text(text: Option<String>, file: Option<std::path::PathBuf>) -> anyhow::Result<String> {
-    match (text, file) {
-        (Some(text), None) => Ok(text),
-        (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display())),
-        _ => bail!("give exactly one of --text or --text-file"),
+/// The text a command works on: `--text`, or `--text-file`.
+#[derive(clap::Args)]
+pub(crate) struct TextInput {
+    /// The text; special tokens written in it (e.g. `<|im_start|>`) are parsed as such.
+    #[arg(long, conflicts_with = "text_file")]
+    text: Option<String>,
+    /// Read the text from a file.
+    #[arg(long, value_name = "FILE")]
+    text_file: Option<std::path::PathBuf>,
+}
+
+impl TextInput {
+    pub(crate) fn read(self) -> anyhow::Result<String> {
+        match (self.text, self.text_file) {
+            (Some(text), None) => Ok(text),
+            (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display())),
+            _ => bail!("give exactly one of --text or --text-file"),
+        }
     }
 }

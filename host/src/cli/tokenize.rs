@@ -1,9 +1,9 @@
 //! `crust tokenize`: text to token ids, through the configured tokenize
 //! provider — exactly what an inferlet's `tokenizer.tokenize` returns.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
+
+use super::model::TextInput;
 
 use crate::config::Config;
 use crate::providers::tokenize::TokenizerHandle;
@@ -15,19 +15,15 @@ pub(crate) struct TokenizeArgs {
     /// The model whose tokenizer to use (default: the first configured).
     #[arg(long)]
     model: Option<String>,
-    /// The text.
-    #[arg(long, conflicts_with = "text_file")]
-    text: Option<String>,
-    /// A file holding the text.
-    #[arg(long, value_name = "FILE")]
-    text_file: Option<PathBuf>,
+    #[command(flatten)]
+    input: TextInput,
     /// Print `{"tokens": [...]}` instead of space-separated ids.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) async fn run(config: &Config, args: TokenizeArgs) -> anyhow::Result<()> {
-    let text = super::model::input_text(args.text, args.text_file)?;
+    let text = args.input.read()?;
     let entry = super::model::find(config, args.model.as_deref())?;
     let runtime = Runtime::new(config)?;
     let model = runtime.models().get(&entry.name).context("the model is configured")?.clone();

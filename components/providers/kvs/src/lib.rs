@@ -3,9 +3,10 @@
 //! write B-trees, checksummed commits): a write is acknowledged only after
 //! its transaction is committed and synced, so it survives a restart and a
 //! `kill -9` of the host. The host serializes calls into this one instance,
-//! so concurrent inferlets never interleave inside a transaction.
+//! so concurrent inferlets never interleave inside a transaction, and reads
+//! can keep one snapshot open until the next write.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -22,6 +23,9 @@ const TABLE: TableDefinition<&str, &str> = TableDefinition::new("kvs");
 
 thread_local! {
     static DB: OnceCell<Database> = const { OnceCell::new() };
+    /// The table as of the last write, kept open between reads: every write
+    /// goes through this instance, so it is replaced after each one.
+    static SNAPSHOT: RefCell<Option<redb::ReadOnlyTable<&'static str, &'static str>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` on the database, opening (or creating) it on first use. A
@@ -42,18 +46,26 @@ fn write(f: impl FnOnce(&mut redb::Table<&str, &str>) -> Result<(), redb::Storag
             f(&mut table).map_err(|e| e.to_string())?;
         }
         // Durability::Immediate (the default): synced before it returns.
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| e.to_string())?;
+        SNAPSHOT.with(|s| s.borrow_mut().take());
+        Ok(())
     })
 }
 
 fn read<T>(f: impl FnOnce(&redb::ReadOnlyTable<&str, &str>) -> Result<T, redb::StorageError>, empty: T) -> T {
     with_db(|db| {
-        let tx = db.begin_read().map_err(|e| e.to_string())?;
-        match tx.open_table(TABLE) {
-            Ok(table) => f(&table).map_err(|e| e.to_string()),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(empty),
-            Err(e) => Err(e.to_string()),
-        }
+        SNAPSHOT.with(|snapshot| {
+            let mut snapshot = snapshot.borrow_mut();
+            if snapshot.is_none() {
+                let tx = db.begin_read().map_err(|e| e.to_string())?;
+                match tx.open_table(TABLE) {
+                    Ok(table) => *snapshot = Some(table),
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(empty),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            f(snapshot.as_ref().unwrap()).map_err(|e| e.to_string())
+        })
     })
 }
 
