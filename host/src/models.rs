@@ -30,7 +30,6 @@ pub struct ModelMetadata {
     pub stop_tokens: Vec<String>,
     /// The HuggingFace `tokenizer.json` the tokenize provider loads.
     pub tokenizer_json: Arc<str>,
-    pub vocab: u32,
 }
 
 pub struct Model {
@@ -104,7 +103,8 @@ impl Model {
 
     fn read_metadata(&self) -> Result<ModelMetadata, String> {
         let file = self.open()?;
-        let config = LlamaConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        // An unsupported architecture is named here, before any inferlet relies on the model.
+        LlamaConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let tokenizer_json = tokenizer_json(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let template = file.get("tokenizer.chat_template").and_then(Value::as_str).unwrap_or_default();
         let prompt_template = if template.contains("<|im_start|>") { CHATML.to_string() } else { template.to_string() };
@@ -120,7 +120,7 @@ impl Model {
                 stop_tokens.push(eos);
             }
         }
-        Ok(ModelMetadata { prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), vocab: config.vocab as u32 })
+        Ok(ModelMetadata { prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into() })
     }
 
     fn load(&self) -> anyhow::Result<Arc<ModelService>> {
@@ -168,10 +168,6 @@ impl ModelRegistry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Model>> {
         self.models.iter().find(|m| m.name == name)
-    }
-
-    pub fn by_service_id(&self, id: u32) -> Option<&Arc<Model>> {
-        self.models.get(id as usize)
     }
 
     pub fn names(&self) -> Vec<String> {

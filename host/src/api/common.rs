@@ -102,8 +102,13 @@ impl InstanceState {
     pub(crate) fn holdings(&mut self, queue: &Resource<QueueHandle>) -> wasmtime::Result<&mut Holdings> {
         let queue = self.table.get(queue)?;
         let (id, service) = (queue.service_id, queue.service.clone());
+        Ok(self.holdings_on(id, service))
+    }
+
+    /// The instance's holdings on the model behind `service`, made on first use.
+    pub(crate) fn holdings_on(&mut self, service_id: u32, service: Arc<ModelService>) -> &mut Holdings {
         let quotas = self.inferlet.quotas;
-        Ok(self.inferlet.holdings.entry(id).or_insert_with(|| Holdings::new(service, quotas)))
+        self.inferlet.holdings.entry(service_id).or_insert_with(|| Holdings::new(service, quotas))
     }
 
     fn resource_call<T>(

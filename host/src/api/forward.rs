@@ -125,8 +125,7 @@ impl HostForwardPass for InstanceState {
         let Some((kv_pointers, last_page_len)) = builder.kv.take() else {
             return misuse(format!("{CALL}: the pass has no KV cache (call forward.kv-cache first)"));
         };
-        let quotas = self.inferlet.quotas;
-        let holdings = self.inferlet.holdings.entry(service_id).or_insert_with(|| super::holdings::Holdings::new(service.clone(), quotas));
+        let holdings = self.holdings_on(service_id, service.clone());
 
         // Copy-on-write: the pages this pass's inputs are written into.
         let page_size = service.page_size as usize;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{FsPerms, WasiCtx};
+use wasmtime_wasi::FsPerms;
 
 use super::ProviderState;
-use super::shared::{ProviderBindings, SharedInstance};
+use super::shared::{ProviderBindings, SharedInstance, wasi_with_dir};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -38,13 +38,7 @@ impl KvsProvider {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
-        let wasi = move || {
-            let mut wasi = WasiCtx::builder();
-            wasi.inherit_stderr()
-                .preopened_dir(&data_dir, "/data", FsPerms::ReadWrite)
-                .map_err(|e| format!("preopening {}: {e}", data_dir.display()))?;
-            Ok(wasi.build())
-        };
+        let wasi = move || wasi_with_dir(&data_dir, "/data", FsPerms::ReadWrite);
         Ok(Self { shared: SharedInstance::new("kvs", engine, component, linker, wasi) })
     }
 

@@ -10,6 +10,13 @@ use wasmtime_wasi::WasiCtx;
 
 use super::ProviderState;
 
+/// A provider's WASI context: stderr to the host's, and `dir` preopened as `guest`.
+pub fn wasi_with_dir(dir: &std::path::Path, guest: &str, perms: wasmtime_wasi::FsPerms) -> Result<WasiCtx, String> {
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stderr().preopened_dir(dir, guest, perms).map_err(|e| format!("preopening {}: {e}", dir.display()))?;
+    Ok(wasi.build())
+}
+
 /// Typed exports of a provider world, as `bindgen!` generates them.
 pub trait ProviderBindings: Sized + Send + 'static {
     fn instantiate(

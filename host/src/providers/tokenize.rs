@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceType};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{FsPerms, WasiCtx};
+use wasmtime_wasi::FsPerms;
 
 use super::ProviderState;
-use super::shared::{Live, ProviderBindings, SharedInstance};
+use super::shared::{Live, ProviderBindings, SharedInstance, wasi_with_dir};
 use crate::api::common::ModelHandle;
 use crate::models::Model;
 
@@ -75,13 +75,7 @@ impl TokenizeProvider {
             .map_err(|e| err("common.model.get-name", e))?;
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let preopen = dir.clone();
-        let wasi = move || {
-            let mut wasi = WasiCtx::builder();
-            wasi.inherit_stderr()
-                .preopened_dir(&preopen, "/tokenizers", FsPerms::ReadOnly)
-                .map_err(|e| format!("preopening {}: {e}", preopen.display()))?;
-            Ok(wasi.build())
-        };
+        let wasi = move || wasi_with_dir(&preopen, "/tokenizers", FsPerms::ReadOnly);
         Ok(Self { shared: SharedInstance::new("tokenize", engine, component, linker, wasi), dir, written: Mutex::new(HashSet::new()) })
     }
 
