@@ -29,6 +29,21 @@
 //! max_instances = 1024            # instances alive at once
 //! kv_pages_per_instance = 256     # KV pages one instance may hold, per model
 //! embedding_slots_per_instance = 64
+//!
+//! [server]                        # `crust serve` (docs/server.md)
+//! listen = "127.0.0.1:8080"       # WebSocket endpoint and `GET /metrics`
+//! authorized_keys = "/etc/crust/authorized_keys"  # `ed25519 <hex> <user>` lines (`crust keygen`)
+//! max_instances_per_user = 64     # instances one user may have running at once
+//! max_upload_mib = 64             # the largest program or blob a client may upload
+//! output_buffer_kib = 1024        # what a detached instance may buffer before it is ended
+//! [server.tokens]                 # Pie's `authenticate`: user = "token"
+//! alice = "a-long-random-token"
+//!
+//! [client]                        # `crust submit|list|attach|kill`
+//! server = "ws://127.0.0.1:8080"
+//! user = "alice"                  # with `key`: Crust's key login
+//! key = "/home/alice/.config/crust/key"
+//! token = "a-long-random-token"   # or Pie's token login
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +68,58 @@ pub struct Config {
     pub registry: crate::oci::RegistryConfig,
     #[serde(default)]
     pub providers: ProvidersConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub client: ClientConfig,
+}
+
+/// Where `crust submit|list|attach|kill` connect and how they log in;
+/// flags and `CRUST_SERVER`/`CRUST_TOKEN`/`CRUST_USER`/`CRUST_KEY` override it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub user: Option<String>,
+    pub key: Option<PathBuf>,
+}
+
+/// `crust serve`: where it listens, who may log in, what a client may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Tokens for Pie's `authenticate`, by the user each logs in as.
+    pub tokens: std::collections::BTreeMap<String, String>,
+    /// Keys for Crust's challenge–response login.
+    pub authorized_keys: Option<PathBuf>,
+    pub max_instances_per_user: usize,
+    pub max_upload_mib: u64,
+    pub output_buffer_kib: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tokens: Default::default(),
+            authorized_keys: None,
+            max_instances_per_user: 64,
+            max_upload_mib: 64,
+            output_buffer_kib: 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn max_upload_bytes(&self) -> usize {
+        (self.max_upload_mib as usize).saturating_mul(1 << 20)
+    }
+
+    pub fn output_buffer_bytes(&self) -> usize {
+        self.output_buffer_kib.saturating_mul(1 << 10)
+    }
 }
 
 /// Which component serves each provider interface; unset means the one
@@ -163,6 +230,9 @@ impl Config {
         }
         if let Some(m) = self.models.iter().find(|m| m.name.is_empty() || m.name.contains(['/', '\\', '\0']) || m.name.starts_with('.')) {
             return Err(ConfigError::Invalid(format!("model name `{}` must be non-empty, not start with `.`, and have no `/`, `\\` or NUL", m.name)));
+        }
+        if let Some((user, _)) = self.server.tokens.iter().find(|(_, token)| token.len() < 8) {
+            return Err(ConfigError::Invalid(format!("server.tokens.{user} is shorter than 8 characters: use a long random token")));
         }
         if l.max_instances == 0 {
             return Err(ConfigError::Invalid("limits.max_instances must be at least 1".into()));

@@ -10,6 +10,7 @@ pub mod models;
 pub mod oci;
 pub mod providers;
 pub mod runtime;
+pub mod server;
 
 /// The host's version, as `runtime.get-version` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

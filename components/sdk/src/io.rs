@@ -15,6 +15,19 @@ pub async fn receive() -> String {
     result.get().unwrap_or_default()
 }
 
+/// Sends bytes to this instance's client.
+pub fn send_blob(bytes: &[u8]) {
+    message::send_blob(crate::common::Blob::new(bytes));
+}
+
+/// The next blob from this instance's client; `None` once the client is gone.
+pub async fn receive_blob() -> Option<Vec<u8>> {
+    let result = message::receive_blob();
+    wait_for(result.pollable()).await;
+    let blob = result.get()?;
+    Some(blob.read(0, blob.size()))
+}
+
 /// Publishes to every instance subscribed to `topic`.
 pub fn broadcast(topic: &str, text: &str) {
     message::broadcast(topic, text);

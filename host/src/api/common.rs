@@ -68,18 +68,26 @@ impl Pollable for SynchronizationResult {
 /// Bytes an inferlet hands around (`blob`).
 pub struct Blob(pub Vec<u8>);
 
-/// A blob on its way; the message provider delivers them.
+/// A blob on its way from the instance's client (`message.receive-blob`).
 pub struct BlobResult {
     pub blob: Option<Blob>,
-    /// Nothing has arrived and nothing will say so: the pollable never resolves.
-    pub pending: bool,
+    /// Where it comes from; `None`: nothing will ever arrive, the pollable never resolves.
+    pub from: Option<super::messaging::BlobInbox>,
+    /// The client is gone: ready, with nothing to get.
+    pub closed: bool,
 }
 
 #[async_trait::async_trait]
 impl Pollable for BlobResult {
     async fn ready(&mut self) {
-        if self.pending {
-            std::future::pending::<()>().await;
+        if self.blob.is_some() || self.closed {
+            return;
+        }
+        let Some(from) = &self.from else { return std::future::pending().await };
+        // Cancel-safe: a dropped wait loses no blob.
+        match from.lock().await.recv().await {
+            Some(bytes) => self.blob = Some(Blob(bytes)),
+            None => self.closed = true,
         }
     }
 }
@@ -265,7 +273,13 @@ impl HostBlobResult for InstanceState {
     }
 
     async fn get(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
-        match self.table.get_mut(&this)?.blob.take() {
+        let result = self.table.get_mut(&this)?;
+        if result.blob.is_none() {
+            if let Some(Ok(mut from)) = result.from.as_ref().map(|f| f.try_lock()) {
+                result.blob = from.try_recv().ok().map(Blob);
+            }
+        }
+        match result.blob.take() {
             Some(blob) => Ok(Some(self.table.push(blob)?)),
             None => Ok(None),
         }

@@ -19,6 +19,9 @@ pub const SUBSCRIPTION_BUFFER: usize = 1024;
 /// What the client sends an instance, in order; closed when the client is gone.
 pub type Inbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>;
 
+/// The blobs the client uploads to an instance, in order.
+pub type BlobInbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>>;
+
 /// The next message from the client, once it arrives.
 pub struct ClientMessage {
     inbox: Inbox,
@@ -175,8 +178,8 @@ impl Host for InstanceState {
     }
 
     async fn next_client_blob(&mut self) -> wasmtime::Result<Resource<BlobResult>> {
-        // Clients send text messages only for now: no blob ever arrives.
-        Ok(self.table.push(BlobResult { blob: None, pending: true })?)
+        let from = self.inferlet.client.blobs.clone();
+        Ok(self.table.push(BlobResult { blob: None, from: Some(from), closed: false })?)
     }
 
     async fn publish(&mut self, topic: String, message: String) -> wasmtime::Result<()> {

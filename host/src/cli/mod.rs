@@ -1,11 +1,13 @@
 //! The `crust` command line.
 
+mod client;
 mod forward;
 mod generate;
 mod model;
 mod models;
 mod registry;
 mod run;
+mod serve;
 mod tokenize;
 
 use std::path::PathBuf;
@@ -41,6 +43,12 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     Push(registry::PushArgs),
     Pull(registry::PullArgs),
+    Serve(serve::ServeArgs),
+    Submit(client::SubmitArgs),
+    List(client::ListArgs),
+    Attach(client::AttachArgs),
+    Kill(client::KillArgs),
+    Keygen(client::KeygenArgs),
 }
 
 /// Limit flags shared by the commands that launch instances.
@@ -101,6 +109,12 @@ pub fn main() -> ExitCode {
         Command::Tokenize(args) => engine_command(runtime.block_on(tokenize::run(&config, args))),
         Command::Push(args) => engine_command(runtime.block_on(registry::push(&config, args))),
         Command::Pull(args) => engine_command(runtime.block_on(registry::pull(&config, args))),
+        Command::Serve(args) => engine_command(runtime.block_on(serve::run(config, args))),
+        Command::Submit(args) => runtime.block_on(client::submit(config, args)),
+        Command::List(args) => engine_command(runtime.block_on(client::list(config, args))),
+        Command::Attach(args) => runtime.block_on(client::attach(config, args)),
+        Command::Kill(args) => engine_command(runtime.block_on(client::kill(config, args))),
+        Command::Keygen(args) => engine_command(client::keygen(args)),
     }
 }
 

@@ -160,6 +160,8 @@ enum Job {
 /// What the scheduler has done so far (how much batching happened).
 #[derive(Default)]
 pub struct ServiceStats {
+    /// Passes submitted; those not yet in a batch are waiting.
+    pub submitted_passes: AtomicU64,
     pub batches: AtomicU64,
     pub batched_passes: AtomicU64,
     pub batched_tokens: AtomicU64,
@@ -208,6 +210,7 @@ impl ModelService {
 
     pub fn submit_by(&self, pass: Pass, by: Submitter) -> PassReply {
         let (reply, rx) = oneshot::channel();
+        self.stats.submitted_passes.fetch_add(1, Ordering::Relaxed);
         self.send(Job::Forward { pass, by, reply });
         rx
     }

@@ -25,6 +25,8 @@ pub struct Launch {
     pub instance_id: Option<String>,
     /// Messages from the client (`message.receive`); `None`: no client, `receive` gets nothing.
     pub inbox: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// Blobs from the client (`message.receive-blob`); `None`: no client, `receive-blob` gets nothing.
+    pub blobs: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
 }
 
 /// How an instance failed. Every variant says what happened in words a user
@@ -103,7 +105,8 @@ impl Runtime {
                 quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
                 client: ClientLink {
                     output: launch.output.clone(),
-                    inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(|| tokio::sync::mpsc::unbounded_channel().1))),
+                    inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(no_client))),
+                    blobs: std::sync::Arc::new(tokio::sync::Mutex::new(launch.blobs.unwrap_or_else(no_client))),
                 },
             },
         };
@@ -111,6 +114,11 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store
     }
+}
+
+/// No client: a closed channel, so receiving gets nothing at once.
+fn no_client<T>() -> tokio::sync::mpsc::UnboundedReceiver<T> {
+    tokio::sync::mpsc::unbounded_channel().1
 }
 
 static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -28,6 +28,7 @@ pub struct HostShared {
 pub struct ClientLink {
     pub output: Option<super::OutputSink>,
     pub inbox: crate::api::messaging::Inbox,
+    pub blobs: crate::api::messaging::BlobInbox,
 }
 
 impl ClientLink {

@@ -1,7 +1,8 @@
 //! `text-completion`: one prompt, one answer, streamed to stdout.
 //!
 //! Arguments: `--prompt TEXT` (required), `--system TEXT`, `--raw` (no chat
-//! template), `--max-tokens N` (default 64), `--temperature T` (default 0:
+//! template), `--return` (give the completion as the return value — what a
+//! Pie client reads from the `completed` event — instead of streaming it), `--max-tokens N` (default 64), `--temperature T` (default 0:
 //! greedy), `--top-p P`, `--model NAME` (default: the host's first).
 
 use std::io::Write;
@@ -12,6 +13,7 @@ struct Options {
     prompt: String,
     system: Option<String>,
     raw: bool,
+    give_return: bool,
     max_tokens: usize,
     temperature: f32,
     top_p: Option<f32>,
@@ -19,7 +21,7 @@ struct Options {
 }
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut o = Options { prompt: String::new(), system: None, raw: false, max_tokens: 64, temperature: 0.0, top_p: None, model: None };
+    let mut o = Options { prompt: String::new(), system: None, raw: false, give_return: false, max_tokens: 64, temperature: 0.0, top_p: None, model: None };
     let mut prompt = None;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -29,11 +31,12 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--prompt" => prompt = Some(value()?),
             "--system" => o.system = Some(value()?),
             "--raw" => o.raw = true,
+            "--return" => o.give_return = true,
             "--max-tokens" => o.max_tokens = value()?.parse().map_err(|_| format!("{flag} needs a whole number"))?,
             "--temperature" => o.temperature = number(value()?)?,
             "--top-p" => o.top_p = Some(number(value()?)?),
             "--model" => o.model = Some(value()?),
-            other => return Err(format!("unknown argument `{other}`; usage: --prompt TEXT [--system TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--model NAME]")),
+            other => return Err(format!("unknown argument `{other}`; usage: --prompt TEXT [--system TEXT] [--raw] [--return] [--max-tokens N] [--temperature T] [--top-p P] [--model NAME]")),
         }
     }
     o.prompt = prompt.ok_or("--prompt TEXT is required")?;
@@ -61,12 +64,19 @@ async fn run() -> Result<(), String> {
     };
     let stop = Stop { max_tokens: o.max_tokens, tokens: model.stop_tokens.clone(), strings: vec![] };
     let mut stdout = std::io::stdout();
-    ctx.generate(sampler, &stop, |text| {
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-    })
-    .await?;
-    println!();
+    let generation = ctx
+        .generate(sampler, &stop, |text| {
+            if !o.give_return {
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+        })
+        .await?;
+    if o.give_return {
+        crust_sdk::runtime::set_return(&generation.text);
+    } else {
+        println!();
+    }
     Ok(())
 }
 

@@ -1,0 +1,327 @@
+//! One client connection: decode each frame, check who may do what, answer.
+//! A bad frame gets an error and the connection goes on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use crust_client::protocol::{self, ClientMessage, EventCode, ServerMessage, subject};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::Server;
+use super::auth::{ANONYMOUS, new_nonce};
+use super::instances::{Attachment, LaunchRequest, Outbox, Pending, Served};
+use super::programs::compile;
+use super::uploads::{Accepted, Chunk, Uploads};
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+struct Session {
+    id: u64,
+    server: Arc<Server>,
+    user: Option<String>,
+    /// The nonce of the last `challenge`, for the `prove` that answers it.
+    challenge: Option<(String, [u8; 32])>,
+    uploads: Uploads,
+    out: Outbox,
+    /// Said `hello`: may be sent Crust's additions.
+    crust: Arc<AtomicBool>,
+}
+
+pub async fn serve(socket: WebSocket, server: Arc<Server>) {
+    let (mut writer, mut reader) = socket.split();
+    let (out, mut outgoing) = mpsc::unbounded_channel::<ServerMessage>();
+    let crust = Arc::new(AtomicBool::new(false));
+    let writer_crust = crust.clone();
+    let writer_task = tokio::spawn(async move {
+        while let Some(message) = outgoing.recv().await {
+            if !message.is_pie() && !writer_crust.load(Ordering::Relaxed) {
+                continue;
+            }
+            if writer.send(Message::Binary(protocol::encode(&message).into())).await.is_err() {
+                return;
+            }
+        }
+        let close = CloseFrame { code: 1001, reason: "the server is shutting down".into() };
+        let _ = writer.send(Message::Close(Some(close))).await;
+    });
+    let user = (!server.auth.required()).then(|| ANONYMOUS.to_string());
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session { id, server: server.clone(), user, challenge: None, uploads: Uploads::default(), out, crust };
+    server.connections.fetch_add(1, Ordering::Relaxed);
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        let frame = tokio::select! {
+            frame = reader.next() => frame,
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                session.server_event("the server is shutting down");
+                break;
+            }
+        };
+        match frame {
+            Some(Ok(Message::Binary(bytes))) => session.handle_frame(&bytes).await,
+            Some(Ok(Message::Text(_))) => {
+                session.server_event("a text frame is not part of the protocol: send msgpack maps in binary frames")
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    server.instances.connection_closed(session.id);
+    server.connections.fetch_sub(1, Ordering::Relaxed);
+    // The writer ends once every instance has let go of this connection's outbox.
+    drop(session);
+    let _ = writer_task.await;
+}
+
+impl Session {
+    async fn handle_frame(&mut self, bytes: &[u8]) {
+        match rmp_serde::from_slice::<ClientMessage>(bytes) {
+            Ok(message) => self.handle(message).await,
+            Err(e) => {
+                #[derive(serde::Deserialize)]
+                struct CorrId {
+                    corr_id: Option<u32>,
+                }
+                let why = format!("malformed message: {e}");
+                tracing::debug!(connection = self.id, %why);
+                match rmp_serde::from_slice::<CorrId>(bytes).ok().and_then(|c| c.corr_id) {
+                    Some(corr_id) => self.respond(corr_id, Err(why)),
+                    None => self.server_event(&why),
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) {
+        use ClientMessage as M;
+        // What anyone may send before logging in.
+        match message {
+            M::Hello { corr_id, protocol } => {
+                self.crust.store(true, Ordering::Relaxed);
+                let hello = serde_json::json!({
+                    "protocol": protocol::PROTOCOL_VERSION.min(protocol.max(1)),
+                    "server": format!("crust {}", crate::VERSION),
+                    "auth": self.server.auth.required(),
+                });
+                return self.respond(corr_id, Ok(hello.to_string()));
+            }
+            M::Authenticate { corr_id, token } => {
+                let answer = match (&self.user, self.server.auth.user_of_token(&token)) {
+                    (Some(user), _) if !self.server.auth.required() => Ok(user.clone()),
+                    (_, Some(user)) => Ok(self.log_in(user)),
+                    (_, None) => Err("authentication failed: the token is not one this server trusts".into()),
+                };
+                return self.respond(corr_id, answer);
+            }
+            M::Challenge { corr_id, user } => {
+                let nonce = new_nonce();
+                self.challenge = Some((user, nonce));
+                return self.respond(corr_id, Ok(crust_client::keys::hex(&nonce)));
+            }
+            M::Prove { corr_id, user, signature } => {
+                let answer = match self.challenge.take() {
+                    Some((asked, nonce)) if asked == user && self.server.auth.verify(&user, &nonce, &signature) => {
+                        Ok(self.log_in(user))
+                    }
+                    Some(_) => Err(format!("authentication failed: no authorized key of user {user} made this signature")),
+                    None => Err("authentication failed: send `challenge` first".into()),
+                };
+                return self.respond(corr_id, answer);
+            }
+            _ => {}
+        }
+        let Some(user) = self.user.clone() else {
+            let why = "not authenticated: send `authenticate` (a token) or `challenge`/`prove` (a key) first";
+            return match corr_id(&message) {
+                Some(corr_id) => self.respond(corr_id, Err(why.into())),
+                None => self.server_event(why),
+            };
+        };
+        match message {
+            M::Query { corr_id, subject, record } => {
+                let answer = self.query(&subject, &record);
+                self.respond(corr_id, answer)
+            }
+            M::UploadProgram { corr_id, program_hash, chunk_index, total_chunks, chunk_data } => {
+                let chunk = Chunk { corr_id, hash: program_hash.clone(), index: chunk_index, total: total_chunks, data: chunk_data };
+                if let Some(bytes) = self.take_chunk("program", chunk) {
+                    let answer = self.server.programs.add(&self.server.runtime, &program_hash, bytes).await;
+                    tracing::info!(user = %user, program = %program_hash, ok = answer.is_ok(), "program uploaded");
+                    self.respond(corr_id, answer.map(|()| program_hash));
+                }
+            }
+            M::UploadBlob { corr_id, instance_id, blob_hash, chunk_index, total_chunks, chunk_data } => {
+                let Some(served) = self.running(&user, &instance_id) else {
+                    return self.respond(corr_id, Err(no_such_instance(&instance_id)));
+                };
+                let chunk = Chunk { corr_id, hash: blob_hash.clone(), index: chunk_index, total: total_chunks, data: chunk_data };
+                if let Some(bytes) = self.take_chunk(&format!("blob:{instance_id}"), chunk) {
+                    served.give_blob(bytes);
+                    self.respond(corr_id, Ok(blob_hash));
+                }
+            }
+            M::LaunchInstance { corr_id, program_hash, arguments, detached } => {
+                let answer = match self.server.programs.get(&self.server.runtime, &program_hash).await {
+                    Ok(program) => self.launch(&user, program, program_hash, arguments, detached),
+                    Err(e) => Err(e),
+                };
+                self.respond_launched(corr_id, answer);
+            }
+            M::LaunchReference { corr_id, reference, arguments, detached } => {
+                let answer = match self.server.registry.pull(&reference).await {
+                    Ok(pulled) => match compile(&self.server.runtime, pulled.bytes).await {
+                        Ok(program) => self.launch(&user, program, reference, arguments, detached),
+                        Err(e) => Err(format!("{reference}: {e}")),
+                    },
+                    Err(e) => Err(format!("{reference}: {e}")),
+                };
+                self.respond_launched(corr_id, answer);
+            }
+            M::LaunchServerInstance { corr_id, port, .. } => {
+                let why = format!("launch_server_instance (port {port}): this server does not serve `wasi:http/incoming-handler` inferlets yet");
+                self.respond(corr_id, Err(why));
+            }
+            M::SignalInstance { instance_id, message } => match self.running(&user, &instance_id) {
+                Some(served) => served.signal(message),
+                None => self.server_event(&format!("signal_instance: {}", no_such_instance(&instance_id))),
+            },
+            M::TerminateInstance { instance_id } => match self.running(&user, &instance_id) {
+                Some(served) => served.stop(EventCode::Aborted, "terminated by its client".into()),
+                None => self.server_event(&format!("terminate_instance: {}", no_such_instance(&instance_id))),
+            },
+            M::AttachInstance { corr_id, instance_id } => match self.server.instances.owned(&user, &instance_id) {
+                Some(served) => {
+                    // Answer first: the replayed events follow the response.
+                    self.respond(corr_id, Ok(instance_id));
+                    self.server.instances.attach(&served, self.attachment());
+                }
+                None => self.respond(corr_id, Err(no_such_instance(&instance_id))),
+            },
+            M::DetachInstance { corr_id, instance_id } => match self.server.instances.owned(&user, &instance_id) {
+                Some(served) => {
+                    self.server.instances.detach(&served, self.id);
+                    self.respond(corr_id, Ok(instance_id));
+                }
+                None => self.respond(corr_id, Err(no_such_instance(&instance_id))),
+            },
+            M::ListInstances { corr_id } => {
+                let list = self.server.instances.list(&user);
+                self.respond(corr_id, Ok(serde_json::to_string(&list).expect("instance rows encode")));
+            }
+            M::Hello { .. } | M::Authenticate { .. } | M::Challenge { .. } | M::Prove { .. } => unreachable!("handled above"),
+        }
+    }
+
+    fn log_in(&mut self, user: String) -> String {
+        tracing::info!(connection = self.id, user = %user, "authenticated");
+        self.user = Some(user.clone());
+        user
+    }
+
+    fn query(&self, subject: &str, record: &str) -> Result<String, String> {
+        match subject {
+            subject::PROGRAM_EXISTS => Ok(self.server.programs.exists(record).to_string()),
+            subject::VERSION => Ok(format!("crust {}", crate::VERSION)),
+            subject::MODELS => Ok(self.server.models_json()),
+            subject::MODEL_STATUS => Ok(self.server.model_status_json()),
+            other => Err(format!(
+                "unknown query subject `{other}` (known: {}, {}, {}, {})",
+                subject::PROGRAM_EXISTS,
+                subject::VERSION,
+                subject::MODELS,
+                subject::MODEL_STATUS
+            )),
+        }
+    }
+
+    fn launch(&self, user: &str, program: Arc<crate::runtime::Program>, name: String, arguments: Vec<String>, detached: bool) -> Result<Pending, String> {
+        if self.server.stopping.load(Ordering::SeqCst) {
+            return Err("the server is shutting down".into());
+        }
+        let request = LaunchRequest {
+            owner: user.to_string(),
+            program,
+            program_name: name,
+            arguments,
+            keep: detached,
+            attachment: Some(self.attachment()),
+        };
+        self.server.instances.launch(&self.server.runtime, request)
+    }
+
+    /// The launch response goes out before any of the instance's events: it
+    /// is queued on this connection before the instance starts.
+    fn respond_launched(&self, corr_id: u32, answer: Result<Pending, String>) {
+        match answer {
+            Ok(pending) => {
+                self.respond(corr_id, Ok(pending.id().to_string()));
+                pending.start();
+            }
+            Err(why) => self.respond(corr_id, Err(why)),
+        }
+    }
+
+    /// An instance of `user`'s that still runs.
+    fn running(&self, user: &str, id: &str) -> Option<Arc<Served>> {
+        self.server.instances.owned(user, id).filter(|s| s.is_running())
+    }
+
+    /// Feeds a chunk to its upload; returns the payload once complete. Errors are answered here.
+    fn take_chunk(&mut self, target: &str, chunk: Chunk) -> Option<Vec<u8>> {
+        let corr_id = chunk.corr_id;
+        let (abandoned, accepted) = self.uploads.accept(target, chunk, self.server.config.max_upload_bytes());
+        if let Some((earlier, why)) = abandoned {
+            self.respond(earlier, Err(why));
+        }
+        match accepted {
+            Ok(Accepted::Complete(bytes)) => Some(bytes),
+            Ok(Accepted::Partial | Accepted::Ignored) => None,
+            Err(why) => {
+                self.respond(corr_id, Err(why));
+                None
+            }
+        }
+    }
+
+    fn attachment(&self) -> Attachment {
+        Attachment { connection: self.id, out: self.out.clone() }
+    }
+
+    fn respond(&self, corr_id: u32, answer: Result<String, String>) {
+        let (successful, result) = match answer {
+            Ok(result) => (true, result),
+            Err(why) => (false, why),
+        };
+        let _ = self.out.send(ServerMessage::Response { corr_id, successful, result });
+    }
+
+    fn server_event(&self, message: &str) {
+        let _ = self.out.send(ServerMessage::ServerEvent { message: message.to_string() });
+    }
+}
+
+fn no_such_instance(id: &str) -> String {
+    format!("no running instance {id} of yours")
+}
+
+fn corr_id(message: &ClientMessage) -> Option<u32> {
+    use ClientMessage as M;
+    match message {
+        M::Authenticate { corr_id, .. }
+        | M::Query { corr_id, .. }
+        | M::UploadProgram { corr_id, .. }
+        | M::UploadBlob { corr_id, .. }
+        | M::LaunchInstance { corr_id, .. }
+        | M::LaunchServerInstance { corr_id, .. }
+        | M::Hello { corr_id, .. }
+        | M::Challenge { corr_id, .. }
+        | M::Prove { corr_id, .. }
+        | M::LaunchReference { corr_id, .. }
+        | M::AttachInstance { corr_id, .. }
+        | M::DetachInstance { corr_id, .. }
+        | M::ListInstances { corr_id } => Some(*corr_id),
+        M::SignalInstance { .. } | M::TerminateInstance { .. } => None,
+    }
+}

@@ -1,0 +1,389 @@
+//! The server's instances: who owns each, which connection receives its
+//! events (or the bounded buffer that keeps them while none does), and the
+//! one terminal event each instance ends with.
+//!
+//! Disconnect policy: an instance launched `detached` (or detached later)
+//! keeps running when its connection closes and buffers its events for a
+//! later attach; any other instance is ended (as Pie's server does), so a
+//! vanished client leaves no pages behind.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crust_client::protocol::{CHUNK_SIZE, EventCode, InstanceInfo, OutputStream, ServerMessage, content_hash};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::runtime::{InstanceError, Launch, OutputChunk, OutputSink, Program, Runtime, Stream};
+
+/// Where a connection's messages go.
+pub type Outbox = mpsc::UnboundedSender<ServerMessage>;
+
+#[derive(Clone)]
+pub struct Attachment {
+    pub connection: u64,
+    pub out: Outbox,
+}
+
+/// How an instance ended: Pie's event code and its text.
+pub type Ending = (EventCode, String);
+
+pub struct Served {
+    pub id: String,
+    pub owner: String,
+    pub program: String,
+    pub arguments: Vec<String>,
+    started: Instant,
+    inbox: mpsc::UnboundedSender<String>,
+    blobs: mpsc::UnboundedSender<Vec<u8>>,
+    stop: Mutex<Option<oneshot::Sender<Ending>>>,
+    delivery: Mutex<Delivery>,
+    buffer_cap: usize,
+}
+
+#[derive(Default)]
+struct Delivery {
+    attached: Option<Attachment>,
+    buffer: VecDeque<ServerMessage>,
+    buffered_bytes: usize,
+    ended: Option<EventCode>,
+    /// Outlives its connection.
+    keep: bool,
+}
+
+impl Served {
+    /// Sends to the attached connection, or buffers; a detached instance
+    /// whose buffer is full is ended with `OutOfResources`.
+    fn deliver(&self, message: ServerMessage) {
+        let mut delivery = self.delivery.lock().unwrap();
+        if let Some(attachment) = &delivery.attached {
+            match attachment.out.send(message) {
+                Ok(()) => return,
+                Err(returned) => {
+                    // The connection is gone and has not said so yet.
+                    delivery.attached = None;
+                    return self.buffer(delivery, returned.0);
+                }
+            }
+        }
+        self.buffer(delivery, message);
+    }
+
+    fn buffer(&self, mut delivery: std::sync::MutexGuard<'_, Delivery>, message: ServerMessage) {
+        let size = message_size(&message);
+        if delivery.buffered_bytes + size > self.buffer_cap {
+            drop(delivery);
+            let why = format!(
+                "its output buffer is full ({} bytes buffered while no client was attached; server.output_buffer_kib)",
+                self.buffer_cap
+            );
+            return self.stop(EventCode::OutOfResources, why);
+        }
+        delivery.buffered_bytes += size;
+        delivery.buffer.push_back(message);
+    }
+
+    /// Ends the instance (if it still runs) with this event.
+    pub fn stop(&self, code: EventCode, text: String) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send((code, text));
+        }
+    }
+
+    pub fn signal(&self, message: String) {
+        let _ = self.inbox.send(message);
+    }
+
+    pub fn give_blob(&self, blob: Vec<u8>) {
+        let _ = self.blobs.send(blob);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.delivery.lock().unwrap().ended.is_none()
+    }
+
+    /// Delivers the terminal event. Returns whether the record can go: its
+    /// event reached a connection, or nobody will ever collect it.
+    fn finish(&self, (code, text): Ending) -> bool {
+        let mut delivery = self.delivery.lock().unwrap();
+        delivery.ended = Some(code);
+        let message = ServerMessage::InstanceEvent { instance_id: self.id.clone(), event: code, message: text };
+        if let Some(attachment) = delivery.attached.take()
+            && attachment.out.send(message.clone()).is_ok()
+        {
+            return true;
+        }
+        if !delivery.keep {
+            return true;
+        }
+        // The terminal event is kept whatever the buffer holds: it is how the client learns the end.
+        delivery.buffer.push_back(message);
+        false
+    }
+
+    /// Sends what was buffered to `attachment` and makes it the receiver.
+    /// Returns whether the instance had already ended (its record can go).
+    fn attach(&self, attachment: Attachment) -> bool {
+        let mut delivery = self.delivery.lock().unwrap();
+        if let Some(previous) = delivery.attached.take()
+            && previous.connection != attachment.connection
+        {
+            let note = format!("instance {} was attached by another connection", self.id);
+            let _ = previous.out.send(ServerMessage::ServerEvent { message: note });
+        }
+        for message in delivery.buffer.drain(..) {
+            let _ = attachment.out.send(message);
+        }
+        delivery.buffered_bytes = 0;
+        if delivery.ended.is_some() {
+            return true;
+        }
+        delivery.attached = Some(attachment);
+        false
+    }
+
+    fn info(&self) -> InstanceInfo {
+        let delivery = self.delivery.lock().unwrap();
+        InstanceInfo {
+            id: self.id.clone(),
+            state: delivery.ended.map(state_name).unwrap_or("running").to_string(),
+            owner: self.owner.clone(),
+            age_secs: self.started.elapsed().as_secs_f64(),
+            program: self.program.clone(),
+            arguments: self.arguments.clone(),
+            attached: delivery.attached.is_some(),
+        }
+    }
+}
+
+fn state_name(code: EventCode) -> &'static str {
+    match code {
+        EventCode::Message => "running",
+        EventCode::Completed => "completed",
+        EventCode::Aborted => "aborted",
+        EventCode::Exception => "exception",
+        EventCode::ServerError => "server_error",
+        EventCode::OutOfResources => "out_of_resources",
+    }
+}
+
+fn message_size(message: &ServerMessage) -> usize {
+    match message {
+        ServerMessage::InstanceEvent { message, .. } => message.len() + 64,
+        ServerMessage::DownloadBlob { chunk_data, .. } => chunk_data.len() + 128,
+        ServerMessage::InstanceOutput { data, .. } => data.len() + 64,
+        _ => 64,
+    }
+}
+
+/// What a launch needs besides the program.
+pub struct LaunchRequest {
+    pub owner: String,
+    pub program: Arc<Program>,
+    pub program_name: String,
+    pub arguments: Vec<String>,
+    pub keep: bool,
+    pub attachment: Option<Attachment>,
+}
+
+/// An admitted instance, not yet started (so its launch can be answered first).
+#[must_use = "an admitted instance counts against the caps until it starts and ends"]
+pub struct Pending {
+    served: Arc<Served>,
+    task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Pending {
+    pub fn id(&self) -> &str {
+        &self.served.id
+    }
+
+    pub fn start(self) {
+        tokio::spawn(self.task);
+    }
+}
+
+pub struct Instances {
+    table: Mutex<HashMap<String, Arc<Served>>>,
+    running: AtomicUsize,
+    all_ended: Notify,
+    max_total: usize,
+    max_per_user: usize,
+    buffer_cap: usize,
+}
+
+impl Instances {
+    pub fn new(max_total: usize, max_per_user: usize, buffer_cap: usize) -> Self {
+        Self { table: Mutex::default(), running: AtomicUsize::new(0), all_ended: Notify::new(), max_total, max_per_user, buffer_cap }
+    }
+
+    /// Admits an instance; an error says which cap it hit. It runs once started.
+    pub fn launch(self: &Arc<Self>, runtime: &Arc<Runtime>, request: LaunchRequest) -> Result<Pending, String> {
+        let mut table = self.table.lock().unwrap();
+        let running: Vec<&Arc<Served>> = table.values().filter(|s| s.is_running()).collect();
+        if running.len() >= self.max_total {
+            return Err(format!("the server runs its maximum of {} instances (limits.max_instances): try again later", self.max_total));
+        }
+        if running.iter().filter(|s| s.owner == request.owner).count() >= self.max_per_user {
+            return Err(format!(
+                "user {} already runs {} instances, the most one user may (server.max_instances_per_user)",
+                request.owner, self.max_per_user
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (inbox, inbox_rx) = mpsc::unbounded_channel();
+        let (blobs, blobs_rx) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = oneshot::channel();
+        let served = Arc::new(Served {
+            id: id.clone(),
+            owner: request.owner,
+            program: request.program_name,
+            arguments: request.arguments.clone(),
+            started: Instant::now(),
+            inbox,
+            blobs,
+            stop: Mutex::new(Some(stop)),
+            delivery: Mutex::new(Delivery { attached: request.attachment, keep: request.keep, ..Delivery::default() }),
+            buffer_cap: self.buffer_cap,
+        });
+        table.insert(id.clone(), served.clone());
+        self.running.fetch_add(1, Ordering::SeqCst);
+        drop(table);
+
+        let (sink, output) = OutputSink::channel();
+        let launch = Launch {
+            arguments: request.arguments,
+            output: Some(sink),
+            instance_id: Some(id.clone()),
+            inbox: Some(inbox_rx),
+            blobs: Some(blobs_rx),
+        };
+        tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
+        let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program, served.clone());
+        let task = Box::pin(async move {
+            let pump = tokio::spawn(pump_output(task_served.clone(), output));
+            let ending = {
+                let run = runtime.run(&program, launch);
+                tokio::select! {
+                    outcome = run => ending_of(outcome),
+                    Ok(ending) = stop_rx => ending,
+                }
+            };
+            // The store is gone: its output ends, and so does the pump.
+            let _ = pump.await;
+            tracing::info!(instance = %task_served.id, outcome = state_name(ending.0), detail = %ending.1, "ended");
+            if task_served.finish(ending) {
+                this.table.lock().unwrap().remove(&task_served.id);
+            }
+            task_served.stop.lock().unwrap().take();
+            if this.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.all_ended.notify_waiters();
+            }
+        });
+        Ok(Pending { served, task })
+    }
+
+    /// The instance, if `user` owns it.
+    pub fn owned(&self, user: &str, id: &str) -> Option<Arc<Served>> {
+        self.table.lock().unwrap().get(id).filter(|s| s.owner == user).cloned()
+    }
+
+    pub fn attach(&self, served: &Served, attachment: Attachment) {
+        if served.attach(attachment) {
+            self.table.lock().unwrap().remove(&served.id);
+        }
+    }
+
+    /// Lets the instance outlive `connection`.
+    pub fn detach(&self, served: &Served, connection: u64) {
+        let mut delivery = served.delivery.lock().unwrap();
+        if delivery.attached.as_ref().is_some_and(|a| a.connection == connection) {
+            delivery.attached = None;
+        }
+        delivery.keep = true;
+    }
+
+    /// The connection closed: its kept instances buffer from now on; the rest end.
+    pub fn connection_closed(&self, connection: u64) {
+        let table: Vec<Arc<Served>> = self.table.lock().unwrap().values().cloned().collect();
+        for served in table {
+            let mut delivery = served.delivery.lock().unwrap();
+            if delivery.attached.as_ref().is_some_and(|a| a.connection == connection) {
+                delivery.attached = None;
+                if !delivery.keep {
+                    drop(delivery);
+                    served.stop(EventCode::Aborted, "its client disconnected".into());
+                }
+            }
+        }
+    }
+
+    pub fn list(&self, user: &str) -> Vec<InstanceInfo> {
+        let mut rows: Vec<InstanceInfo> =
+            self.table.lock().unwrap().values().filter(|s| s.owner == user).map(|s| s.info()).collect();
+        rows.sort_by(|a, b| b.age_secs.total_cmp(&a.age_secs));
+        rows
+    }
+
+    /// Every instance, for metrics.
+    pub fn all(&self) -> Vec<InstanceInfo> {
+        self.table.lock().unwrap().values().map(|s| s.info()).collect()
+    }
+
+    /// Ends every instance with `Aborted` and waits until all have ended.
+    pub async fn stop_all(&self, why: &str) {
+        let table: Vec<Arc<Served>> = self.table.lock().unwrap().values().cloned().collect();
+        for served in table {
+            served.stop(EventCode::Aborted, why.to_string());
+        }
+        loop {
+            let ended = self.all_ended.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+fn ending_of(outcome: Result<Option<String>, InstanceError>) -> Ending {
+    match outcome {
+        Ok(value) => (EventCode::Completed, value.unwrap_or_default()),
+        Err(InstanceError::Limit(limit)) => (EventCode::OutOfResources, limit.to_string()),
+        Err(error) => (EventCode::Exception, error.to_string()),
+    }
+}
+
+/// Turns the instance's output into protocol messages, in order.
+async fn pump_output(served: Arc<Served>, mut output: mpsc::UnboundedReceiver<OutputChunk>) {
+    let id = &served.id;
+    while let Some(chunk) = output.recv().await {
+        match chunk.stream {
+            Stream::Stdout | Stream::Stderr => {
+                let stream = if chunk.stream == Stream::Stdout { OutputStream::Stdout } else { OutputStream::Stderr };
+                served.deliver(ServerMessage::InstanceOutput { instance_id: id.clone(), stream, data: chunk.bytes.to_vec() });
+            }
+            Stream::Message => served.deliver(ServerMessage::InstanceEvent {
+                instance_id: id.clone(),
+                event: EventCode::Message,
+                message: String::from_utf8_lossy(&chunk.bytes).into_owned(),
+            }),
+            Stream::Blob => {
+                let blob_hash = content_hash(&chunk.bytes);
+                let pieces = crust_client::protocol::chunks(&chunk.bytes);
+                let total_chunks = pieces.len();
+                for (chunk_index, piece) in pieces.into_iter().enumerate() {
+                    debug_assert!(piece.len() <= CHUNK_SIZE);
+                    served.deliver(ServerMessage::DownloadBlob {
+                        instance_id: id.clone(),
+                        blob_hash: blob_hash.clone(),
+                        chunk_index,
+                        total_chunks,
+                        chunk_data: piece.to_vec(),
+                    });
+                }
+            }
+        }
+    }
+}

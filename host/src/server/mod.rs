@@ -1,0 +1,179 @@
+//! `crust serve`: a long-running server. One WebSocket endpoint speaks Pie's
+//! client protocol plus Crust's additions (`connection`); `GET /metrics`
+//! reports in Prometheus' format. Models load once, programs compile once,
+//! and instances outlive the connections that launched them when asked to.
+
+mod auth;
+mod connection;
+mod instances;
+mod metrics;
+mod programs;
+mod uploads;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::config::{Config, ServerConfig};
+use crate::oci::Registry;
+use crate::runtime::Runtime;
+use auth::Auth;
+use instances::Instances;
+use programs::Programs;
+
+/// What every connection shares.
+pub struct Server {
+    runtime: Arc<Runtime>,
+    config: ServerConfig,
+    auth: Auth,
+    programs: Programs,
+    instances: Arc<Instances>,
+    registry: Registry,
+    /// Set when the server begins to stop: launches are refused.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Becomes true once every instance has ended: connections say goodbye and close.
+    shutdown: watch::Sender<bool>,
+    connections: AtomicUsize,
+}
+
+pub struct ServeOptions {
+    pub listen: Option<String>,
+    pub no_auth: bool,
+}
+
+/// Serves until SIGINT or SIGTERM, then ends every instance (each client is
+/// told), closes every connection, and returns.
+pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    let listen = options.listen.clone().unwrap_or_else(|| config.server.listen.clone());
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot resolve the listen address {listen}: {e}"))?
+        .collect();
+    if options.no_auth && !addresses.iter().all(|a| a.ip().is_loopback()) {
+        anyhow::bail!("--no-auth is refused on {listen}: without authentication the server may only listen on a loopback address");
+    }
+    let auth = Auth::from_config(&config.server, !options.no_auth).map_err(anyhow::Error::msg)?;
+    let runtime = Arc::new(Runtime::new(&config)?);
+    for name in runtime.models().names() {
+        let model = runtime.models().get(&name).expect("a listed model").clone();
+        match model.service().await {
+            Ok(_) => tracing::info!(model = %name, "model loaded"),
+            Err(e) => tracing::warn!(model = %name, "model not loaded (instances that use it will get this error): {e}"),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&addresses[..])
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr()?;
+    let server = Arc::new(Server {
+        instances: Arc::new(Instances::new(
+            config.limits.max_instances,
+            config.server.max_instances_per_user,
+            config.server.output_buffer_bytes(),
+        )),
+        programs: Programs::new(config.data_dir().join("programs")),
+        registry: Registry::new(&config.registry, &config.cache_dir()),
+        config: config.server.clone(),
+        auth,
+        runtime,
+        stopping: Default::default(),
+        shutdown: watch::channel(false).0,
+        connections: AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .route("/", get(upgrade))
+        .route("/metrics", get(metrics))
+        .with_state(server.clone());
+    let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(
+        axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) }).into_future(),
+    );
+    let auth_note = if server.auth.required() { "" } else { " (no authentication)" };
+    println!("crust serve: listening on ws://{local}{auth_note}");
+    tracing::info!(%local, "listening");
+
+    shutdown_signal().await;
+    println!("crust serve: shutting down");
+    let _ = stop_accepting.send(());
+    server.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    if tokio::time::timeout(Duration::from_secs(30), server.instances.stop_all("the server is shutting down")).await.is_err() {
+        tracing::warn!("some instances did not end within 30 s");
+    }
+    server.shutdown.send_replace(true);
+    // Connections say goodbye once their instances have sent their last events.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.connections.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    println!("crust serve: stopped");
+    Ok(())
+}
+
+async fn upgrade(State(server): State<Arc<Server>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+    // Room for a full chunk and its envelope.
+    upgrade.max_message_size(4 << 20).on_upgrade(move |socket| connection::serve(socket, server))
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], metrics::render(&server))
+}
+
+impl Server {
+    fn models_json(&self) -> String {
+        let models: Vec<serde_json::Value> = self
+            .runtime
+            .models()
+            .names()
+            .iter()
+            .filter_map(|name| self.runtime.models().get(name))
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name,
+                    "description": m.description,
+                    "traits": m.traits,
+                    "kv_page_size": m.page_size,
+                    "service_id": m.service_id,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(models).to_string()
+    }
+
+    fn model_status_json(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let status: serde_json::Map<String, serde_json::Value> = self
+            .runtime
+            .models()
+            .loaded()
+            .map(|s| {
+                let free = s.free_pages();
+                let status = serde_json::json!({
+                    "forward_passes": s.stats.batched_passes.load(Relaxed),
+                    "forward_tokens": s.stats.batched_tokens.load(Relaxed),
+                    "batches": s.stats.batches.load(Relaxed),
+                    "kv_pages_free": free,
+                    "kv_pages_used": s.capacity.kv_pages as usize - free,
+                });
+                (s.name.clone(), status)
+            })
+            .collect();
+        serde_json::Value::Object(status).to_string()
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
