@@ -10,6 +10,7 @@ mod model_interfaces;
 mod pie_sdk;
 mod providers;
 mod registry;
+mod server;
 mod smollm2;
 mod tokenizer;
 mod wit_spec;

@@ -23,6 +23,14 @@ pub fn inferlet(name: &str) -> PathBuf {
     path
 }
 
+/// The Python that has Pie's client (`pie-client==0.1.0`) and Crust's
+/// (`clients/python`) installed: `just python-env` makes it.
+pub fn python() -> PathBuf {
+    let python = target_dir().join("pyenv/bin/python");
+    assert!(python.exists(), "{} is missing: run `just python-env` first", python.display());
+    python
+}
+
 /// A fresh, empty directory under the target dir, removed by nobody (kept for post-mortems).
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = target_dir().join("test-scratch").join(format!("{name}-{}", std::process::id()));

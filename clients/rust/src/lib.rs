@@ -67,11 +67,14 @@ struct Routes {
     /// response and its first events can overtake the caller.
     early: HashMap<String, Vec<Event>>,
     downloads: HashMap<String, Vec<u8>>,
+    /// `server_event`s not yet taken.
+    server_events: Vec<String>,
     /// Why the connection closed, once it has.
     closed: Option<String>,
 }
 
 /// A launched or attached instance: its id and its events.
+#[derive(Debug)]
 pub struct Instance {
     pub id: String,
     events: mpsc::UnboundedReceiver<Event>,
@@ -257,9 +260,22 @@ impl Client {
         self.send(&ClientMessage::TerminateInstance { instance_id: id.into() })
     }
 
-    /// Sends any message as is (tests use it to send what a client should not).
+    /// What the server said outside any request (errors about frames it
+    /// could not answer, its shutdown), since the last call.
+    pub fn take_server_events(&self) -> Vec<String> {
+        std::mem::take(&mut self.routes.lock().unwrap().server_events)
+    }
+
+    /// Sends any frame as is (tests use it to send what a client should not).
     pub fn send_raw(&self, frame: Vec<u8>) -> Result<(), ClientError> {
         self.out.send(Message::Binary(frame.into())).map_err(|_| self.closed())
+    }
+
+    /// Sends a frame as is and waits for the response to `corr_id`.
+    pub async fn request_raw(&self, corr_id: u32, frame: Vec<u8>) -> Result<String, ClientError> {
+        let answer = self.expect(corr_id);
+        self.send_raw(frame)?;
+        self.answer(answer).await
     }
 
     fn corr_id(&self) -> u32 {
@@ -278,7 +294,11 @@ impl Client {
 
     fn expect(&self, corr_id: u32) -> oneshot::Receiver<(bool, String)> {
         let (tx, rx) = oneshot::channel();
-        self.routes.lock().unwrap().pending.insert(corr_id, tx);
+        let mut routes = self.routes.lock().unwrap();
+        // Once closed, nothing will answer: the dropped sender fails the wait at once.
+        if routes.closed.is_none() {
+            routes.pending.insert(corr_id, tx);
+        }
         rx
     }
 
@@ -317,7 +337,7 @@ impl Routes {
                 return;
             }
             ServerMessage::ServerEvent { message } => {
-                eprintln!("server: {message}");
+                self.server_events.push(message);
                 return;
             }
             ServerMessage::InstanceEvent { instance_id, event, message } => {

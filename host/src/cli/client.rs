@@ -240,6 +240,7 @@ async fn follow(client: &Client, mut instance: Instance, on_interrupt: OnInterru
                 return ExitCode::from(1);
             }
             None => {
+                client.take_server_events().iter().for_each(|e| eprintln!("server: {e}"));
                 eprintln!("error: the connection to the server closed before {} ended", instance.id);
                 return ExitCode::from(1);
             }

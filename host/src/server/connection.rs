@@ -35,9 +35,12 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
     let crust = Arc::new(AtomicBool::new(false));
     let writer_crust = crust.clone();
     let writer_task = tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
-            if !message.is_pie() && !writer_crust.load(Ordering::Relaxed) {
-                continue;
+        while let Some(mut message) = outgoing.recv().await {
+            if !writer_crust.load(Ordering::Relaxed) {
+                if !message.is_pie() {
+                    continue;
+                }
+                pie_download_count(&mut message);
             }
             if writer.send(Message::Binary(protocol::encode(&message).into())).await.is_err() {
                 return;
@@ -299,6 +302,15 @@ impl Session {
 
     fn server_event(&self, message: &str) {
         let _ = self.out.send(ServerMessage::ServerEvent { message: message.to_string() });
+    }
+}
+
+/// Pie's client 0.1.0 completes a download once it has `total_chunks - 1`
+/// chunks, so a Pie connection is told one more than it is sent. Crust's
+/// clients say `hello` and get the true count.
+fn pie_download_count(message: &mut ServerMessage) {
+    if let ServerMessage::DownloadBlob { total_chunks, .. } = message {
+        *total_chunks += 1;
     }
 }
 

@@ -1,0 +1,442 @@
+//! `crust serve` as a real process on a free loopback port, driven by Pie's
+//! own Python client, Crust's Python and Rust clients, and the CLI.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crust_client::protocol::{ClientMessage, encode};
+use crust_client::{Client, Event, EventCode, keys};
+use crust_tests::{inferlet, python, repo_root, scratch_dir};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789";
+
+/// A running `crust serve`; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    address: String,
+    dir: PathBuf,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts a server with tokens for alice and bob, a key for carol, and
+    /// `server_lines` in its `[server]` table.
+    fn start(name: &str, server_lines: &str) -> Self {
+        let dir = scratch_dir(name);
+        let carol = keys::generate();
+        std::fs::write(dir.join("carol.key"), keys::secret_line(&carol)).unwrap();
+        std::fs::write(dir.join("authorized_keys"), keys::authorized_line(&carol.verifying_key(), "carol")).unwrap();
+        let config = format!(
+            "data_dir = {data:?}\ncache_dir = {cache:?}\n[server]\nauthorized_keys = {keys:?}\n{server_lines}\n[server.tokens]\nalice = {ALICE:?}\nbob = {BOB:?}\n",
+            data = dir.join("data"),
+            cache = dir.join("cache"),
+            keys = dir.join("authorized_keys"),
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        Self::spawn(dir, &[])
+    }
+
+    fn spawn(dir: PathBuf, flags: &[&str]) -> Self {
+        let config = dir.join("config.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
+            .args(["--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env_remove("CRUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning crust serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Drained all along, so the server never blocks on a full pipe.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (sink, mut errors) = (stderr.clone(), child.stderr.take().unwrap());
+        let drain = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = errors.read(&mut buffer) {
+                *sink.lock().unwrap() += &String::from_utf8_lossy(&buffer[..n]);
+            }
+        });
+        let first = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+        let Some(url) = first.strip_prefix("crust serve: listening on ").map(|u| u.split(' ').next().unwrap().to_string()) else {
+            let _ = child.wait();
+            let _ = drain.join();
+            panic!("the server did not start: {first}\n{}", stderr.lock().unwrap());
+        };
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let rest = stdout.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| *rest.lock().unwrap() += &(l + "\n")));
+        let address = url.trim_start_matches("ws://").to_string();
+        Self { child, url, address, dir, stdout }
+    }
+
+    async fn client(&self, token: &str) -> Client {
+        let client = Client::connect(&self.url).await.unwrap();
+        client.authenticate_token(token).await.unwrap();
+        client
+    }
+
+    /// `GET path` over plain HTTP/1.0.
+    fn get(&self, path: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.address).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// A metric's value from `/metrics`, by its full sample name with labels.
+    fn metric(&self, sample: &str) -> Option<f64> {
+        let body = self.get("/metrics");
+        body.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    fn crust(&self, args: &[&str]) -> super::CliRun {
+        Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
+            .args(args)
+            .env("CRUST_SERVER", &self.url)
+            .env_remove("CRUST_TOKEN")
+            .env_remove("CRUST_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawning crust")
+            .into()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(inferlet(name)).unwrap()
+}
+
+fn path(name: &str) -> String {
+    inferlet(name).to_str().unwrap().to_string()
+}
+
+/// The next event, or a failure if none comes within a minute (a hung test says so).
+async fn next(instance: &mut crust_client::Instance) -> Event {
+    tokio::time::timeout(Duration::from_secs(120), instance.next())
+        .await
+        .expect("no event within two minutes")
+        .expect("the connection closed")
+}
+
+async fn until_end(instance: &mut crust_client::Instance) -> (Vec<Event>, EventCode, String) {
+    let mut events = Vec::new();
+    loop {
+        match next(instance).await {
+            Event::End(code, text) => return (events, code, text),
+            event => events.push(event),
+        }
+    }
+}
+
+fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python()).arg(repo_root().join("tests/python").join(script)).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}"))
+}
+
+#[test]
+fn pies_own_python_client_works_unmodified() {
+    let server = ServerProcess::start("server-pie-client", "");
+    let seen = run_python(
+        "pie_client_session.py",
+        &[&server.url, ALICE, &path("text-completion"), &path("chat"), &path("echo")],
+    );
+    assert_eq!(seen["auth"], serde_json::json!([true, "alice"]));
+    assert_eq!(seen["version"][0], true);
+    for name in ["text_completion", "chat", "echo"] {
+        assert_eq!(seen[format!("{name}_exists")], serde_json::json!([false, true]), "{name}");
+    }
+    let completion = &seen["text_completion"];
+    assert_eq!(completion.as_array().unwrap().len(), 1, "{completion}");
+    assert_eq!(completion[0][0], "Completed");
+    assert!(completion[0][1].as_str().unwrap().contains("Paris"), "{completion}");
+    assert_eq!(seen["chat_answer"][0], "Message");
+    assert!(seen["chat_answer"][1].as_str().unwrap().contains("Paris"), "{}", seen["chat_answer"]);
+    assert_eq!(seen["chat_end"], serde_json::json!([["Completed", "1 turns"]]));
+    assert_eq!(seen["echo_message"], serde_json::json!(["Message", "echo: hello"]));
+    assert_eq!(seen["echo_blob"], serde_json::json!(["Blob", true, 256 * 1200]));
+    assert_eq!(seen["terminated"], serde_json::json!([["Aborted", "terminated by its client"]]));
+}
+
+#[test]
+fn crusts_python_client_streams_detaches_and_reattaches() {
+    let server = ServerProcess::start("server-python-client", "");
+    let seen = run_python("crust_client_session.py", &[&server.url, BOB, &path("text-completion"), &path("echo")]);
+    assert_eq!(seen["server"]["protocol"], 1);
+    assert_eq!(seen["user"], "bob");
+    let stdout = &seen["text_completion_stdout"];
+    assert!(stdout[0].as_str().unwrap().contains("Paris"), "{stdout}");
+    assert!(stdout[1].as_u64().unwrap() > 2, "the text arrives as it is generated, not at once: {stdout}");
+    assert_eq!(seen["text_completion_end"], serde_json::json!(["completed", ""]));
+    assert_eq!(seen["first"], "echo: one");
+    assert_eq!(seen["listed"], serde_json::json!([[true, "running", false]]));
+    assert_eq!(seen["buffered"], serde_json::json!(["echo: two", "echo: three"]));
+    assert_eq!(seen["echo_end"], serde_json::json!(["completed", "echoed 3 messages and 0 blobs"]));
+}
+
+#[test]
+fn the_cli_submits_lists_attaches_and_kills() {
+    let server = ServerProcess::start("server-cli", "");
+    let prompt = ["--prompt", "What is the capital of France?", "--max-tokens", "16"];
+    let submitted = server.crust(&[&["submit", "--token", ALICE, &path("text-completion"), "--"][..], &prompt].concat());
+    assert_eq!(submitted.status, Some(0), "{}", submitted.stderr);
+    assert!(submitted.stdout.contains("Paris"), "{}", submitted.stdout);
+    // The same answer as `crust run` gives.
+    let local = super::crust(&[&["run", &path("text-completion"), "--"][..], &prompt].concat(), &server.dir.join("cli-cache"));
+    assert_eq!(submitted.stdout.trim(), local.stdout.trim());
+
+    // A failing inferlet: exit 1 and the reason.
+    let failed = server.crust(&["submit", "--token", ALICE, &path("text-completion")]);
+    assert_eq!(failed.status, Some(1));
+    assert!(failed.stderr.contains("--prompt TEXT is required"), "{}", failed.stderr);
+
+    let detached = server.crust(&["submit", "--token", ALICE, "--detach", &path("echo")]);
+    assert_eq!(detached.status, Some(0), "{}", detached.stderr);
+    let id = detached.stdout.trim();
+    let listed = server.crust(&["list", "--token", ALICE, "--json"]);
+    let rows: Vec<crust_client::InstanceInfo> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].id.as_str(), rows[0].state.as_str(), rows[0].owner.as_str()), (id, "running", "alice"));
+    assert!(server.crust(&["list", "--token", ALICE]).stdout.contains(id));
+    let killed = server.crust(&["kill", "--token", ALICE, id]);
+    assert_eq!(killed.status, Some(0), "{}", killed.stderr);
+    assert!(killed.stdout.contains("aborted: terminated by its client"), "{}", killed.stdout);
+    let missing = server.crust(&["attach", "--token", ALICE, id]);
+    assert_eq!(missing.status, Some(2));
+    assert!(missing.stderr.contains("no running instance"), "{}", missing.stderr);
+
+    // Key login, with the key file from `crust keygen`-style lines.
+    let key = server.dir.join("carol.key");
+    let listed = server.crust(&["list", "--user", "carol", "--key", key.to_str().unwrap()]);
+    assert_eq!(listed.status, Some(0), "{}", listed.stderr);
+    let generated = server.dir.join("generated.key");
+    let keygen = server.crust(&["keygen", "--user", "dave", "--out", generated.to_str().unwrap()]);
+    assert!(keygen.stdout.starts_with("ed25519 ") && keygen.stdout.trim().ends_with(" dave"), "{}", keygen.stdout);
+    let stranger = server.crust(&["list", "--user", "dave", "--key", generated.to_str().unwrap()]);
+    assert_eq!(stranger.status, Some(1));
+    assert!(stranger.stderr.contains("no authorized key of user dave"), "{}", stranger.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_is_required_and_users_see_only_their_own() {
+    let server = ServerProcess::start("server-auth", "");
+    let anonymous = Client::connect(&server.url).await.unwrap();
+    let refused = anonymous.launch(&"0".repeat(64), &[], false).await.unwrap_err().to_string();
+    assert!(refused.contains("not authenticated"), "{refused}");
+    let wrong = anonymous.authenticate_token("not-a-token-of-ours").await.unwrap_err().to_string();
+    assert!(wrong.contains("not one this server trusts"), "{wrong}");
+    let impostor = keys::generate();
+    let wrong_key = anonymous.authenticate_key("carol", &impostor).await.unwrap_err().to_string();
+    assert!(wrong_key.contains("no authorized key of user carol"), "{wrong_key}");
+    let carol = keys::read_secret(&server.dir.join("carol.key")).unwrap();
+    assert_eq!(anonymous.authenticate_key("carol", &carol).await.unwrap(), "carol");
+
+    let alice = server.client(ALICE).await;
+    let bob = server.client(BOB).await;
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let mut instance = alice.launch(&echo, &[], true).await.unwrap();
+    assert!(bob.list().await.unwrap().is_empty());
+    assert_eq!(alice.list().await.unwrap().len(), 1);
+    let attach = bob.attach(&instance.id).await.unwrap_err().to_string();
+    assert!(attach.contains("no running instance"), "{attach}");
+    bob.terminate(&instance.id).unwrap();
+    bob.signal(&instance.id, "from bob").unwrap();
+    assert_eq!(bob.list().await.unwrap().len(), 0, "a round trip: the server has handled bob's frames");
+    assert!(bob.take_server_events().iter().all(|e| e.contains("no running instance")));
+    alice.signal(&instance.id, "from alice").unwrap();
+    assert_eq!(next(&mut instance).await, Event::Message("echo: from alice".into()));
+    alice.terminate(&instance.id).unwrap();
+    let (_, code, _) = until_end(&mut instance).await;
+    assert_eq!(code, EventCode::Aborted);
+
+    // --no-auth is for loopback only.
+    let open = Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
+        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&open.stderr).contains("loopback"), "{}", String::from_utf8_lossy(&open.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_an_error_and_the_server_keeps_serving() {
+    let server = ServerProcess::start("server-bad-input", "max_upload_mib = 1");
+    let client = server.client(ALICE).await;
+
+    client.send_raw(b"\xc1 not msgpack".to_vec()).unwrap();
+    let unknown = client
+        .request_raw(1_000_001, encode(&serde_json::json!({"type": "no_such_message", "corr_id": 1_000_001})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("malformed message"), "{unknown}");
+    let events = client.take_server_events();
+    assert!(events.iter().any(|e| e.contains("malformed message")), "{events:?}");
+
+    let upload = |corr_id, hash: &str, index, total, data: &[u8]| {
+        encode(&ClientMessage::UploadProgram {
+            corr_id,
+            program_hash: hash.into(),
+            chunk_index: index,
+            total_chunks: total,
+            chunk_data: data.to_vec(),
+        })
+    };
+    // Truncated: two chunks of three, then another upload.
+    let big = vec![0u8; 3 * crust_client::protocol::CHUNK_SIZE];
+    let big_hash = crust_client::protocol::content_hash(&big);
+    client.send_raw(upload(1_000_010, &big_hash, 0, 3, &big[..crust_client::protocol::CHUNK_SIZE])).unwrap();
+    let truncated = client.request_raw(1_000_010, upload(1_000_010, &big_hash, 2, 3, &[0])).await.unwrap_err().to_string();
+    assert!(truncated.contains("out of order or missing"), "{truncated}");
+    client.send_raw(upload(1_000_011, &big_hash, 0, 3, &big[..10])).unwrap();
+    let abandoned = client.request_raw(1_000_011, upload(1_000_012, &crust_client::protocol::content_hash(b"x"), 0, 1, b"x"));
+    let abandoned = abandoned.await.unwrap_err().to_string();
+    assert!(abandoned.contains("stopped after 1 of 3 chunks"), "{abandoned}");
+
+    let mismatch = client.request_raw(1_000_020, upload(1_000_020, &"ab".repeat(32), 0, 1, b"bytes")).await.unwrap_err();
+    assert!(mismatch.to_string().contains("hash mismatch"), "{mismatch}");
+    let oversized = client.upload_program(&vec![1u8; 2 << 20]).await.unwrap_err().to_string();
+    assert!(oversized.contains("limit of 1048576 bytes"), "{oversized}");
+    let not_wasm = client.upload_program(b"#!/bin/sh\necho not wasm").await.unwrap_err().to_string();
+    assert!(not_wasm.contains("not a WebAssembly file"), "{not_wasm}");
+    let core_module = client.upload_program(b"\0asm\x01\0\0\0").await.unwrap_err().to_string();
+    assert!(core_module.contains("not a component"), "{core_module}");
+    let missing = client.launch(&"cd".repeat(32), &[], false).await.unwrap_err().to_string();
+    assert!(missing.contains("upload it first"), "{missing}");
+
+    // Through all that, the same connection and a new one still work.
+    let hello = client.ensure_program(&wasm("pie-hello")).await.unwrap();
+    let mut instance = client.launch(&hello, &["still".into(), "here".into()], false).await.unwrap();
+    assert_eq!(until_end(&mut instance).await.1, EventCode::Completed);
+    let other = server.client(BOB).await;
+    let mut instance = other.launch(&hello, &["bob".into()], false).await.unwrap();
+    let (_, code, value) = until_end(&mut instance).await;
+    assert_eq!((code, value.as_str()), (EventCode::Completed, "pie says hi to bob"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_give_clear_errors() {
+    let server = ServerProcess::start("server-limits", "max_instances_per_user = 2\noutput_buffer_kib = 1");
+    let alice = server.client(ALICE).await;
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let first = alice.launch(&echo, &[], true).await.unwrap();
+    let _second = alice.launch(&echo, &[], false).await.unwrap();
+    let third = alice.launch(&echo, &[], false).await.err().unwrap().to_string();
+    assert!(third.contains("server.max_instances_per_user"), "{third}");
+    // Another user is not held back by alice's cap.
+    let bob = server.client(BOB).await;
+    assert!(bob.launch(&echo, &[], false).await.is_ok());
+
+    // A detached instance that says more than its buffer holds ends, and says why.
+    alice.detach(&first.id).await.unwrap();
+    for n in 0..100 {
+        alice.signal(&first.id, &format!("message number {n} with some padding")).unwrap();
+    }
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alice.list().await.unwrap().iter().any(|i| i.state == "running" && !i.attached) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = alice.list().await.unwrap();
+    let ended = rows.iter().find(|i| i.state == "out_of_resources").expect("the chatty instance ended");
+    let mut reattached = alice.attach(&ended.id).await.unwrap();
+    let (messages, code, why) = until_end(&mut reattached).await;
+    assert_eq!(code, EventCode::OutOfResources);
+    assert!(why.contains("output buffer is full") && why.contains("server.output_buffer_kib"), "{why}");
+    assert!(!messages.is_empty() && messages.len() < 100, "{} buffered", messages.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_client_leaves_no_pages_and_metrics_say_so() {
+    let server = ServerProcess::start("server-disconnect", "");
+    let used = "crust_kv_pages{model=\"SmolLM2-135M-Instruct\",state=\"used\"}";
+    let alice = server.client(ALICE).await;
+    let chat = alice.ensure_program(&wasm("chat")).await.unwrap();
+    let mut instance = alice.launch(&chat, &[], false).await.unwrap();
+    alice.signal(&instance.id, "Name a color.").unwrap();
+    assert!(matches!(next(&mut instance).await, Event::Message(_)));
+    assert!(server.metric(used).unwrap() > 0.0, "the conversation holds pages");
+    assert_eq!(server.metric("crust_user_instances{user=\"alice\"}"), Some(1.0));
+    assert_eq!(server.metric("crust_connections"), Some(1.0));
+    assert!(server.metric("crust_forward_passes_total{model=\"SmolLM2-135M-Instruct\"}").unwrap() > 0.0);
+    drop(instance);
+    drop(alice);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric(used) != Some(0.0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.metric(used), Some(0.0), "the pages went back to the pool");
+    assert_eq!(server.metric("crust_instances{state=\"detached\"}"), Some(0.0));
+    assert_eq!(server.metric("crust_connections"), Some(0.0));
+    let metrics = server.get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for family in ["crust_batches_total", "crust_batch_size_mean", "crust_queue_depth", "crust_gpu_busy_seconds_total"] {
+        assert!(metrics.contains(&format!("# TYPE {family} ")), "{family} missing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_every_instance_tells_every_client_and_exits_zero() {
+    let mut server = ServerProcess::start("server-sigterm", "");
+    let mut clients = Vec::new();
+    for token in [ALICE, BOB, ALICE] {
+        let client = server.client(token).await;
+        let echo = client.ensure_program(&wasm("echo")).await.unwrap();
+        let mut instance = client.launch(&echo, &[], false).await.unwrap();
+        client.signal(&instance.id, "ready?").unwrap();
+        assert_eq!(next(&mut instance).await, Event::Message("echo: ready?".into()));
+        clients.push((client, instance));
+    }
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    for (client, mut instance) in clients {
+        let (_, code, why) = until_end(&mut instance).await;
+        assert_eq!((code, why.as_str()), (EventCode::Aborted, "the server is shutting down"));
+        // Then the server says goodbye and closes the connection.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.list().await.is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(client.take_server_events().iter().any(|e| e.contains("shutting down")));
+    }
+    let exit = server.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(server.stdout.lock().unwrap().contains("crust serve: stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_concurrent_clients_all_get_their_answers() {
+    let server = ServerProcess::start("server-200", "max_instances_per_user = 256");
+    let setup = server.client(ALICE).await;
+    let hello = setup.ensure_program(&wasm("pie-hello")).await.unwrap();
+    let runs = (0..200).map(|n| {
+        let (url, hello) = (server.url.clone(), hello.clone());
+        tokio::spawn(async move {
+            let client = Client::connect(&url).await.unwrap();
+            client.authenticate_token(if n % 2 == 0 { ALICE } else { BOB }).await.unwrap();
+            let mut instance = client.launch(&hello, &[format!("client-{n}")], false).await.unwrap();
+            until_end(&mut instance).await
+        })
+    });
+    let results = futures::future::join_all(runs).await;
+    for (n, result) in results.into_iter().enumerate() {
+        let (events, code, value) = result.unwrap();
+        assert_eq!((code, value), (EventCode::Completed, format!("pie says hi to client-{n}")));
+        assert!(events.iter().all(|e| matches!(e, Event::Stdout(_) | Event::Stderr(_))), "{events:?}");
+    }
+}
