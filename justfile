@@ -78,6 +78,10 @@ test: setup fetch-model build-components python-env
 bench-runtime: build-components
     cargo bench -p crust-tests --bench runtime
 
+# Requests/s, time to first token and per output token of text-completion through `crust serve` at 1, 8 and 32 clients, next to the same requests without the server.
+bench-server: setup fetch-model build-components
+    cargo bench -p crust-tests --bench server
+
 # SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter.
 bench-engine: setup fetch-model
     cargo bench -p crust-tests --bench engine
@@ -91,4 +95,4 @@ bench-providers: setup fetch-model build-components
     cargo bench -p crust-tests --bench providers
 
 # Every benchmark.
-bench: bench-runtime bench-engine bench-serving bench-providers
+bench: bench-runtime bench-engine bench-serving bench-providers bench-server

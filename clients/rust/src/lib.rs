@@ -163,21 +163,14 @@ impl Client {
     /// Uploads a program in chunks; returns its hash.
     pub async fn upload_program(&self, wasm: &[u8]) -> Result<String, ClientError> {
         let program_hash = content_hash(wasm);
-        let corr_id = self.corr_id();
-        let chunks = protocol::chunks(wasm);
-        let total_chunks = chunks.len();
-        let answer = self.expect(corr_id);
-        for (chunk_index, chunk) in chunks.into_iter().enumerate() {
-            let message = ClientMessage::UploadProgram {
-                corr_id,
-                program_hash: program_hash.clone(),
-                chunk_index,
-                total_chunks,
-                chunk_data: chunk.to_vec(),
-            };
-            self.send(&message)?;
-        }
-        self.answer(answer).await?;
+        self.upload(wasm, |corr_id, chunk_index, total_chunks, chunk_data| ClientMessage::UploadProgram {
+            corr_id,
+            program_hash: program_hash.clone(),
+            chunk_index,
+            total_chunks,
+            chunk_data,
+        })
+        .await?;
         Ok(program_hash)
     }
 
@@ -237,22 +230,28 @@ impl Client {
     /// A blob for the instance's `message.receive-blob`.
     pub async fn upload_blob(&self, id: &str, blob: &[u8]) -> Result<(), ClientError> {
         let blob_hash = content_hash(blob);
+        self.upload(blob, |corr_id, chunk_index, total_chunks, chunk_data| ClientMessage::UploadBlob {
+            corr_id,
+            instance_id: id.into(),
+            blob_hash: blob_hash.clone(),
+            chunk_index,
+            total_chunks,
+            chunk_data,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sends `bytes` in chunks, each message made by `chunk(corr_id, index, total, data)`.
+    async fn upload(&self, bytes: &[u8], chunk: impl Fn(u32, usize, usize, Vec<u8>) -> ClientMessage) -> Result<String, ClientError> {
         let corr_id = self.corr_id();
-        let chunks = protocol::chunks(blob);
-        let total_chunks = chunks.len();
+        let chunks = protocol::chunks(bytes);
+        let total = chunks.len();
         let answer = self.expect(corr_id);
-        for (chunk_index, chunk) in chunks.into_iter().enumerate() {
-            let message = ClientMessage::UploadBlob {
-                corr_id,
-                instance_id: id.into(),
-                blob_hash: blob_hash.clone(),
-                chunk_index,
-                total_chunks,
-                chunk_data: chunk.to_vec(),
-            };
-            self.send(&message)?;
+        for (index, data) in chunks.into_iter().enumerate() {
+            self.send(&chunk(corr_id, index, total, data.to_vec()))?;
         }
-        self.answer(answer).await.map(drop)
+        self.answer(answer).await
     }
 
     /// Asks the server to end the instance (it ends with `Aborted`).
