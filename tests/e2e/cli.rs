@@ -100,7 +100,7 @@ fn files_that_are_not_inferlets_are_refused_clearly() {
             br#"(component (import "acme:tools/lasers" (instance (export "fire" (func)))))"#,
             "acme:tools/lasers",
         ),
-        ("no-entry.wat", b"(component)", "exports neither `inferlet:core/run` nor `wasi:cli/run`"),
+        ("no-entry.wat", b"(component)", "exports neither `inferlet:core/run` nor `wasi:cli/run` nor `wasi:http/incoming-handler`"),
     ];
     for (name, bytes, expected) in cases {
         let file = dir.join(name);

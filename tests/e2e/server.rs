@@ -80,13 +80,8 @@ impl ServerProcess {
         client
     }
 
-    /// `GET path` over plain HTTP/1.0.
     fn get(&self, path: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.address).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
+        http_get(&self.address, path).unwrap()
     }
 
     /// A metric's value from `/metrics`, by its full sample name with labels.
@@ -113,6 +108,20 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` over plain HTTP/1.0: the whole response, head and body.
+fn http_get(address: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(address)?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -152,9 +161,10 @@ fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
 #[test]
 fn pies_own_python_client_works_unmodified() {
     let server = ServerProcess::start("server-pie-client", "");
+    let port = free_port().to_string();
     let seen = run_python(
         "pie_client_session.py",
-        &[&server.url, ALICE, &path("text-completion"), &path("chat"), &path("echo")],
+        &[&server.url, ALICE, &path("text-completion"), &path("chat"), &path("echo"), &path("http-hello"), &port],
     );
     assert_eq!(seen["auth"], serde_json::json!([true, "alice"]));
     assert_eq!(seen["version"][0], true);
@@ -171,6 +181,47 @@ fn pies_own_python_client_works_unmodified() {
     assert_eq!(seen["echo_message"], serde_json::json!(["Message", "echo: hello"]));
     assert_eq!(seen["echo_blob"], serde_json::json!(["Blob", true, 256 * 1200]));
     assert_eq!(seen["terminated"], serde_json::json!([["Aborted", "terminated by its client"]]));
+    assert_eq!(seen["http"], "hello from /pie?q=1; arguments: served by pie\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_inferlet_answers_http_on_its_port() {
+    let server = ServerProcess::start("server-http", "");
+    let alice = server.client(ALICE).await;
+    let hello = alice.ensure_program(&wasm("http-hello")).await.unwrap();
+    let port = free_port();
+    let mut instance = alice.launch_server(&hello, port, &["from".into(), "alice".into()]).await.unwrap();
+    let address = format!("127.0.0.1:{port}");
+    for path in ["/greet?x=1", "/again"] {
+        let answer = http_get(&address, path).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(answer.ends_with(&format!("\r\n\r\nhello from {path}; arguments: from alice\n")), "{answer}");
+        let mut logged = Vec::new();
+        while !logged.ends_with(b"\n") {
+            match next(&mut instance).await {
+                Event::Stdout(bytes) => logged.extend(bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(String::from_utf8(logged).unwrap(), format!("served {path}\n"));
+    }
+    assert_eq!(alice.list().await.unwrap()[0].state, "running");
+
+    // The wrong kind of inferlet for each launch gets a clear error.
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let refused = alice.launch_server(&echo, free_port(), &[]).await.unwrap_err().to_string();
+    assert!(refused.contains("not a server inferlet"), "{refused}");
+    let mut misused = alice.launch(&hello, &[], false).await.unwrap();
+    let (_, code, why) = until_end(&mut misused).await;
+    assert_eq!(code, EventCode::Exception);
+    assert!(why.contains("launch it as a server instance"), "{why}");
+    let taken = alice.launch_server(&hello, port, &[]).await.unwrap_err().to_string();
+    assert!(taken.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{taken}");
+
+    alice.terminate(&instance.id).unwrap();
+    let (_, code, _) = until_end(&mut instance).await;
+    assert_eq!(code, EventCode::Aborted);
+    assert!(http_get(&address, "/").is_err(), "the port is closed");
 }
 
 #[test]

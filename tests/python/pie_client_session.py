@@ -1,12 +1,13 @@
 """Pie's own client (PyPI pie-client 0.1.0, unmodified) against `crust serve`.
 
-Usage: pie_client_session.py URL TOKEN TEXT_COMPLETION.wasm CHAT.wasm ECHO.wasm
+Usage: pie_client_session.py URL TOKEN TEXT_COMPLETION.wasm CHAT.wasm ECHO.wasm HTTP_HELLO.wasm PORT
 Prints one JSON object of what it observed; the Rust test checks it.
 """
 
 import asyncio
 import json
 import sys
+import urllib.request
 
 import blake3
 from pie import Event, PieClient
@@ -22,13 +23,13 @@ async def collect(instance):
             return events
 
 
-async def main(url, token, text_completion, chat, echo):
+async def main(url, token, text_completion, chat, echo, http_hello, port):
     seen = {}
     async with PieClient(url) as client:
         seen["auth"] = list(await client.authenticate(token))
         seen["version"] = list(await client.query("version", ""))
         programs = {}
-        for name, path in [("text_completion", text_completion), ("chat", chat), ("echo", echo)]:
+        for name, path in [("text_completion", text_completion), ("chat", chat), ("echo", echo), ("http_hello", http_hello)]:
             wasm = open(path, "rb").read()
             program_hash = blake3.blake3(wasm).hexdigest()
             before = await client.program_exists(program_hash)
@@ -58,6 +59,10 @@ async def main(url, token, text_completion, chat, echo):
         seen["echo_blob"] = [event.name, data == blob[::-1], len(data)]
         await instance.terminate()
         seen["terminated"] = await collect(instance)
+
+        await client.launch_server_instance(programs["http_hello"], int(port), ["served", "by", "pie"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/pie?q=1") as response:
+            seen["http"] = response.read().decode()
     print(json.dumps(seen))
 
 

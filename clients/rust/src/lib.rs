@@ -189,6 +189,20 @@ impl Client {
         Ok(self.route(id))
     }
 
+    /// Launches a server inferlet (`wasi:http/incoming-handler`) on `port` of the
+    /// server's address; it outlives this connection. Its events are its stdout and stderr.
+    pub async fn launch_server(&self, hash: &str, port: u16, arguments: &[String]) -> Result<Instance, ClientError> {
+        let corr_id = self.corr_id();
+        let message = ClientMessage::LaunchServerInstance {
+            corr_id,
+            port: port.into(),
+            program_hash: hash.into(),
+            arguments: arguments.to_vec(),
+        };
+        let id = self.request(corr_id, message).await?;
+        Ok(self.route(id))
+    }
+
     /// Launches a program the server pulls from an OCI registry.
     pub async fn launch_reference(&self, reference: &str, arguments: &[String], detached: bool) -> Result<Instance, ClientError> {
         let corr_id = self.corr_id();

@@ -51,19 +51,7 @@ impl Runtime {
     pub async fn run(&self, program: &Program, launch: Launch) -> Result<Option<String>, InstanceError> {
         let _seat = self.seats.take()?;
         let mut store = self.new_store(launch);
-        let wall_time = self.limits.wall_time();
-        let deadline = Instant::now() + wall_time;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut store| {
-            if Instant::now() < deadline {
-                // Yield so other instances and timers run while this one computes.
-                return Ok(UpdateDeadline::Yield(1));
-            }
-            let limit = LimitExceeded::WallTime(wall_time);
-            store.data_mut().wall_time_exceeded = Some(limit.clone());
-            Err(wasmtime::Error::new(limit))
-        });
-
+        let wall_time = self.limit_wall_time(&mut store);
         let ran = tokio::time::timeout(wall_time, call_entry(&mut store, program)).await;
         let state = store.data_mut();
         match ran {
@@ -81,7 +69,24 @@ impl Runtime {
         }
     }
 
-    fn new_store(&self, launch: Launch) -> Store<InstanceState> {
+    /// Stops the instance once it has run for `limits.wall_time_secs`; returns that time.
+    pub(super) fn limit_wall_time(&self, store: &mut Store<InstanceState>) -> std::time::Duration {
+        let wall_time = self.limits.wall_time();
+        let deadline = Instant::now() + wall_time;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut store| {
+            if Instant::now() < deadline {
+                // Yield so other instances and timers run while this one computes.
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            let limit = LimitExceeded::WallTime(wall_time);
+            store.data_mut().wall_time_exceeded = Some(limit.clone());
+            Err(wasmtime::Error::new(limit))
+        });
+        wall_time
+    }
+
+    pub(super) fn new_store(&self, launch: Launch) -> Store<InstanceState> {
         let mut wasi = WasiCtx::builder();
         // A WASI command sees the usual argv: a program name, then the arguments.
         wasi.arg("inferlet").args(&launch.arguments);
@@ -150,6 +155,9 @@ async fn call_entry(store: &mut Store<InstanceState>, program: &Program) -> Resu
             let (result,) = run.call_async(&mut *store, ()).await.map_err(EntryError::Trap)?;
             result.map_err(|()| EntryError::Failed("`main` returned an error".into()))
         }
+        EntryPoint::HttpHandler => Err(EntryError::Failed(
+            "this inferlet serves HTTP (`wasi:http/incoming-handler`): launch it as a server instance".into(),
+        )),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The wasmtime side of the host: one engine, one linker, the program cache,
 //! and launching instances under their limits.
 
+mod http;
 mod instance;
 mod limits;
 mod output;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Config as EngineConfig, Engine};
 
+pub use http::HttpLaunch;
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
 pub use output::{OutputChunk, OutputSink, Stream};

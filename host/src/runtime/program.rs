@@ -18,10 +18,13 @@ pub enum EntryPoint {
     InferletRun,
     /// `wasi:cli/run`: a WASI command, a plain `fn main`.
     WasiCliRun,
+    /// `wasi:http/incoming-handler`: a server inferlet, one instance per request.
+    HttpHandler,
 }
 
 const INFERLET_RUN: &str = "inferlet:core/run";
 const WASI_CLI_RUN_PREFIX: &str = "wasi:cli/run@0.2";
+const HTTP_HANDLER_PREFIX: &str = "wasi:http/incoming-handler@0.2";
 
 /// A compiled, linked inferlet, ready to launch any number of times.
 pub struct Program {
@@ -58,8 +61,9 @@ pub enum ProgramError {
     #[error("{0}")]
     Provider(String),
     #[error(
-        "the component exports neither `{INFERLET_RUN}` nor `wasi:cli/run`: an inferlet \
-         must export one of them (Pie's SDK `export!`, or a plain `fn main`)"
+        "the component exports neither `{INFERLET_RUN}` nor `wasi:cli/run` nor \
+         `wasi:http/incoming-handler`: an inferlet must export one of them (Pie's SDK \
+         `export!`, a plain `fn main`, or an HTTP handler)"
     )]
     NoEntryPoint,
 }
@@ -179,17 +183,20 @@ fn check_component_header(bytes: &[u8]) -> Result<(), ProgramError> {
 }
 
 fn find_entry_point(engine: &Engine, component: &Component) -> Result<(EntryPoint, ComponentExportIndex), ProgramError> {
-    let (entry, instance) = if let Some(run) = component.get_export_index(None, INFERLET_RUN) {
-        (EntryPoint::InferletRun, run)
-    } else {
+    let exported = |prefix: &str| {
         let ty = component.component_type();
-        let name = ty
-            .exports(engine)
-            .map(|(name, _)| name)
-            .find(|name| name.starts_with(WASI_CLI_RUN_PREFIX))
-            .ok_or(ProgramError::NoEntryPoint)?;
-        (EntryPoint::WasiCliRun, component.get_export_index(None, name).ok_or(ProgramError::NoEntryPoint)?)
+        let name = ty.exports(engine).map(|(name, _)| name).find(|name| name.starts_with(prefix))?;
+        component.get_export_index(None, name)
     };
-    let func = component.get_export_index(Some(&instance), "run").ok_or(ProgramError::NoEntryPoint)?;
+    let (entry, instance, func) = if let Some(run) = component.get_export_index(None, INFERLET_RUN) {
+        (EntryPoint::InferletRun, run, "run")
+    } else if let Some(run) = exported(WASI_CLI_RUN_PREFIX) {
+        (EntryPoint::WasiCliRun, run, "run")
+    } else if let Some(handler) = exported(HTTP_HANDLER_PREFIX) {
+        (EntryPoint::HttpHandler, handler, "handle")
+    } else {
+        return Err(ProgramError::NoEntryPoint);
+    };
+    let func = component.get_export_index(Some(&instance), func).ok_or(ProgramError::NoEntryPoint)?;
     Ok((entry, func))
 }

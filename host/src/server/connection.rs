@@ -13,6 +13,7 @@ use super::Server;
 use super::auth::{ANONYMOUS, new_nonce};
 use super::instances::{Attachment, LaunchRequest, Outbox, Pending, Served};
 use super::programs::compile;
+use crate::runtime::EntryPoint;
 use super::uploads::{Accepted, Chunk, Uploads};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -167,7 +168,7 @@ impl Session {
             }
             M::LaunchInstance { corr_id, program_hash, arguments, detached } => {
                 let answer = match self.server.programs.get(&self.server.runtime, &program_hash).await {
-                    Ok(program) => self.launch(&user, program, program_hash, arguments, detached),
+                    Ok(program) => self.launch(&user, program, program_hash, arguments, detached, None),
                     Err(e) => Err(e),
                 };
                 self.respond_launched(corr_id, answer);
@@ -175,16 +176,16 @@ impl Session {
             M::LaunchReference { corr_id, reference, arguments, detached } => {
                 let answer = match self.server.registry.pull(&reference).await {
                     Ok(pulled) => match compile(&self.server.runtime, pulled.bytes).await {
-                        Ok(program) => self.launch(&user, program, reference, arguments, detached),
+                        Ok(program) => self.launch(&user, program, reference, arguments, detached, None),
                         Err(e) => Err(format!("{reference}: {e}")),
                     },
                     Err(e) => Err(format!("{reference}: {e}")),
                 };
                 self.respond_launched(corr_id, answer);
             }
-            M::LaunchServerInstance { corr_id, port, .. } => {
-                let why = format!("launch_server_instance (port {port}): this server does not serve `wasi:http/incoming-handler` inferlets yet");
-                self.respond(corr_id, Err(why));
+            M::LaunchServerInstance { corr_id, port, program_hash, arguments } => {
+                let answer = self.launch_server(&user, port, program_hash, arguments).await;
+                self.respond_launched(corr_id, answer);
             }
             M::SignalInstance { instance_id, message } => match self.running(&user, &instance_id) {
                 Some(served) => served.signal(message),
@@ -239,7 +240,28 @@ impl Session {
         }
     }
 
-    fn launch(&self, user: &str, program: Arc<crate::runtime::Program>, name: String, arguments: Vec<String>, detached: bool) -> Result<Pending, String> {
+    /// A server inferlet on `port` of the server's address; it outlives this connection, as in Pie.
+    async fn launch_server(&self, user: &str, port: u32, hash: String, arguments: Vec<String>) -> Result<Pending, String> {
+        let program = self.server.programs.get(&self.server.runtime, &hash).await?;
+        if program.entry != EntryPoint::HttpHandler {
+            return Err(format!("{hash} is not a server inferlet: it does not export `wasi:http/incoming-handler` (launch it with launch_instance)"));
+        }
+        let port = u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| format!("{port} is not a port (1–65535)"))?;
+        let listener = tokio::net::TcpListener::bind((self.server.listen_ip, port))
+            .await
+            .map_err(|e| format!("cannot listen on {}:{port}: {e}", self.server.listen_ip))?;
+        self.launch(user, program, hash, arguments, true, Some(listener))
+    }
+
+    fn launch(
+        &self,
+        user: &str,
+        program: Arc<crate::runtime::Program>,
+        name: String,
+        arguments: Vec<String>,
+        detached: bool,
+        serve_on: Option<tokio::net::TcpListener>,
+    ) -> Result<Pending, String> {
         if self.server.stopping.load(Ordering::SeqCst) {
             return Err("the server is shutting down".into());
         }
@@ -250,6 +272,7 @@ impl Session {
             arguments,
             keep: detached,
             attachment: Some(self.attachment()),
+            serve_on,
         };
         self.server.instances.launch(&self.server.runtime, request)
     }

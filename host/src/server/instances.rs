@@ -15,7 +15,7 @@ use std::time::Instant;
 use crust_client::protocol::{CHUNK_SIZE, EventCode, InstanceInfo, OutputStream, ServerMessage, content_hash};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::runtime::{InstanceError, Launch, OutputChunk, OutputSink, Program, Runtime, Stream};
+use crate::runtime::{HttpLaunch, InstanceError, Launch, OutputChunk, OutputSink, Program, Runtime, Stream};
 
 /// Where a connection's messages go.
 pub type Outbox = mpsc::UnboundedSender<ServerMessage>;
@@ -185,6 +185,8 @@ pub struct LaunchRequest {
     pub arguments: Vec<String>,
     pub keep: bool,
     pub attachment: Option<Attachment>,
+    /// A server inferlet: answer HTTP here, an instance per request, until stopped.
+    pub serve_on: Option<tokio::net::TcpListener>,
 }
 
 /// An admitted instance, not yet started (so its launch can be answered first).
@@ -260,13 +262,23 @@ impl Instances {
             blobs: Some(blobs_rx),
         };
         tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
-        let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program, served.clone());
+        let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program.clone(), served.clone());
+        let serve_on = request.serve_on;
         let task = Box::pin(async move {
             let pump = tokio::spawn(pump_output(task_served.clone(), output));
             let ending = {
-                let run = runtime.run(&program, launch);
+                let work = async {
+                    match serve_on {
+                        None => ending_of(runtime.run(&program, launch).await),
+                        Some(listener) => {
+                            let http = HttpLaunch { arguments: launch.arguments, output: launch.output, instance_id: id };
+                            let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
+                            (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
+                        }
+                    }
+                };
                 tokio::select! {
-                    outcome = run => ending_of(outcome),
+                    ending = work => ending,
                     Ok(ending) = stop_rx => ending,
                 }
             };

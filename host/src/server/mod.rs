@@ -36,6 +36,8 @@ pub struct Server {
     programs: Programs,
     instances: Arc<Instances>,
     registry: Registry,
+    /// Server inferlets listen on this address, at the port their client names.
+    listen_ip: std::net::IpAddr,
     /// Set when the server begins to stop: launches are refused.
     stopping: std::sync::atomic::AtomicBool,
     /// Becomes true once every instance has ended: connections say goodbye and close.
@@ -80,6 +82,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         )),
         programs: Programs::new(config.data_dir().join("programs")),
         registry: Registry::new(&config.registry, &config.cache_dir()),
+        listen_ip: local.ip(),
         config: config.server.clone(),
         auth,
         runtime,

@@ -1,0 +1,118 @@
+//! Server inferlets: a component exporting `wasi:http/incoming-handler`
+//! answers HTTP on a port, a fresh instance (with its own store, limits and
+//! resources) per request, as Pie runs them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::instance::Launch;
+use super::program::{EntryPoint, Program};
+use super::state::InstanceState;
+use super::{OutputSink, Runtime};
+
+/// What every request's instance is given.
+#[derive(Clone)]
+pub struct HttpLaunch {
+    pub arguments: Vec<String>,
+    /// Where every request's stdout and stderr go.
+    pub output: Option<OutputSink>,
+    /// `runtime.get-instance-id` for every request: the server instance's id.
+    pub instance_id: String,
+}
+
+impl Runtime {
+    /// Serves HTTP/1.1 on `listener` until the returned future is dropped (which
+    /// also drops the connections in flight), or the listener fails.
+    pub async fn serve_http(runtime: Arc<Runtime>, program: Arc<Program>, listener: TcpListener, launch: HttpLaunch) -> std::io::Error {
+        if program.entry != EntryPoint::HttpHandler {
+            return std::io::Error::other("not a server inferlet: it does not export `wasi:http/incoming-handler`");
+        }
+        let pre = match ProxyPre::new(program.pre.clone()) {
+            Ok(pre) => pre,
+            Err(e) => return std::io::Error::other(format!("its `wasi:http/incoming-handler` is not one Crust serves: {e:#}")),
+        };
+        let mut connections = JoinSet::new();
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => return e,
+                },
+                Some(_) = connections.join_next() => continue,
+            };
+            let (runtime, pre, launch) = (runtime.clone(), pre.clone(), launch.clone());
+            connections.spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let (runtime, pre, launch) = (runtime.clone(), pre.clone(), launch.clone());
+                    async move { Ok::<_, std::convert::Infallible>(runtime.handle(pre, launch, request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    }
+
+    /// One request in a fresh instance; a failure is a 500 whose body says why.
+    async fn handle(
+        self: Arc<Self>,
+        pre: ProxyPre<InstanceState>,
+        launch: HttpLaunch,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let seat = match self.seats.take() {
+            Ok(seat) => seat,
+            Err(limit) => return failure(hyper::StatusCode::SERVICE_UNAVAILABLE, limit.to_string()),
+        };
+        let mut store = self.new_store(Launch {
+            arguments: launch.arguments,
+            output: launch.output,
+            instance_id: Some(launch.instance_id),
+            inbox: None,
+            blobs: None,
+        });
+        self.limit_wall_time(&mut store);
+        let (sender, response) = tokio::sync::oneshot::channel();
+        let prepared = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .and_then(|request| Ok((request, store.data_mut().http().new_response_outparam(sender)?)));
+        let (request, out) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => return failure(hyper::StatusCode::BAD_REQUEST, format!("{e:#}")),
+        };
+        // The handler may go on writing the body after it has set the response.
+        let task = tokio::spawn(async move {
+            let _seat = seat;
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+        });
+        match response.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => failure(hyper::StatusCode::INTERNAL_SERVER_ERROR, format!("the handler failed: {code:?}")),
+            Err(_) => {
+                let why = match task.await {
+                    Ok(Ok(())) => "the handler returned without setting a response".to_string(),
+                    Ok(Err(e)) => format!("the handler trapped: {}", e.root_cause()),
+                    Err(e) => format!("the handler's task failed: {e}"),
+                };
+                failure(hyper::StatusCode::INTERNAL_SERVER_ERROR, why)
+            }
+        }
+    }
+}
+
+fn failure(status: hyper::StatusCode, why: String) -> hyper::Response<HyperOutgoingBody> {
+    let body = http_body_util::Full::new(Bytes::from(why + "\n")).map_err(wasmtime_wasi_http::Error::from);
+    let mut response = hyper::Response::new(body.boxed_unsync());
+    *response.status_mut() = status;
+    response
+}
