@@ -63,12 +63,12 @@ demo: setup fetch-model build
 run *ARGS: build
     target/release/crust run {{ARGS}}
 
-# A Python environment with Pie's client (pie-client 0.1.0) and Crust's (clients/python), for the server tests.
+# A Python environment with Pie's client (pie-client 0.1.0), Crust's (clients/python) and `openai`, for the server tests.
 python-env:
     #!/usr/bin/env bash
     set -euo pipefail
     [ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
-    target/pyenv/bin/pip install -q --disable-pip-version-check pie-client==0.1.0 ./clients/python
+    target/pyenv/bin/pip install -q --disable-pip-version-check pie-client==0.1.0 openai ./clients/python
 
 # Every test: unit, end-to-end (real components through the real host, real servers, real clients).
 test: setup fetch-model build-components python-env

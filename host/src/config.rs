@@ -97,6 +97,8 @@ pub struct ServerConfig {
     pub max_instances_per_user: usize,
     pub max_upload_mib: u64,
     pub output_buffer_kib: usize,
+    /// The inferlet behind the OpenAI API; default: the `openai-chat` built with Crust.
+    pub openai_inferlet: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +110,7 @@ impl Default for ServerConfig {
             max_instances_per_user: 64,
             max_upload_mib: 64,
             output_buffer_kib: 1024,
+            openai_inferlet: None,
         }
     }
 }

@@ -184,6 +184,60 @@ fn pies_own_python_client_works_unmodified() {
     assert_eq!(seen["http"], "hello from /pie?q=1; arguments: served by pie\n");
 }
 
+#[test]
+fn the_openai_package_gets_openai_answers() {
+    // The server's default endpoint inferlet, found next to the binary like the providers.
+    assert!(inferlet("openai-chat").exists());
+    let server = ServerProcess::start("server-openai", "");
+    let model = "SmolLM2-135M-Instruct";
+    let seen = run_python("openai_session.py", &[&format!("http://{}/v1", server.address), ALICE, model]);
+    assert_eq!(seen["models"], serde_json::json!([model]));
+    let chat = &seen["chat"];
+    assert!(chat[0].as_str().unwrap().contains("Paris"), "{chat}");
+    assert_eq!((&chat[1], &chat[4]), (&serde_json::json!("stop"), &serde_json::json!("chat.completion")));
+    assert!(chat[2].as_u64().unwrap() > 5 && chat[3].as_u64().unwrap() > 2, "{chat}");
+    let streamed = &seen["streamed"];
+    assert_eq!(streamed[0], chat[0], "streaming joins to the same text");
+    assert_eq!(streamed[1], "stop");
+    assert!(streamed[2].as_u64().unwrap() > 2, "{streamed}");
+    assert_eq!(seen["length"], serde_json::json!(["length", 3]));
+    let stopped = &seen["stop"];
+    assert_eq!(stopped[1], "stop");
+    assert!(!stopped[0].as_str().unwrap().contains("Paris"), "{stopped}");
+    assert!(chat[0].as_str().unwrap().starts_with(stopped[0].as_str().unwrap()), "{stopped} vs {chat}");
+    assert_eq!(seen["n"], serde_json::json!([chat[0], chat[0], chat[0]]), "three greedy forks of one prefix agree");
+    assert!(seen["system"].as_str().unwrap().contains("Paris"), "{}", seen["system"]);
+    let completion = &seen["completion"];
+    assert_eq!((&completion[1], &completion[2]), (&serde_json::json!("length"), &serde_json::json!("text_completion")));
+    assert!(completion[0].as_str().unwrap().contains("Paris"), "{completion}");
+    let errors = &seen["errors"];
+    assert_eq!(errors["unknown_model"], serde_json::json!([404, "model_not_found"]));
+    assert_eq!(errors["bad_key"], serde_json::json!([401, "invalid_api_key"]));
+    assert_eq!(errors["no_messages"], serde_json::json!([400, "messages"]));
+    assert_eq!(errors["temperature"], serde_json::json!([400, "temperature"]));
+    assert_eq!(errors["malformed"], serde_json::json!([400, "invalid_request_error"]));
+    // Every request's instance ended and gave its pages back.
+    assert_eq!(server.metric("crust_kv_pages{model=\"SmolLM2-135M-Instruct\",state=\"used\"}"), Some(0.0));
+}
+
+#[test]
+fn another_endpoint_inferlet_swapped_in_by_config_changes_the_answers() {
+    let echo = inferlet("openai-echo");
+    let server = ServerProcess::start("server-openai-echo", &format!("openai_inferlet = {echo:?}"));
+    let body = r#"{"model": "SmolLM2-135M-Instruct", "n": 2, "messages": [{"role": "user", "content": "What is the capital of France?"}]}"#;
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {BOB}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let json: serde_json::Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let answers: Vec<&str> = json["choices"].as_array().unwrap().iter().map(|c| c["message"]["content"].as_str().unwrap()).collect();
+    assert_eq!(answers, ["You said: What is the capital of France?"; 2], "{response}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_inferlet_answers_http_on_its_port() {
     let server = ServerProcess::start("server-http", "");

@@ -80,6 +80,15 @@ impl Context {
         [self.tokens.as_slice(), &self.pending].concat()
     }
 
+    /// Tokens in the context: those run and those waiting for the next pass.
+    pub fn len(&self) -> usize {
+        self.tokens.len() + self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn fill(&mut self, text: &str) {
         let ids = self.model.tokenizer.tokenize(text);
         self.pending.extend(ids);

@@ -144,7 +144,7 @@ pub fn locate(configured: Option<&Path>, file: &str) -> Result<PathBuf, String> 
     }
     candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
         format!(
-            "cannot find the provider component `{file}` (looked in: {}); build it with `just build-components`, or set its path under [providers] in the config",
+            "cannot find the component `{file}` (looked in: {}); build it with `just build-components`, or set its path in the config ([providers], server.openai_inferlet)",
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })

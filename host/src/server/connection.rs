@@ -18,6 +18,11 @@ use super::uploads::{Accepted, Chunk, Uploads};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh id for a connection (a WebSocket, or an HTTP request that runs an instance).
+pub fn next_connection_id() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
+
 struct Session {
     id: u64,
     server: Arc<Server>,
@@ -51,7 +56,7 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
         let _ = writer.send(Message::Close(Some(close))).await;
     });
     let user = (!server.auth.required()).then(|| ANONYMOUS.to_string());
-    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let id = next_connection_id();
     let mut session = Session { id, server: server.clone(), user, challenge: None, uploads: Uploads::default(), out, crust };
     server.connections.fetch_add(1, Ordering::Relaxed);
     let mut shutdown = server.shutdown.subscribe();

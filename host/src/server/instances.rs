@@ -201,6 +201,10 @@ impl Pending {
         &self.served.id
     }
 
+    pub fn served(&self) -> Arc<Served> {
+        self.served.clone()
+    }
+
     pub fn start(self) {
         tokio::spawn(self.task);
     }

@@ -7,6 +7,7 @@ mod auth;
 mod connection;
 mod instances;
 mod metrics;
+mod openai;
 mod programs;
 mod uploads;
 
@@ -36,6 +37,8 @@ pub struct Server {
     programs: Programs,
     instances: Arc<Instances>,
     registry: Registry,
+    /// The endpoint inferlet behind the OpenAI API, or why there is none.
+    openai_inferlet: Result<Arc<crate::runtime::Program>, String>,
     /// Server inferlets listen on this address, at the port their client names.
     listen_ip: std::net::IpAddr,
     /// Set when the server begins to stop: launches are refused.
@@ -70,6 +73,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
             Err(e) => tracing::warn!(model = %name, "model not loaded (instances that use it will get this error): {e}"),
         }
     }
+    let openai_inferlet = load_openai_inferlet(&runtime, &config).await;
+    if let Err(e) = &openai_inferlet {
+        tracing::warn!("the OpenAI API will answer 500: {e}");
+    }
     let listener = tokio::net::TcpListener::bind(&addresses[..])
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -83,6 +90,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         programs: Programs::new(config.data_dir().join("programs")),
         registry: Registry::new(&config.registry, &config.cache_dir()),
         listen_ip: local.ip(),
+        openai_inferlet,
         config: config.server.clone(),
         auth,
         runtime,
@@ -93,6 +101,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let app = Router::new()
         .route("/", get(upgrade))
         .route("/metrics", get(metrics))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", axum::routing::post(openai::chat_completions))
+        .route("/v1/completions", axum::routing::post(openai::completions))
         .with_state(server.clone());
     let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(
@@ -118,6 +129,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     println!("crust serve: stopped");
     Ok(())
+}
+
+/// The configured endpoint inferlet, else the `openai-chat` built with Crust.
+async fn load_openai_inferlet(runtime: &Arc<Runtime>, config: &Config) -> Result<Arc<crate::runtime::Program>, String> {
+    let path = crate::providers::locate(config.server.openai_inferlet.as_deref(), "openai_chat.wasm")?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    programs::compile(runtime, bytes).await.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 async fn upgrade(State(server): State<Arc<Server>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
