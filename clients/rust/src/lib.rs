@@ -185,8 +185,7 @@ impl Client {
         let corr_id = self.corr_id();
         let message =
             ClientMessage::LaunchInstance { corr_id, program_hash: hash.into(), arguments: arguments.to_vec(), detached };
-        let id = self.request(corr_id, message).await?;
-        Ok(self.route(id))
+        self.launched(corr_id, message).await
     }
 
     /// Launches a server inferlet (`wasi:http/incoming-handler`) on `port` of the
@@ -199,8 +198,7 @@ impl Client {
             program_hash: hash.into(),
             arguments: arguments.to_vec(),
         };
-        let id = self.request(corr_id, message).await?;
-        Ok(self.route(id))
+        self.launched(corr_id, message).await
     }
 
     /// Launches a program the server pulls from an OCI registry.
@@ -208,8 +206,7 @@ impl Client {
         let corr_id = self.corr_id();
         let message =
             ClientMessage::LaunchReference { corr_id, reference: reference.into(), arguments: arguments.to_vec(), detached };
-        let id = self.request(corr_id, message).await?;
-        Ok(self.route(id))
+        self.launched(corr_id, message).await
     }
 
     /// Receives a running instance's events from now on, after what it buffered.
@@ -289,6 +286,12 @@ impl Client {
         let answer = self.expect(corr_id);
         self.send_raw(frame)?;
         self.answer(answer).await
+    }
+
+    /// Sends a launch and routes the new instance's events.
+    async fn launched(&self, corr_id: u32, message: ClientMessage) -> Result<Instance, ClientError> {
+        let id = self.request(corr_id, message).await?;
+        Ok(self.route(id))
     }
 
     fn corr_id(&self) -> u32 {

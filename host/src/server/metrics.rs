@@ -20,7 +20,7 @@ pub fn render(server: &Server) -> String {
     let mut per_user: BTreeMap<&str, usize> = BTreeMap::new();
     running.iter().for_each(|i| *per_user.entry(&i.owner).or_default() += 1);
     let users: Vec<(String, f64)> = per_user.iter().map(|(u, n)| (format!("user=\"{}\"", escape(u)), *n as f64)).collect();
-    gauge_owned(&mut out, "crust_user_instances", "Running instances per user.", &users);
+    gauge(&mut out, "crust_user_instances", "Running instances per user.", &users);
     gauge(&mut out, "crust_connections", "Open client connections.", &[("", server.connections.load(Ordering::Relaxed) as f64)]);
 
     let services: Vec<_> = server.runtime.models().loaded().collect();
@@ -34,10 +34,10 @@ pub fn render(server: &Server) -> String {
     counter(&mut out, "crust_forward_tokens_total", "Input tokens run through forward passes.", &per_model(&|s| stat(s, |t| &t.batched_tokens)));
     counter(&mut out, "crust_batches_total", "Batches run on the GPU.", &per_model(&|s| stat(s, |t| &t.batches)));
     counter(&mut out, "crust_gpu_busy_seconds_total", "Time the GPU spent running batches.", &per_model(&|s| stat(s, |t| &t.busy_nanos) / 1e9));
-    gauge_owned(&mut out, "crust_batch_size_mean", "Forward passes per batch, on average.", &per_model(&|s| {
+    gauge(&mut out, "crust_batch_size_mean", "Forward passes per batch, on average.", &per_model(&|s| {
         stat(s, |t| &t.batched_passes) / stat(s, |t| &t.batches).max(1.0)
     }));
-    gauge_owned(&mut out, "crust_queue_depth", "Forward passes waiting for a batch.", &per_model(&|s| {
+    gauge(&mut out, "crust_queue_depth", "Forward passes waiting for a batch.", &per_model(&|s| {
         (stat(s, |t| &t.submitted_passes) - stat(s, |t| &t.batched_passes)).max(0.0)
     }));
     let mut pages = Vec::new();
@@ -47,26 +47,22 @@ pub fn render(server: &Server) -> String {
         pages.push((format!("model=\"{model}\",state=\"used\""), s.capacity.kv_pages as f64 - free));
         pages.push((format!("model=\"{model}\",state=\"free\""), free));
     }
-    gauge_owned(&mut out, "crust_kv_pages", "KV-cache pages in use and free.", &pages);
+    gauge(&mut out, "crust_kv_pages", "KV-cache pages in use and free.", &pages);
     out
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
-    let owned: Vec<(String, f64)> = samples.iter().map(|(l, v)| (l.to_string(), *v)).collect();
-    family(out, name, help, "gauge", &owned);
-}
-
-fn gauge_owned(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+fn gauge(out: &mut String, name: &str, help: &str, samples: &[(impl AsRef<str>, f64)]) {
     family(out, name, help, "gauge", samples);
 }
 
-fn counter(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+fn counter(out: &mut String, name: &str, help: &str, samples: &[(impl AsRef<str>, f64)]) {
     family(out, name, help, "counter", samples);
 }
 
-fn family(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(String, f64)]) {
+fn family(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(impl AsRef<str>, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
+        let labels = labels.as_ref();
         let _ = if labels.is_empty() { writeln!(out, "{name} {value}") } else { writeln!(out, "{name}{{{labels}}} {value}") };
     }
 }
