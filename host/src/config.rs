@@ -36,6 +36,7 @@
 //! max_instances_per_user = 64     # instances one user may have running at once
 //! max_upload_mib = 64             # the largest program or blob a client may upload
 //! output_buffer_kib = 1024        # what a detached instance may buffer before it is ended
+//! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
 //! [server.tokens]                 # Pie's `authenticate`: user = "token"
 //! alice = "a-long-random-token"
 //!
@@ -99,6 +100,8 @@ pub struct ServerConfig {
     pub output_buffer_kib: usize,
     /// The inferlet behind the OpenAI API; default: the `openai-chat` built with Crust.
     pub openai_inferlet: Option<PathBuf>,
+    /// KV pages the endpoint inferlet may keep for shared system prompts, per model (0: none).
+    pub openai_prefix_cache_pages: usize,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +114,7 @@ impl Default for ServerConfig {
             max_upload_mib: 64,
             output_buffer_kib: 1024,
             openai_inferlet: None,
+            openai_prefix_cache_pages: 128,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct ModelMetadata {
     pub stop_tokens: Vec<String>,
     /// The HuggingFace `tokenizer.json` the tokenize provider loads.
     pub tokenizer_json: Arc<str>,
+    /// The most positions the model was trained for (GGUF `<arch>.context_length`).
+    pub context_length: usize,
 }
 
 pub struct Model {
@@ -104,7 +106,7 @@ impl Model {
     fn read_metadata(&self) -> Result<ModelMetadata, String> {
         let file = self.open()?;
         // An unsupported architecture is named here, before any inferlet relies on the model.
-        LlamaConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let config = LlamaConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let tokenizer_json = tokenizer_json(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let template = file.get("tokenizer.chat_template").and_then(Value::as_str).unwrap_or_default();
         let prompt_template = if template.contains("<|im_start|>") { CHATML.to_string() } else { template.to_string() };
@@ -120,7 +122,7 @@ impl Model {
                 stop_tokens.push(eos);
             }
         }
-        Ok(ModelMetadata { prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into() })
+        Ok(ModelMetadata { prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), context_length: config.context_length })
     }
 
     fn load(&self) -> anyhow::Result<Arc<ModelService>> {

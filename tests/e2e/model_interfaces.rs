@@ -201,10 +201,6 @@ fn misuse_ends_only_the_offender_and_pages_come_back() {
             "export-twice",
             "common.export-resources: the export name `misuse-twice` is already in use",
         ),
-        (
-            "import-unknown",
-            "common.import-resources: nothing is exported under `no-such-export`",
-        ),
     ];
     let (misuse, completion) = (inferlet("misuse"), inferlet("text-completion"));
     let (good, bad) = tokio.block_on(async {

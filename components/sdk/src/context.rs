@@ -5,11 +5,19 @@
 use std::rc::Rc;
 
 use crate::executor::wait_for;
-use crate::forward;
 use crate::model::{Model, Queue};
+use crate::{common, forward, sampling};
 
 /// Most tokens one forward pass carries (the engine's batch holds 512 by default).
 const MAX_PASS_TOKENS: usize = 256;
+/// Candidates a seeded draw picks among: the engine's largest distribution.
+const SEEDED_TOP_K: u32 = 256;
+/// Candidates fetched for log-probabilities. A drawn token outside them
+/// reports `UNLIKELY_LOGPROB`, as OpenAI's API does past its top 20.
+const LOGPROB_TOP_K: u32 = 20;
+pub const UNLIKELY_LOGPROB: f32 = -9999.0;
+/// Resource type of KV pages in `common`'s resource calls.
+const KV_PAGE: u32 = 0;
 
 /// How to pick each next token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +36,27 @@ pub struct Stop {
     pub tokens: Vec<u32>,
     /// Texts that end generation; the text is cut before them.
     pub strings: Vec<String>,
+}
+
+/// What a generation asks of each draw beyond its sampler.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Draw {
+    /// Draw reproducibly: sample in the inferlet, with this seed, among the
+    /// distribution's 256 most likely tokens (the host's samplers are seeded
+    /// afresh for every draw). Greedy needs no seed.
+    pub seed: Option<u64>,
+    /// Report each token's log-probability under the model (temperature 1)
+    /// and its `n` most likely alternatives (at most 20).
+    pub logprobs: Option<u32>,
+}
+
+/// A generated token's log-probability and its most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    /// `(token, logprob)`, most likely first.
+    pub top: Vec<(u32, f32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +98,31 @@ pub struct Context {
 impl Context {
     pub fn new(model: &Model) -> Self {
         Self { model: model.clone(), queue: model.queue(), pages: vec![], tokens: vec![], pending: vec![] }
+    }
+
+    /// A context on the KV pages exported under `name`, which hold `tokens`
+    /// (whole pages of them; the pages cannot say which tokens they hold, so
+    /// the name must). `None` if nothing, or not that much, is exported there.
+    pub fn import(model: &Model, name: &str, tokens: &[u32]) -> Option<Context> {
+        let mut context = Context::new(model);
+        let pointers = common::import_resources(&context.queue.inner, KV_PAGE, name);
+        let queue = context.queue.clone();
+        context.pages = pointers.into_iter().map(|pointer| Rc::new(Page { queue: queue.clone(), pointer })).collect();
+        if context.pages.is_empty() || context.pages.len() * model.page_size as usize != tokens.len() {
+            return None;
+        }
+        context.tokens = tokens.to_vec();
+        Some(context)
+    }
+
+    /// Exports the pages holding whole pages of run tokens under `name`, for
+    /// any instance to [`import`](Self::import); returns those tokens. The
+    /// export outlives this instance until someone releases the name.
+    pub fn export_full_pages(&self, name: &str) -> &[u32] {
+        let full = self.tokens.len() / self.model.page_size as usize;
+        let pointers: Vec<u32> = self.pages[..full].iter().map(|p| p.pointer).collect();
+        common::export_resources(&self.queue.inner, KV_PAGE, &pointers, name);
+        &self.tokens[..full * self.model.page_size as usize]
     }
 
     pub fn queue(&self) -> &Queue {
@@ -143,22 +197,46 @@ impl Context {
 
     /// Runs the pending tokens and returns the next token; it is not filled.
     pub async fn decode_step(&mut self, sampler: Sampler) -> Result<u32, String> {
+        self.draw_step(sampler, Draw::default(), 0).await.map(|(token, _)| token)
+    }
+
+    /// One draw as `draw` asks: the next token (not filled) and, if asked
+    /// for, its log-probabilities. `step` numbers the draws of a seeded stream.
+    async fn draw_step(&mut self, sampler: Sampler, draw: Draw, step: u64) -> Result<(u32, Option<TokenLogprob>), String> {
         let last = self.pending_tail(MAX_PASS_TOKENS).await?;
         let pass = self.pass(&last);
-        let index = [last.len() as u32 - 1];
-        match sampler {
-            Sampler::Greedy => forward::output_tokens(&pass, &index, 0.0),
-            Sampler::Sample { temperature: t, top_k, top_p, min_p } => match (top_k, top_p, min_p) {
-                (_, _, Some(min_p)) => forward::output_tokens_min_p(&pass, &index, t, min_p),
-                (Some(k), Some(p), None) => forward::output_tokens_top_k_top_p(&pass, &index, t, k, p),
-                (Some(k), None, None) => forward::output_tokens_top_k(&pass, &index, t, k),
-                (None, Some(p), None) => forward::output_tokens_top_p(&pass, &index, t, p),
-                (None, None, None) => forward::output_tokens(&pass, &index, t),
-            },
+        let index = last.len() as u32 - 1;
+        let seeded = match sampler {
+            Sampler::Sample { temperature, top_k, top_p, min_p } => draw.seed.map(|seed| (temperature, top_k, top_p, min_p, seed)),
+            Sampler::Greedy => None,
+        };
+        match seeded {
+            Some((temperature, ..)) => forward::output_distributions(&pass, &[index], temperature, Some(SEEDED_TOP_K)),
+            None => want_token(&pass, index, sampler),
+        }
+        if draw.logprobs.is_some() {
+            forward::output_distributions(&pass, &[index], 1.0, Some(LOGPROB_TOP_K));
         }
         let result = pass.execute().ok_or("the pass asked for a token but returned no result")?;
         wait_for(result.pollable()).await;
-        result.get_tokens().and_then(|t| t.first().copied()).ok_or_else(|| "the pass returned no token".into())
+        let mut distributions = result.get_distributions().unwrap_or_default().into_iter();
+        let token = match seeded {
+            Some((_, top_k, top_p, min_p, seed)) => {
+                let (ids, probs) = distributions.next().ok_or("the pass returned no distribution")?;
+                sampling::pick(&ids, &probs, top_k, top_p, min_p, sampling::uniform(seed, step)).ok_or("the distribution was empty")?
+            }
+            None => result.get_tokens().and_then(|t| t.first().copied()).ok_or("the pass returned no token")?,
+        };
+        let logprobs = match draw.logprobs {
+            Some(n) => {
+                let (ids, probs) = distributions.next().ok_or("the pass returned no distribution")?;
+                let logprob = ids.iter().position(|&id| id == token).map_or(UNLIKELY_LOGPROB, |i| probs[i].ln());
+                let top = ids.iter().zip(&probs).take(n as usize).map(|(&id, &p)| (id, p.ln())).collect();
+                Some(TokenLogprob { token, logprob, top })
+            }
+            None => None,
+        };
+        Ok((token, logprobs))
     }
 
     /// Runs the pending tokens and returns the next token's distribution:
@@ -186,36 +264,51 @@ impl Context {
     /// Generates until `stop`; `on_text` gets the text as it grows (whole
     /// characters only). The last token is left filled, so the context can go on.
     pub async fn generate(&mut self, sampler: Sampler, stop: &Stop, mut on_text: impl FnMut(&str)) -> Result<Generation, String> {
+        self.generate_with(sampler, Draw::default(), stop, |text, _| on_text(text)).await
+    }
+
+    /// [`generate`](Self::generate) with seeded draws or log-probabilities:
+    /// `on_piece` gets each piece of text with the log-probabilities of the
+    /// tokens drawn since the last piece (a stop token's are not reported).
+    pub async fn generate_with(
+        &mut self,
+        sampler: Sampler,
+        draw: Draw,
+        stop: &Stop,
+        mut on_piece: impl FnMut(&str, Vec<TokenLogprob>),
+    ) -> Result<Generation, String> {
         let mut generated = Vec::new();
+        let mut unreported = Vec::new();
         let mut shown = 0;
         let mut text = String::new();
         let finish = loop {
             if generated.len() >= stop.max_tokens {
                 break Finish::Length;
             }
-            let token = self.decode_step(sampler).await?;
+            let (token, logprob) = self.draw_step(sampler, draw, generated.len() as u64).await?;
             self.pending.push(token);
             if stop.tokens.contains(&token) {
                 break Finish::Stop;
             }
             generated.push(token);
+            unreported.extend(logprob);
             text = self.model.tokenizer.detokenize(&generated);
             if let Some(cut) = stop.strings.iter().filter_map(|s| text.find(s.as_str())).min() {
                 text.truncate(cut);
-                if cut > shown {
-                    on_text(&text[shown..]);
+                if cut > shown || !unreported.is_empty() {
+                    on_piece(&text[shown.min(cut)..], std::mem::take(&mut unreported));
                 }
                 return Ok(Generation { tokens: generated, text, finish: Finish::Stop });
             }
             // Hold back a partial character, and any text a stop string may still start with.
             let held = held_back(&text, &stop.strings);
             if held > shown {
-                on_text(&text[shown..held]);
+                on_piece(&text[shown..held], std::mem::take(&mut unreported));
                 shown = held;
             }
         };
-        if text.len() > shown {
-            on_text(&text[shown..]);
+        if text.len() > shown || !unreported.is_empty() {
+            on_piece(&text[shown..], unreported);
         }
         Ok(Generation { tokens: generated, text, finish })
     }
@@ -237,6 +330,21 @@ impl Context {
             tokens: self.tokens[..shared].to_vec(),
             pending: [&self.tokens[shared..], self.pending.as_slice()].concat(),
         }
+    }
+}
+
+/// Asks `pass` for a token at `index`, drawn by `sampler` on the GPU.
+fn want_token(pass: &forward::ForwardPass, index: u32, sampler: Sampler) {
+    let index = [index];
+    match sampler {
+        Sampler::Greedy => forward::output_tokens(pass, &index, 0.0),
+        Sampler::Sample { temperature: t, top_k, top_p, min_p } => match (top_k, top_p, min_p) {
+            (_, _, Some(min_p)) => forward::output_tokens_min_p(pass, &index, t, min_p),
+            (Some(k), Some(p), None) => forward::output_tokens_top_k_top_p(pass, &index, t, k, p),
+            (Some(k), None, None) => forward::output_tokens_top_k(pass, &index, t, k),
+            (None, Some(p), None) => forward::output_tokens_top_p(pass, &index, t, p),
+            (None, None, None) => forward::output_tokens(pass, &index, t),
+        },
     }
 }
 

@@ -62,3 +62,8 @@ pub fn get(key: &str) -> Option<String> {
 pub fn set(key: &str, value: &str) {
     kvs::store_set(key, value);
 }
+
+/// Removes `key` from the host's key-value store.
+pub fn delete(key: &str) {
+    kvs::store_delete(key);
+}

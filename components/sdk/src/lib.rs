@@ -35,8 +35,9 @@ mod context;
 mod executor;
 pub mod io;
 mod model;
+pub mod sampling;
 
-pub use context::{Context, Finish, Generation, Sampler, Stop};
+pub use context::{Context, Draw, Finish, Generation, Sampler, Stop, TokenLogprob, UNLIKELY_LOGPROB};
 pub use executor::{block_on, join_all, wait_for};
 pub use inferlet::core::{common, forward, kvs, message, runtime, tokenize};
 pub use model::{Model, Queue, Tokenizer};

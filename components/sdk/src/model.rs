@@ -76,6 +76,17 @@ impl Queue {
     pub fn free_pages(&self, pages: &[u32]) {
         common::deallocate_resources(&self.inner, 0, pages);
     }
+
+    /// Every name KV pages are exported under on this model, with its page count.
+    pub fn exported_pages(&self) -> Vec<(String, u32)> {
+        common::get_all_exported_resources(&self.inner, 0)
+    }
+
+    /// Drops the export `name` (its pages go back once no instance holds them);
+    /// nothing happens if it is not exported.
+    pub fn release_exported_pages(&self, name: &str) {
+        common::release_exported_resources(&self.inner, 0, name);
+    }
 }
 
 /// Text ↔ token ids for one model.

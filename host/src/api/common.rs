@@ -329,7 +329,10 @@ impl Host for InstanceState {
     }
 
     async fn release_exported_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, name: String) -> wasmtime::Result<()> {
-        self.resource_call(&queue, resource_type, "common.release-exported-resources", |h, kind| h.release_export(kind, &name))
+        self.resource_call(&queue, resource_type, "common.release-exported-resources", |h, kind| {
+            h.release_export(kind, &name);
+            Ok(())
+        })
     }
 
     async fn export_resources(

@@ -109,13 +109,13 @@ impl Holdings {
         let mut resources = self.service.resources.lock().unwrap();
         let count = resources.exports(kind).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
         self.check_quota(kind, count, CALL)?;
-        let ids = resources.import(kind, name).map_err(|e| format!("{CALL}: {e}"))?;
+        let ids = resources.import(kind, name);
         drop(resources);
         Ok(self.adopt(kind, ids))
     }
 
-    pub fn release_export(&mut self, kind: ResourceKind, name: &str) -> Result<(), String> {
-        self.service.resources.lock().unwrap().release_export(kind, name).map_err(|e| format!("common.release-exported-resources: {e}"))
+    pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
+        self.service.resources.lock().unwrap().release_export(kind, name);
     }
 
     pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {

@@ -79,8 +79,6 @@ impl ResourceKind {
 pub enum ExportError {
     #[error("the export name `{0}` is already in use")]
     NameInUse(String),
-    #[error("nothing is exported under `{0}`")]
-    Unknown(String),
 }
 
 /// A model's pools and the names its shared resources are exported under.
@@ -112,19 +110,23 @@ impl Resources {
         Ok(())
     }
 
-    /// The exported ids, each now with one more holder (the importer).
-    pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, ExportError> {
+    /// The exported ids, each now with one more holder (the importer); none
+    /// if nothing is exported under `name`. Another instance may release a
+    /// name at any moment, so its absence is an answer, not a fault: a cache
+    /// shared by instances could not otherwise import without a race.
+    pub fn import(&mut self, kind: ResourceKind, name: &str) -> Vec<u32> {
         let k = kind as usize;
-        let ids = self.exports[k].get(name).ok_or_else(|| ExportError::Unknown(name.into()))?.clone();
+        let ids = self.exports[k].get(name).cloned().unwrap_or_default();
         ids.iter().for_each(|&id| self.pools[k].retain(id));
-        Ok(ids)
+        ids
     }
 
-    pub fn release_export(&mut self, kind: ResourceKind, name: &str) -> Result<(), ExportError> {
+    /// Drops the name's references; releasing a name that is not exported
+    /// (another instance released it first) does nothing, for the same reason.
+    pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
         let k = kind as usize;
-        let ids = self.exports[k].remove(name).ok_or_else(|| ExportError::Unknown(name.into()))?;
+        let ids = self.exports[k].remove(name).unwrap_or_default();
         ids.iter().for_each(|&id| self.pools[k].release(id));
-        Ok(())
     }
 
     /// Export names with how many ids each holds.
@@ -437,10 +439,12 @@ mod tests {
         assert_eq!(r.export(ResourceKind::KvPage, "p", &ids), Err(ExportError::NameInUse("p".into())));
         ids.iter().for_each(|&id| r.pool(ResourceKind::KvPage).release(id));
         assert_eq!(r.pool(ResourceKind::KvPage).free_count(), 2, "the export still holds both");
-        let imported = r.import(ResourceKind::KvPage, "p").unwrap();
+        let imported = r.import(ResourceKind::KvPage, "p");
         assert!(r.pool(ResourceKind::KvPage).is_shared(imported[0]));
-        r.release_export(ResourceKind::KvPage, "p").unwrap();
+        r.release_export(ResourceKind::KvPage, "p");
         assert_eq!(r.exports(ResourceKind::KvPage), vec![]);
+        assert_eq!(r.import(ResourceKind::KvPage, "p"), Vec::<u32>::new(), "a released name imports nothing");
+        r.release_export(ResourceKind::KvPage, "p");
         imported.iter().for_each(|&id| r.pool(ResourceKind::KvPage).release(id));
         assert_eq!(r.pool(ResourceKind::KvPage).free_count(), 4);
     }

@@ -74,6 +74,10 @@ impl Runtime {
     }
 
     /// The models inferlets can use, in order.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
     pub fn models(&self) -> &ModelRegistry {
         &self.host.models
     }

@@ -32,13 +32,13 @@ struct ApiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
-    param: Option<&'static str>,
-    code: Option<&'static str>,
+    param: Option<String>,
+    code: Option<String>,
 }
 
 impl ApiError {
     fn invalid(message: impl Into<String>, param: &'static str) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into(), kind: "invalid_request_error", param: Some(param), code: None }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), kind: "invalid_request_error", param: Some(param.into()), code: None }
     }
 
     fn body(&self) -> Value {
@@ -85,7 +85,7 @@ fn user(server: &Server, headers: &HeaderMap) -> Result<String, ApiError> {
         message: "a missing or unknown API key: send `Authorization: Bearer <key>` with a key from server.tokens".into(),
         kind: "invalid_request_error",
         param: None,
-        code: Some("invalid_api_key"),
+        code: Some("invalid_api_key".into()),
     })
 }
 
@@ -93,6 +93,8 @@ fn user(server: &Server, headers: &HeaderMap) -> Result<String, ApiError> {
 struct Checked {
     model: String,
     stream: bool,
+    /// `stream_options.include_usage`: a last chunk with the usage.
+    stream_usage: bool,
     n: usize,
     inferlet_request: Value,
 }
@@ -106,8 +108,8 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
             status: StatusCode::NOT_FOUND,
             message: format!("the model `{model}` does not exist (GET /v1/models lists them)"),
             kind: "invalid_request_error",
-            param: Some("model"),
-            code: Some("model_not_found"),
+            param: Some("model".into()),
+            code: Some("model_not_found".into()),
         });
     }
     let number = |name: &'static str, low: f64, high: f64| -> Result<Option<f64>, ApiError> {
@@ -144,11 +146,30 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
         }
         Some(_) => return Err(ApiError::invalid("`stop` must be a string or a list of up to 4 strings", "stop")),
     };
-    if request.get("logprobs").is_some_and(|v| v.as_bool() == Some(true) || v.is_number()) {
-        return Err(ApiError::invalid("`logprobs` is not supported by this server yet", "logprobs"));
-    }
+    let stream_usage = request.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+    let seed = match request.get("seed") {
+        None | Some(Value::Null) => None,
+        // Any 64-bit integer, negative ones too, as OpenAI takes them.
+        Some(v) => Some(v.as_i64().map(|s| s as u64).or(v.as_u64()).ok_or_else(|| ApiError::invalid("`seed` must be an integer", "seed"))?),
+    };
+    // Chat: `logprobs: true` and up to 20 `top_logprobs`; completions: `logprobs: k`, k ≤ 5 alternatives.
+    let logprobs = match kind {
+        Kind::Chat => {
+            let wanted = match request.get("logprobs") {
+                None | Some(Value::Null) => false,
+                Some(v) => v.as_bool().ok_or_else(|| ApiError::invalid("`logprobs` must be true or false", "logprobs"))?,
+            };
+            let top = whole("top_logprobs", 0, 20)?;
+            if top.is_some() && !wanted {
+                return Err(ApiError::invalid("`top_logprobs` needs `logprobs: true`", "top_logprobs"));
+            }
+            wanted.then(|| top.unwrap_or(0))
+        }
+        Kind::Completion => whole("logprobs", 0, 5)?,
+    };
     let mut inferlet_request = json!({
         "model": model, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "n": n,
+        "seed": seed, "logprobs": logprobs, "prefix_cache_pages": server.config.openai_prefix_cache_pages,
     });
     match kind {
         Kind::Chat => {
@@ -166,7 +187,7 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
             inferlet_request["prompt"] = json!(prompt);
         }
     }
-    Ok(Checked { model: model.to_string(), stream, n, inferlet_request })
+    Ok(Checked { model: model.to_string(), stream, stream_usage, n, inferlet_request })
 }
 
 /// One chat message as (role, text): the content a string or a list of text parts.
@@ -192,8 +213,12 @@ fn turn(message: &Value) -> Result<(String, String), ApiError> {
 
 /// What the endpoint inferlet reported, as it arrives.
 enum Report {
-    PromptTokens(u64),
-    Text(usize, String),
+    /// Prompt tokens, and how many of them came from a cache.
+    PromptTokens(u64, u64),
+    /// The request is one the model cannot take (e.g. a prompt longer than its context).
+    Refused(ApiError),
+    /// A piece of choice `i`'s text, with its tokens' log-probabilities if asked for.
+    Text(usize, String, Option<Vec<Value>>),
     Finish(usize, String, u64),
     /// The instance ended; `Some` says why it failed.
     End(Option<String>),
@@ -210,7 +235,12 @@ impl Drop for StopOnDrop {
 
 async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Bytes, kind: Kind) -> Result<Response, ApiError> {
     let user = user(&server, &headers)?;
-    let checked = check(&server, kind, &body)?;
+    let mut checked = check(&server, kind, &body)?;
+    let model = server.runtime.models().get(&checked.model).cloned().expect("check found the model");
+    let metadata = model.metadata().await.map_err(server_error)?;
+    // A context may hold what the model was trained for and one instance's page quota allows.
+    let quota = server.runtime.limits().kv_pages_per_instance * model.page_size as usize;
+    checked.inferlet_request["context_length"] = json!(metadata.context_length.min(quota));
     let program = server.openai_inferlet.clone().map_err(server_error)?;
     let (out, events) = mpsc::unbounded_channel();
     let request = LaunchRequest {
@@ -231,14 +261,20 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     })?;
     let guard = StopOnDrop(pending.served());
     pending.start();
-    let reports = Reports { events, _guard: guard };
+    let mut reports = Reports { events, unread: None, _guard: guard };
+    // A refusal comes first, before anything is sent: it gets its own status even when streaming.
+    match reports.next().await {
+        Report::Refused(error) => return Err(error),
+        Report::End(Some(why)) => return Err(server_error(format!("the endpoint inferlet failed: {why}"))),
+        first => reports.unread = Some(first),
+    }
     let meta = Meta {
         id: format!("{}-{}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" }, uuid::Uuid::new_v4().simple()),
         created: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         model: checked.model,
         kind,
     };
-    if checked.stream { Ok(stream(meta, reports)) } else { whole_response(meta, checked.n, reports).await }
+    if checked.stream { Ok(stream(meta, checked.stream_usage, reports)) } else { whole_response(meta, checked.n, reports).await }
 }
 
 fn server_error(message: String) -> ApiError {
@@ -247,11 +283,16 @@ fn server_error(message: String) -> ApiError {
 
 struct Reports {
     events: mpsc::UnboundedReceiver<ServerMessage>,
+    /// A report read ahead and put back.
+    unread: Option<Report>,
     _guard: StopOnDrop,
 }
 
 impl Reports {
     async fn next(&mut self) -> Report {
+        if let Some(report) = self.unread.take() {
+            return report;
+        }
         loop {
             let Some(message) = self.events.recv().await else { return Report::End(Some("the instance vanished".into())) };
             let ServerMessage::InstanceEvent { event, message, .. } = message else { continue };
@@ -260,10 +301,16 @@ impl Reports {
                     let Ok(report) = serde_json::from_str::<Value>(&message) else { continue };
                     let index = report.get("index").and_then(Value::as_u64).map(|i| i as usize);
                     if let Some(tokens) = report.get("prompt_tokens").and_then(Value::as_u64) {
-                        return Report::PromptTokens(tokens);
+                        return Report::PromptTokens(tokens, report.get("cached_tokens").and_then(Value::as_u64).unwrap_or(0));
+                    }
+                    if let Some(message) = report.get("error").and_then(Value::as_str) {
+                        return Report::Refused(refusal(message, &report));
                     }
                     match (index, report.get("text").and_then(Value::as_str), report.get("finish_reason").and_then(Value::as_str)) {
-                        (Some(i), Some(text), _) => return Report::Text(i, text.to_string()),
+                        (Some(i), Some(text), _) => {
+                            let logprobs = report.get("logprobs").and_then(Value::as_array).cloned();
+                            return Report::Text(i, text.to_string(), logprobs);
+                        }
                         (Some(i), None, Some(reason)) => {
                             let tokens = report.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0);
                             return Report::Finish(i, reason.to_string(), tokens);
@@ -285,64 +332,168 @@ struct Meta {
     kind: Kind,
 }
 
+/// An endpoint inferlet's `{"error", "code", "param"}`: the request was one it cannot take.
+fn refusal(message: &str, report: &Value) -> ApiError {
+    let field = |name: &str| report.get(name).and_then(Value::as_str).map(String::from);
+    ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), kind: "invalid_request_error", param: field("param"), code: field("code") }
+}
+
+fn usage(prompt: u64, cached: u64, completion: u64) -> Value {
+    json!({
+        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    })
+}
+
+/// Log-probabilities as each API shapes them: the chat API's `content` list
+/// as the inferlet reports it; the completions API's parallel lists, with
+/// each token's offset in the choice's text (`offset`: where this piece starts).
+fn logprobs_json(kind: Kind, entries: &[Value], offset: &mut usize) -> Value {
+    match kind {
+        Kind::Chat => json!({"content": entries, "refusal": null}),
+        Kind::Completion => {
+            let token = |e: &Value| e.get("token").and_then(Value::as_str).unwrap_or_default().to_string();
+            let mut text_offset = Vec::with_capacity(entries.len());
+            for entry in entries {
+                text_offset.push(*offset);
+                *offset += token(entry).len();
+            }
+            let top: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    let alternatives = e.get("top_logprobs").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                    Value::Object(alternatives.iter().map(|a| (token(a), a.get("logprob").cloned().unwrap_or(Value::Null))).collect())
+                })
+                .collect();
+            json!({
+                "tokens": entries.iter().map(token).collect::<Vec<_>>(),
+                "token_logprobs": entries.iter().map(|e| e.get("logprob").cloned().unwrap_or(Value::Null)).collect::<Vec<_>>(),
+                "top_logprobs": top,
+                "text_offset": text_offset,
+            })
+        }
+    }
+}
+
 async fn whole_response(meta: Meta, n: usize, mut reports: Reports) -> Result<Response, ApiError> {
     let mut texts = vec![String::new(); n];
+    let mut logprobs: Vec<Option<Vec<Value>>> = vec![None; n];
     let mut finishes = vec![Value::Null; n];
-    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    let (mut prompt_tokens, mut cached_tokens, mut completion_tokens) = (0, 0, 0);
     loop {
         match reports.next().await {
-            Report::PromptTokens(t) => prompt_tokens = t,
-            Report::Text(i, text) if i < n => texts[i] += &text,
+            Report::PromptTokens(t, c) => (prompt_tokens, cached_tokens) = (t, c),
+            Report::Text(i, text, entries) if i < n => {
+                texts[i] += &text;
+                if let Some(entries) = entries {
+                    logprobs[i].get_or_insert_with(Vec::new).extend(entries);
+                }
+            }
             Report::Finish(i, reason, tokens) if i < n => {
                 finishes[i] = json!(reason);
                 completion_tokens += tokens;
             }
             Report::End(None) => break,
             Report::End(Some(why)) => return Err(server_error(format!("the endpoint inferlet failed: {why}"))),
+            Report::Refused(error) => return Err(error),
             _ => {}
         }
     }
     let choices: Vec<Value> = texts
         .into_iter()
         .zip(finishes)
+        .zip(logprobs)
         .enumerate()
-        .map(|(index, (text, finish_reason))| match meta.kind {
-            Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish_reason}),
-            Kind::Completion => json!({"index": index, "text": text, "logprobs": null, "finish_reason": finish_reason}),
+        .map(|(index, ((text, finish_reason), entries))| {
+            let logprobs = entries.map_or(Value::Null, |e| logprobs_json(meta.kind, &e, &mut 0));
+            match meta.kind {
+                Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": finish_reason}),
+                Kind::Completion => json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}),
+            }
         })
         .collect();
     let object = if meta.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+    let usage = usage(prompt_tokens, cached_tokens, completion_tokens);
     Ok(Json(json!({"id": meta.id, "object": object, "created": meta.created, "model": meta.model, "choices": choices, "usage": usage})).into_response())
 }
 
-fn stream(meta: Meta, reports: Reports) -> Response {
-    let events = futures_util::stream::unfold(Some((meta, reports, std::collections::HashSet::new())), |state| async move {
-        let (meta, mut reports, mut started) = state?;
-        let chunk = |index: usize, delta: Value, finish_reason: Value| {
-            let choice = match meta.kind {
-                Kind::Chat => json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish_reason}),
-                Kind::Completion => json!({"index": index, "text": delta.get("content").cloned().unwrap_or(json!("")), "logprobs": null, "finish_reason": finish_reason}),
-            };
-            let object = if meta.kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
-            json!({"id": meta.id, "object": object, "created": meta.created, "model": meta.model, "choices": [choice]}).to_string()
-        };
+/// What a stream keeps between chunks.
+struct StreamState {
+    meta: Meta,
+    reports: Reports,
+    /// Choices that have sent their first chunk (it names the role).
+    started: std::collections::HashSet<usize>,
+    /// Where each choice's next piece starts in its text (completions' `text_offset`).
+    offsets: Vec<usize>,
+    /// `(prompt, cached, completion)` tokens, for `stream_options.include_usage`.
+    usage: Option<(u64, u64, u64)>,
+}
+
+impl StreamState {
+    fn chunk(&self, choices: Vec<Value>) -> Value {
+        let object = if self.meta.kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+        json!({"id": self.meta.id, "object": object, "created": self.meta.created, "model": self.meta.model, "choices": choices})
+    }
+
+    fn choice(&mut self, index: usize, text: Option<String>, entries: Option<Vec<Value>>, finish_reason: Value) -> Value {
+        if self.offsets.len() <= index {
+            self.offsets.resize(index + 1, 0);
+        }
+        let logprobs = entries.map_or(Value::Null, |e| logprobs_json(self.meta.kind, &e, &mut self.offsets[index]));
+        match self.meta.kind {
+            Kind::Chat => {
+                let delta = match text {
+                    Some(text) if self.started.insert(index) => json!({"role": "assistant", "content": text}),
+                    Some(text) => json!({"content": text}),
+                    None => json!({}),
+                };
+                json!({"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason})
+            }
+            Kind::Completion => json!({"index": index, "text": text.unwrap_or_default(), "logprobs": logprobs, "finish_reason": finish_reason}),
+        }
+    }
+}
+
+fn stream(meta: Meta, include_usage: bool, reports: Reports) -> Response {
+    let state = StreamState { meta, reports, started: Default::default(), offsets: vec![], usage: include_usage.then_some((0, 0, 0)) };
+    let events = futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
         loop {
-            let data = match reports.next().await {
-                Report::PromptTokens(_) => continue,
-                Report::Text(i, text) => {
-                    // The first chunk of each choice names the role.
-                    let delta = if started.insert(i) { json!({"role": "assistant", "content": text}) } else { json!({"content": text}) };
-                    chunk(i, delta, Value::Null)
+            let data = match state.reports.next().await {
+                Report::PromptTokens(prompt, cached) => {
+                    if let Some(usage) = &mut state.usage {
+                        (usage.0, usage.1) = (prompt, cached);
+                    }
+                    continue;
                 }
-                Report::Finish(i, reason, _) => chunk(i, json!({}), json!(reason)),
-                Report::End(None) => return Some((Ok::<_, Infallible>(SseEvent::default().data("[DONE]")), None)),
+                Report::Text(i, text, entries) => {
+                    let choice = state.choice(i, Some(text), entries, Value::Null);
+                    state.chunk(vec![choice])
+                }
+                Report::Finish(i, reason, tokens) => {
+                    if let Some(usage) = &mut state.usage {
+                        usage.2 += tokens;
+                    }
+                    let choice = state.choice(i, None, None, json!(reason));
+                    state.chunk(vec![choice])
+                }
+                Report::End(None) => match state.usage.take() {
+                    // The usage chunk, then `[DONE]`.
+                    Some((prompt, cached, completion)) => {
+                        let mut chunk = state.chunk(vec![]);
+                        chunk["usage"] = usage(prompt, cached, completion);
+                        state.reports.unread = Some(Report::End(None));
+                        chunk
+                    }
+                    None => return Some((Ok::<_, Infallible>(SseEvent::default().data("[DONE]")), None)),
+                },
                 Report::End(Some(why)) => {
                     let error = server_error(format!("the endpoint inferlet failed: {why}")).body().to_string();
                     return Some((Ok(SseEvent::default().data(error)), None));
                 }
+                Report::Refused(error) => return Some((Ok(SseEvent::default().data(error.body().to_string())), None)),
             };
-            return Some((Ok(SseEvent::default().data(data)), Some((meta, reports, started))));
+            return Some((Ok(SseEvent::default().data(data.to_string())), Some(state)));
         }
     });
     Sse::new(events).into_response()

@@ -29,7 +29,6 @@ fn run() -> Result<(), String> {
             common::export_resources(&queue, 0, &pages, "misuse-twice");
             common::export_resources(&queue, 0, &pages, "misuse-twice");
         }
-        "import-unknown" => drop(common::import_resources(&queue, 0, "no-such-export")),
         "hold" => {
             let n: u32 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(8);
             common::allocate_resources(&queue, 0, n);

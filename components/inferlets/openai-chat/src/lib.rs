@@ -1,19 +1,26 @@
 //! `openai-chat`: what answers `crust serve`'s `/v1/chat/completions` and
 //! `/v1/completions`. The host validates the HTTP request and passes it as
-//! one JSON argument; this inferlet fills the prompt once, forks it `n` times
-//! (the forks share its KV pages), generates, and reports through
-//! `message.send`, one JSON object per message:
+//! one JSON argument; this inferlet fills the prompt once (importing a
+//! shared system prompt's pages when another request already ran them),
+//! forks it `n` times (the forks share its KV pages), generates, and reports
+//! through `message.send`, one JSON object per message:
 //!
-//! - `{"prompt_tokens": N}` once, first;
-//! - `{"index": i, "text": "…"}` for each piece of choice `i`'s text, in order;
+//! - `{"prompt_tokens": N, "cached_tokens": C}` once, first; or instead
+//!   `{"error": "…", "code": "…", "param": "…"}`, a request the model cannot take;
+//! - `{"index": i, "text": "…"}` for each piece of choice `i`'s text, in
+//!   order, with `"logprobs": [{"token", "logprob", "bytes", "top_logprobs"}]`
+//!   for the piece's tokens when the request asked for them;
 //! - `{"index": i, "finish_reason": "stop"|"length", "completion_tokens": M}` when choice `i` ends.
 //!
 //! Replace it with your own inferlet (config `server.openai_inferlet`) to
 //! change how requests are answered: it only has to speak this.
 
-use serde::{Deserialize, Serialize};
+mod prefix_cache;
 
-use crust_sdk::{Context, Finish, Model, Sampler, Stop, io, join_all};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crust_sdk::{Draw, Finish, Model, Sampler, Stop, TokenLogprob, Tokenizer, io, join_all};
 
 #[derive(Deserialize)]
 struct Request {
@@ -30,13 +37,24 @@ struct Request {
     #[serde(default)]
     stop: Vec<String>,
     n: usize,
+    #[serde(default)]
+    seed: Option<u64>,
+    /// Alternatives to report with each token's log-probability; none: no log-probabilities.
+    #[serde(default)]
+    logprobs: Option<u32>,
+    /// Most tokens one context may hold: prompt and completion together.
+    context_length: usize,
+    /// KV pages the shared-prompt cache may keep (0: no cache).
+    #[serde(default)]
+    prefix_cache_pages: usize,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Report<'a> {
-    Prompt { prompt_tokens: usize },
-    Text { index: usize, text: &'a str },
+    Prompt { prompt_tokens: usize, cached_tokens: usize },
+    Error { error: String, code: &'static str, param: &'static str },
+    Text { index: usize, text: &'a str, #[serde(skip_serializing_if = "Option::is_none")] logprobs: Option<Vec<Value>> },
     Finish { index: usize, finish_reason: &'static str, completion_tokens: usize },
 }
 
@@ -44,33 +62,70 @@ fn report(report: &Report) {
     io::send(&serde_json::to_string(report).expect("reports encode"));
 }
 
+/// The prompt's tokens, the leading system messages' first (they are what requests share).
+fn prompt_tokens(model: &Model, request: &Request) -> Result<(Vec<u32>, Vec<u32>), String> {
+    if let Some(prompt) = &request.prompt {
+        return Ok((vec![], model.tokenizer.tokenize(prompt)));
+    }
+    let (mut system, mut rest) = (vec![], vec![]);
+    let last = request.messages.len().saturating_sub(1);
+    for (i, (role, content)) in request.messages.iter().enumerate() {
+        let text = model.render_chat(&[(role, content)], i == last)?;
+        let leading = role == "system" && rest.is_empty();
+        (if leading { &mut system } else { &mut rest }).extend(model.tokenizer.tokenize(&text));
+    }
+    Ok((system, rest))
+}
+
+/// One token's log-probability as OpenAI's chat API shapes it.
+fn logprob_json(tokenizer: &Tokenizer, entry: &TokenLogprob) -> Value {
+    let token = |id: u32, logprob: f32| {
+        let text = tokenizer.detokenize(&[id]);
+        json!({"token": text, "logprob": logprob, "bytes": text.as_bytes()})
+    };
+    let mut value = token(entry.token, entry.logprob);
+    value["top_logprobs"] = entry.top.iter().map(|&(id, lp)| token(id, lp)).collect();
+    value
+}
+
 async fn run() -> Result<(), String> {
     let arguments = crust_sdk::runtime::get_arguments();
     let [request] = &arguments[..] else { return Err("expects one argument: the request as JSON".into()) };
     let request: Request = serde_json::from_str(request).map_err(|e| format!("a malformed request: {e}"))?;
     let model = Model::by_name(&request.model)?;
-    let mut prefix = Context::new(&model);
-    match &request.prompt {
-        Some(prompt) => prefix.fill(prompt),
-        None => {
-            let last = request.messages.len().saturating_sub(1);
-            for (i, (role, content)) in request.messages.iter().enumerate() {
-                prefix.fill_message(role, content, i == last)?;
-            }
-        }
+    let (system, rest) = prompt_tokens(&model, &request)?;
+    let prompt_len = system.len() + rest.len();
+    if prompt_len >= request.context_length {
+        let error = format!(
+            "the prompt is {prompt_len} tokens; this model's context holds {}, with room for at least one more token",
+            request.context_length
+        );
+        let param = if request.prompt.is_some() { "prompt" } else { "messages" };
+        report(&Report::Error { error, code: "context_length_exceeded", param });
+        return Ok(());
     }
-    report(&Report::Prompt { prompt_tokens: prefix.len() });
+    let (mut prefix, cached_tokens) = prefix_cache::start(&model, &system, request.prefix_cache_pages).await;
+    prefix.fill_tokens(&rest);
+    report(&Report::Prompt { prompt_tokens: prompt_len, cached_tokens });
     prefix.flush().await;
 
     let sampler = match request.temperature {
         t if t <= 0.0 => Sampler::Greedy,
         temperature => Sampler::Sample { temperature, top_k: None, top_p: request.top_p, min_p: None },
     };
-    let stop = Stop { max_tokens: request.max_tokens, tokens: model.stop_tokens.clone(), strings: request.stop.clone() };
+    let max_tokens = request.max_tokens.min(request.context_length - prompt_len);
+    let stop = Stop { max_tokens, tokens: model.stop_tokens.clone(), strings: request.stop.clone() };
     let choices = (0..request.n).map(|index| {
-        let (mut context, stop) = (prefix.fork(), stop.clone());
+        let (mut context, stop, tokenizer) = (prefix.fork(), stop.clone(), model.tokenizer.clone());
+        // Each choice its own stream of draws, all fixed by the request's seed.
+        let draw = Draw { seed: request.seed.map(|s| s ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)), logprobs: request.logprobs };
         async move {
-            let generation = context.generate(sampler, &stop, |text| report(&Report::Text { index, text })).await?;
+            let generation = context
+                .generate_with(sampler, draw, &stop, |text, logprobs| {
+                    let logprobs = draw.logprobs.map(|_| logprobs.iter().map(|l| logprob_json(&tokenizer, l)).collect());
+                    report(&Report::Text { index, text, logprobs })
+                })
+                .await?;
             let finish_reason = match generation.finish {
                 Finish::Stop => "stop",
                 Finish::Length => "length",
