@@ -216,8 +216,44 @@ fn the_openai_package_gets_openai_answers() {
     assert_eq!(errors["no_messages"], serde_json::json!([400, "messages"]));
     assert_eq!(errors["temperature"], serde_json::json!([400, "temperature"]));
     assert_eq!(errors["malformed"], serde_json::json!([400, "invalid_request_error"]));
-    // Every request's instance ended and gave its pages back.
-    assert_eq!(server.metric("crust_kv_pages{model=\"SmolLM2-135M-Instruct\",state=\"used\"}"), Some(0.0));
+    assert_eq!(errors["too_long"], serde_json::json!([400, "context_length_exceeded", "messages"]), "refused before streaming");
+
+    // logprobs: one entry per completion token, greedy picks the top one, the tokens spell the text.
+    let logprobs = &seen["logprobs"];
+    assert_eq!(logprobs["text"], chat[0]);
+    assert_eq!(logprobs["joined"], chat[0], "{logprobs}");
+    assert_eq!(logprobs["count"][0], logprobs["count"][1]);
+    assert_eq!(logprobs["alternatives"], serde_json::json!([3]));
+    for property in ["greedy_is_top", "at_most_zero", "bytes"] {
+        assert_eq!(logprobs[property], true, "{property}: {logprobs}");
+    }
+    let legacy = &seen["completion_logprobs"];
+    assert_eq!(legacy[0], completion[0]);
+    assert_eq!(legacy[1], completion[0], "the completions API's tokens spell the text: {legacy}");
+    assert_eq!((&legacy[2], &legacy[3]), (&serde_json::json!(4), &serde_json::json!([2])));
+    assert_eq!(legacy[4][0], 0);
+
+    // seed: the same seed draws the same text; other seeds draw others.
+    let seed = &seen["seed"];
+    assert_eq!(seed["same"][0], seed["same"][1], "{seed}");
+    let mut texts: Vec<&serde_json::Value> = seed["others"].as_array().unwrap().iter().chain([&seed["same"][0]]).collect();
+    texts.dedup();
+    assert!(texts.len() > 1, "four seeds drew one text: {seed}");
+
+    // Prefix reuse: the second request with the long system prompt imports its whole pages,
+    // and answers exactly as the request that ran them.
+    let prefix = &seen["prefix"];
+    let cached: Vec<u64> = prefix["cached"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert_eq!(cached[0], 0, "{prefix}");
+    assert!(cached[1] >= 128 && cached[1] % 16 == 0 && cached[1] == cached[2], "{prefix}");
+    assert!(prefix["prompt_tokens"][1].as_u64().unwrap() > cached[2]);
+    assert_eq!(prefix["answers"][0], prefix["answers"][1], "{prefix}");
+    assert_eq!(seen["stream_usage"].as_array().unwrap().len(), 1, "{}", seen["stream_usage"]);
+    assert_eq!(seen["stream_usage"][0][1], 3);
+
+    // Every request's instance ended and gave its pages back; only the cached prompt's pages stay.
+    let used = server.metric("crust_kv_pages{model=\"SmolLM2-135M-Instruct\",state=\"used\"}");
+    assert_eq!(used, Some((cached[1] / 16) as f64));
 }
 
 #[test]

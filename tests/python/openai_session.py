@@ -40,7 +40,50 @@ def main(base_url, key, model):
     completion = client.completions.create(model=model, prompt="The capital of France is", temperature=0, max_tokens=4)
     seen["completion"] = [completion.choices[0].text, completion.choices[0].finish_reason, completion.object]
 
+    detailed = client.chat.completions.create(
+        model=model, messages=question, temperature=0, max_tokens=24, logprobs=True, top_logprobs=3
+    )
+    content = detailed.choices[0].logprobs.content
+    seen["logprobs"] = {
+        "text": detailed.choices[0].message.content,
+        "joined": "".join(t.token for t in content),
+        "count": [len(content), detailed.usage.completion_tokens],
+        "alternatives": sorted({len(t.top_logprobs) for t in content}),
+        "greedy_is_top": all(t.token == t.top_logprobs[0].token and t.logprob == t.top_logprobs[0].logprob for t in content),
+        "at_most_zero": all(t.logprob <= 0 for t in content),
+        "bytes": all(bytes(t.bytes).decode() == t.token for t in content),
+    }
+    legacy = client.completions.create(model=model, prompt="The capital of France is", temperature=0, max_tokens=4, logprobs=2)
+    lp = legacy.choices[0].logprobs
+    seen["completion_logprobs"] = [legacy.choices[0].text, "".join(lp.tokens), len(lp.token_logprobs), sorted({len(t) for t in lp.top_logprobs}), lp.text_offset]
+
+    story = [{"role": "user", "content": "Tell me a story."}]
+    seeded = lambda seed: client.chat.completions.create(model=model, messages=story, temperature=1.0, max_tokens=16, seed=seed).choices[0].message.content
+    seen["seed"] = {"same": [seeded(42), seeded(42)], "others": [seeded(s) for s in (1, 2, 3)]}
+
+    # A long shared system prompt: the second request imports its pages.
+    rules = "You are a careful assistant for a travel agency. Answer briefly and truthfully. " * 8
+    shared = lambda q: client.chat.completions.create(
+        model=model, messages=[{"role": "system", "content": rules}, {"role": "user", "content": q}], temperature=0, max_tokens=8
+    )
+    first, again, other = shared("What is the capital of France?"), shared("What is the capital of France?"), shared("Name a city in Spain.")
+    cached = lambda r: r.usage.prompt_tokens_details.cached_tokens
+    seen["prefix"] = {
+        "cached": [cached(first), cached(again), cached(other)],
+        "prompt_tokens": [first.usage.prompt_tokens, other.usage.prompt_tokens],
+        "answers": [first.choices[0].message.content, again.choices[0].message.content],
+    }
+
+    usage_chunks = [c.usage for c in client.chat.completions.create(
+        model=model, messages=question, temperature=0, max_tokens=3, stream=True, stream_options={"include_usage": True}
+    ) if c.usage]
+    seen["stream_usage"] = [[u.prompt_tokens, u.completion_tokens] for u in usage_chunks]
+
     errors = {}
+    try:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "word " * 5000}], stream=True)
+    except openai.BadRequestError as e:
+        errors["too_long"] = [e.status_code, e.code, e.param]
     try:
         client.chat.completions.create(model="no-such-model", messages=question)
     except openai.NotFoundError as e:
