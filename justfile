@@ -82,6 +82,10 @@ bench-runtime: build-components
 bench-server: setup fetch-model build-components
     cargo bench -p crust-tests --bench server
 
+# The OpenAI API: streamed chat completions at 1/8/32 clients vs the same requests without HTTP and the endpoint inferlet, and the prefill a cached system prompt saves.
+bench-openai: setup fetch-model build-components
+    cargo bench -p crust-tests --bench openai
+
 # SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter.
 bench-engine: setup fetch-model
     cargo bench -p crust-tests --bench engine
@@ -95,4 +99,4 @@ bench-providers: setup fetch-model build-components
     cargo bench -p crust-tests --bench providers
 
 # Every benchmark.
-bench: bench-runtime bench-engine bench-serving bench-providers bench-server
+bench: bench-runtime bench-engine bench-serving bench-providers bench-server bench-openai

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests and benchmarks: where the built
 //! components and the `crust` binary are, and how to run them.
 
+pub mod bench;
+
 use std::path::{Path, PathBuf};
 
 use crust::config::{Config, LimitsConfig};
