@@ -216,6 +216,7 @@ fn the_openai_package_gets_openai_answers() {
     assert_eq!(errors["no_messages"], serde_json::json!([400, "messages"]));
     assert_eq!(errors["temperature"], serde_json::json!([400, "temperature"]));
     assert_eq!(errors["malformed"], serde_json::json!([400, "invalid_request_error"]));
+    assert_eq!(errors["stream_options"], serde_json::json!([400, "stream_options"]));
     assert_eq!(errors["too_long"], serde_json::json!([400, "context_length_exceeded", "messages"]), "refused before streaming");
 
     // logprobs: one entry per completion token, greedy picks the top one, the tokens spell the text.
@@ -239,6 +240,8 @@ fn the_openai_package_gets_openai_answers() {
     let mut texts: Vec<&serde_json::Value> = seed["others"].as_array().unwrap().iter().chain([&seed["same"][0]]).collect();
     texts.dedup();
     assert!(texts.len() > 1, "four seeds drew one text: {seed}");
+    assert_ne!(seed["choices"][0], seed["choices"][1], "a seeded request's choices draw apart: {seed}");
+    assert_eq!(seen["top_p_zero"], chat[0], "top_p 0 is greedy");
 
     // Prefix reuse: the second request with the long system prompt imports its whole pages,
     // and answers exactly as the request that ran them.

@@ -60,6 +60,9 @@ def main(base_url, key, model):
     story = [{"role": "user", "content": "Tell me a story."}]
     seeded = lambda seed: client.chat.completions.create(model=model, messages=story, temperature=1.0, max_tokens=16, seed=seed).choices[0].message.content
     seen["seed"] = {"same": [seeded(42), seeded(42)], "others": [seeded(s) for s in (1, 2, 3)]}
+    two = client.chat.completions.create(model=model, messages=story, temperature=1.0, max_tokens=16, seed=42, n=2)
+    seen["seed"]["choices"] = [c.message.content for c in two.choices]
+    seen["top_p_zero"] = client.chat.completions.create(model=model, messages=question, temperature=1.0, top_p=0, max_tokens=24).choices[0].message.content
 
     # A long shared system prompt: the second request imports its pages.
     rules = "You are a careful assistant for a travel agency. Answer briefly and truthfully. " * 8
@@ -109,6 +112,10 @@ def main(base_url, key, model):
         urllib.request.urlopen(request)
     except urllib.error.HTTPError as e:
         errors["malformed"] = [e.code, json.loads(e.read())["error"]["type"]]
+    try:
+        client.chat.completions.create(model=model, messages=question, stream_options={"include_usage": True})
+    except openai.BadRequestError as e:
+        errors["stream_options"] = [e.status_code, e.param]
     seen["errors"] = errors
     print(json.dumps(seen))
 

@@ -230,8 +230,10 @@ impl Context {
         let logprobs = match draw.logprobs {
             Some(n) => {
                 let (ids, probs) = distributions.next().ok_or("the pass returned no distribution")?;
-                let logprob = ids.iter().position(|&id| id == token).map_or(UNLIKELY_LOGPROB, |i| probs[i].ln());
-                let top = ids.iter().zip(&probs).take(n as usize).map(|(&id, &p)| (id, p.ln())).collect();
+                // A probability that underflowed to 0 is as unlikely as one outside the top.
+                let ln = |p: f32| p.ln().max(UNLIKELY_LOGPROB);
+                let logprob = ids.iter().position(|&id| id == token).map_or(UNLIKELY_LOGPROB, |i| ln(probs[i]));
+                let top = ids.iter().zip(&probs).take(n as usize).map(|(&id, &p)| (id, ln(p))).collect();
                 Some(TokenLogprob { token, logprob, top })
             }
             None => None,

@@ -67,3 +67,8 @@ pub fn set(key: &str, value: &str) {
 pub fn delete(key: &str) {
     kvs::store_delete(key);
 }
+
+/// Every key in the host's key-value store.
+pub fn keys() -> Vec<String> {
+    kvs::store_list_keys()
+}

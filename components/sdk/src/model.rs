@@ -104,4 +104,15 @@ impl Tokenizer {
     pub fn detokenize(&self, tokens: &[u32]) -> String {
         self.inner.detokenize(tokens)
     }
+
+    /// Each token's bytes, by id: what `detokenize` joins (one token may hold
+    /// part of a character).
+    pub fn vocabulary(&self) -> Vec<Vec<u8>> {
+        let (ids, bytes) = self.inner.get_vocabs();
+        let mut vocabulary = vec![Vec::new(); ids.iter().max().map_or(0, |&id| id as usize + 1)];
+        for (id, bytes) in ids.into_iter().zip(bytes) {
+            vocabulary[id as usize] = bytes;
+        }
+        vocabulary
+    }
 }

@@ -115,8 +115,8 @@ impl InstanceState {
 
     /// The instance's holdings on the model behind `service`, made on first use.
     pub(crate) fn holdings_on(&mut self, service_id: u32, service: Arc<ModelService>) -> &mut Holdings {
-        let quotas = self.inferlet.quotas;
-        self.inferlet.holdings.entry(service_id).or_insert_with(|| Holdings::new(service, quotas))
+        let (quotas, scope) = (self.inferlet.quotas, &self.inferlet.export_scope);
+        self.inferlet.holdings.entry(service_id).or_insert_with(|| Holdings::new(service, quotas, scope.clone()))
     }
 
     fn resource_call<T>(

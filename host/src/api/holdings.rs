@@ -13,6 +13,8 @@ pub struct Holdings {
     pointers: [HashMap<u32, u32>; 2],
     next_pointer: u32,
     quotas: [usize; 2],
+    /// The export names this instance sees (`Resources`' scopes).
+    export_scope: String,
 }
 
 /// Resource type 0 and 1; anything else is named in the error.
@@ -33,8 +35,8 @@ fn what(kind: ResourceKind) -> &'static str {
 }
 
 impl Holdings {
-    pub fn new(service: Arc<ModelService>, quotas: [usize; 2]) -> Self {
-        Self { service, pointers: Default::default(), next_pointer: 0, quotas }
+    pub fn new(service: Arc<ModelService>, quotas: [usize; 2], export_scope: String) -> Self {
+        Self { service, pointers: Default::default(), next_pointer: 0, quotas, export_scope }
     }
 
     pub fn held(&self, kind: ResourceKind) -> usize {
@@ -101,25 +103,25 @@ impl Holdings {
     pub fn export(&mut self, kind: ResourceKind, pointers: &[u32], name: &str) -> Result<(), String> {
         const CALL: &str = "common.export-resources";
         let ids = self.resolve_all(kind, pointers, CALL)?;
-        self.service.resources.lock().unwrap().export(kind, name, &ids).map_err(|e| format!("{CALL}: {e}"))
+        self.service.resources.lock().unwrap().export(kind, &self.export_scope, name, &ids).map_err(|e| format!("{CALL}: {e}"))
     }
 
     pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, String> {
         const CALL: &str = "common.import-resources";
         let mut resources = self.service.resources.lock().unwrap();
-        let count = resources.exports(kind).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
+        let count = resources.exports(kind, &self.export_scope).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
         self.check_quota(kind, count, CALL)?;
-        let ids = resources.import(kind, name);
+        let ids = resources.import(kind, &self.export_scope, name);
         drop(resources);
         Ok(self.adopt(kind, ids))
     }
 
     pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
-        self.service.resources.lock().unwrap().release_export(kind, name);
+        self.service.resources.lock().unwrap().release_export(kind, &self.export_scope, name);
     }
 
     pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {
-        self.service.resources.lock().unwrap().exports(kind)
+        self.service.resources.lock().unwrap().exports(kind, &self.export_scope)
     }
 
     /// Copy-on-write before a pass writes into `pointers` (KV pages): each

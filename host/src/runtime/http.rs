@@ -77,6 +77,7 @@ impl Runtime {
             instance_id: Some(launch.instance_id),
             inbox: None,
             blobs: None,
+            export_scope: None,
         });
         self.limit_wall_time(&mut store);
         let (sender, response) = tokio::sync::oneshot::channel();

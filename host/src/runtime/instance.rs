@@ -27,6 +27,11 @@ pub struct Launch {
     pub inbox: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// Blobs from the client (`message.receive-blob`); `None`: no client, `receive-blob` gets nothing.
     pub blobs: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
+    /// The namespace of the instance's export names. `None`: the one every
+    /// instance shares. `Some(scope)`: one that only instances launched with
+    /// the same scope see — so that what the launcher's instances export (a
+    /// user's cached prompts) no other program can read, replace or release.
+    pub export_scope: Option<String>,
 }
 
 /// How an instance failed. Every variant says what happened in words a user
@@ -108,6 +113,7 @@ impl Runtime {
                 owner: NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 holdings: Default::default(),
                 quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
+                export_scope: launch.export_scope.unwrap_or_default(),
                 client: ClientLink {
                     output: launch.output.clone(),
                     inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(no_client))),

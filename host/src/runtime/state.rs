@@ -62,6 +62,8 @@ pub struct InstanceContext {
     pub holdings: HashMap<u32, Holdings>,
     /// KV pages and embedding slots one instance may hold per model.
     pub quotas: [usize; 2],
+    /// Whose export names the instance sees: `""`, everyone's (see `Launch::export_scope`).
+    pub export_scope: String,
     pub client: ClientLink,
 }
 

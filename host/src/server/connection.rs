@@ -271,6 +271,7 @@ impl Session {
             return Err("the server is shutting down".into());
         }
         let request = LaunchRequest {
+            export_scope: None,
             owner: user.to_string(),
             program,
             program_name: name,

@@ -187,6 +187,8 @@ pub struct LaunchRequest {
     pub attachment: Option<Attachment>,
     /// A server inferlet: answer HTTP here, an instance per request, until stopped.
     pub serve_on: Option<tokio::net::TcpListener>,
+    /// See `Launch::export_scope`.
+    pub export_scope: Option<String>,
 }
 
 /// An admitted instance, not yet started (so its launch can be answered first).
@@ -264,6 +266,7 @@ impl Instances {
             instance_id: Some(id.clone()),
             inbox: Some(inbox_rx),
             blobs: Some(blobs_rx),
+            export_scope: request.export_scope,
         };
         tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
         let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program.clone(), served.clone());

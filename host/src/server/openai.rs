@@ -146,7 +146,11 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
         }
         Some(_) => return Err(ApiError::invalid("`stop` must be a string or a list of up to 4 strings", "stop")),
     };
-    let stream_usage = request.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+    let stream_options = request.get("stream_options").filter(|o| !o.is_null());
+    if stream_options.is_some() && !stream {
+        return Err(ApiError::invalid("`stream_options` is only allowed with `stream: true`", "stream_options"));
+    }
+    let stream_usage = stream_options.and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
     let seed = match request.get("seed") {
         None | Some(Value::Null) => None,
         // Any 64-bit integer, negative ones too, as OpenAI takes them.
@@ -238,12 +242,15 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     let mut checked = check(&server, kind, &body)?;
     let model = server.runtime.models().get(&checked.model).cloned().expect("check found the model");
     let metadata = model.metadata().await.map_err(server_error)?;
-    // A context may hold what the model was trained for and one instance's page quota allows.
-    let quota = server.runtime.limits().kv_pages_per_instance * model.page_size as usize;
-    checked.inferlet_request["context_length"] = json!(metadata.context_length.min(quota));
+    // What the request may hold: the model's trained context, and one instance's pages.
+    checked.inferlet_request["context_length"] = json!(metadata.context_length);
+    checked.inferlet_request["kv_pages"] = json!(server.runtime.limits().kv_pages_per_instance);
+    checked.inferlet_request["user"] = json!(user);
     let program = server.openai_inferlet.clone().map_err(server_error)?;
     let (out, events) = mpsc::unbounded_channel();
     let request = LaunchRequest {
+        // The user's endpoint instances share their exports (cached prompts) with no other program.
+        export_scope: Some(format!("openai/{user}")),
         owner: user,
         program,
         program_name: "openai-endpoint".into(),
@@ -274,7 +281,7 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
         model: checked.model,
         kind,
     };
-    if checked.stream { Ok(stream(meta, checked.stream_usage, reports)) } else { whole_response(meta, checked.n, reports).await }
+    if checked.stream { Ok(stream(meta, checked.n, checked.stream_usage, reports)) } else { whole_response(meta, checked.n, reports).await }
 }
 
 fn server_error(message: String) -> ApiError {
@@ -425,6 +432,8 @@ struct StreamState {
     started: std::collections::HashSet<usize>,
     /// Where each choice's next piece starts in its text (completions' `text_offset`).
     offsets: Vec<usize>,
+    /// Choices asked for: reports about others are ignored.
+    n: usize,
     /// `(prompt, cached, completion)` tokens, for `stream_options.include_usage`.
     usage: Option<(u64, u64, u64)>,
 }
@@ -432,7 +441,12 @@ struct StreamState {
 impl StreamState {
     fn chunk(&self, choices: Vec<Value>) -> Value {
         let object = if self.meta.kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
-        json!({"id": self.meta.id, "object": object, "created": self.meta.created, "model": self.meta.model, "choices": choices})
+        let mut chunk = json!({"id": self.meta.id, "object": object, "created": self.meta.created, "model": self.meta.model, "choices": choices});
+        if self.usage.is_some() {
+            // With `include_usage`, every chunk but the last says `"usage": null`.
+            chunk["usage"] = Value::Null;
+        }
+        chunk
     }
 
     fn choice(&mut self, index: usize, text: Option<String>, entries: Option<Vec<Value>>, finish_reason: Value) -> Value {
@@ -454,8 +468,8 @@ impl StreamState {
     }
 }
 
-fn stream(meta: Meta, include_usage: bool, reports: Reports) -> Response {
-    let state = StreamState { meta, reports, started: Default::default(), offsets: vec![], usage: include_usage.then_some((0, 0, 0)) };
+fn stream(meta: Meta, n: usize, include_usage: bool, reports: Reports) -> Response {
+    let state = StreamState { meta, reports, started: Default::default(), offsets: vec![], n, usage: include_usage.then_some((0, 0, 0)) };
     let events = futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         loop {
@@ -466,6 +480,7 @@ fn stream(meta: Meta, include_usage: bool, reports: Reports) -> Response {
                     }
                     continue;
                 }
+                Report::Text(i, _, _) | Report::Finish(i, _, _) if i >= state.n => continue,
                 Report::Text(i, text, entries) => {
                     let choice = state.choice(i, Some(text), entries, Value::Null);
                     state.chunk(vec![choice])

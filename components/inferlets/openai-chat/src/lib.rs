@@ -20,7 +20,7 @@ mod prefix_cache;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crust_sdk::{Draw, Finish, Model, Sampler, Stop, TokenLogprob, Tokenizer, io, join_all};
+use crust_sdk::{Draw, Finish, Model, Sampler, Stop, TokenLogprob, io, join_all};
 
 #[derive(Deserialize)]
 struct Request {
@@ -44,9 +44,14 @@ struct Request {
     logprobs: Option<u32>,
     /// Most tokens one context may hold: prompt and completion together.
     context_length: usize,
+    /// KV pages this instance may hold (the prompt's and every choice's).
+    kv_pages: usize,
     /// KV pages the shared-prompt cache may keep (0: no cache).
     #[serde(default)]
     prefix_cache_pages: usize,
+    /// Who asked: the cache's bookkeeping is kept per user.
+    #[serde(default)]
+    user: String,
 }
 
 #[derive(Serialize)]
@@ -77,11 +82,22 @@ fn prompt_tokens(model: &Model, request: &Request) -> Result<(Vec<u32>, Vec<u32>
     Ok((system, rest))
 }
 
-/// One token's log-probability as OpenAI's chat API shapes it.
-fn logprob_json(tokenizer: &Tokenizer, entry: &TokenLogprob) -> Value {
+/// The most tokens each of `n` choices may generate within `kv_pages`. The
+/// prompt's pages are held once; each choice re-runs the prompt's last,
+/// partial page (a whole one if none is partial) on pages of its own.
+fn room_in_pages(prompt_len: usize, page: usize, n: usize, kv_pages: usize) -> usize {
+    let shared = prompt_len.saturating_sub(1) / page;
+    let rerun = prompt_len - shared * page;
+    let per_choice = kv_pages.saturating_sub(prompt_len.div_ceil(page)) / n.max(1);
+    (per_choice * page).saturating_sub(rerun)
+}
+
+/// One token's log-probability as OpenAI's chat API shapes it; `vocabulary`
+/// gives each token's bytes (part of a character, for some).
+fn logprob_json(vocabulary: &[Vec<u8>], entry: &TokenLogprob) -> Value {
     let token = |id: u32, logprob: f32| {
-        let text = tokenizer.detokenize(&[id]);
-        json!({"token": text, "logprob": logprob, "bytes": text.as_bytes()})
+        let bytes = vocabulary.get(id as usize).map_or(&[][..], Vec::as_slice);
+        json!({"token": String::from_utf8_lossy(bytes), "logprob": logprob, "bytes": bytes})
     };
     let mut value = token(entry.token, entry.logprob);
     value["top_logprobs"] = entry.top.iter().map(|&(id, lp)| token(id, lp)).collect();
@@ -104,25 +120,36 @@ async fn run() -> Result<(), String> {
         report(&Report::Error { error, code: "context_length_exceeded", param });
         return Ok(());
     }
-    let (mut prefix, cached_tokens) = prefix_cache::start(&model, &system, request.prefix_cache_pages).await;
+    let room = room_in_pages(prompt_len, model.page_size as usize, request.n, request.kv_pages);
+    if room == 0 {
+        let error = format!(
+            "the prompt ({prompt_len} tokens) and {} choice(s) need more KV pages than one request may hold ({}, limits.kv_pages_per_instance)",
+            request.n, request.kv_pages
+        );
+        report(&Report::Error { error, code: "context_length_exceeded", param: if request.n > 1 { "n" } else { "messages" } });
+        return Ok(());
+    }
+    let (mut prefix, cached_tokens) = prefix_cache::start(&model, &system, request.prefix_cache_pages, &request.user).await;
     prefix.fill_tokens(&rest);
     report(&Report::Prompt { prompt_tokens: prompt_len, cached_tokens });
     prefix.flush().await;
 
-    let sampler = match request.temperature {
-        t if t <= 0.0 => Sampler::Greedy,
-        temperature => Sampler::Sample { temperature, top_k: None, top_p: request.top_p, min_p: None },
+    // top_p 0 keeps only the most likely token: greedy.
+    let sampler = match (request.temperature, request.top_p) {
+        (t, p) if t <= 0.0 || p == Some(0.0) => Sampler::Greedy,
+        (temperature, top_p) => Sampler::Sample { temperature, top_k: None, top_p, min_p: None },
     };
-    let max_tokens = request.max_tokens.min(request.context_length - prompt_len);
+    let max_tokens = request.max_tokens.min(request.context_length - prompt_len).min(room);
+    let vocabulary = std::rc::Rc::new(if request.logprobs.is_some() { model.tokenizer.vocabulary() } else { vec![] });
     let stop = Stop { max_tokens, tokens: model.stop_tokens.clone(), strings: request.stop.clone() };
     let choices = (0..request.n).map(|index| {
-        let (mut context, stop, tokenizer) = (prefix.fork(), stop.clone(), model.tokenizer.clone());
+        let (mut context, stop, vocabulary) = (prefix.fork(), stop.clone(), vocabulary.clone());
         // Each choice its own stream of draws, all fixed by the request's seed.
-        let draw = Draw { seed: request.seed.map(|s| s ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)), logprobs: request.logprobs };
+        let draw = Draw { seed: request.seed.map(|s| s.wrapping_add(index as u64)), logprobs: request.logprobs };
         async move {
             let generation = context
                 .generate_with(sampler, draw, &stop, |text, logprobs| {
-                    let logprobs = draw.logprobs.map(|_| logprobs.iter().map(|l| logprob_json(&tokenizer, l)).collect());
+                    let logprobs = draw.logprobs.map(|_| logprobs.iter().map(|l| logprob_json(&vocabulary, l)).collect());
                     report(&Report::Text { index, text, logprobs })
                 })
                 .await?;
