@@ -116,13 +116,12 @@ impl Context {
     }
 
     /// Exports the pages holding whole pages of run tokens under `name`, for
-    /// any instance to [`import`](Self::import); returns those tokens. The
-    /// export outlives this instance until someone releases the name.
-    pub fn export_full_pages(&self, name: &str) -> &[u32] {
+    /// any instance to [`import`](Self::import). The export outlives this
+    /// instance until someone releases the name.
+    pub fn export_full_pages(&self, name: &str) {
         let full = self.tokens.len() / self.model.page_size as usize;
         let pointers: Vec<u32> = self.pages[..full].iter().map(|p| p.pointer).collect();
         common::export_resources(&self.queue.inner, KV_PAGE, &pointers, name);
-        &self.tokens[..full * self.model.page_size as usize]
     }
 
     pub fn queue(&self) -> &Queue {

@@ -13,8 +13,8 @@ use super::Server;
 use super::auth::{ANONYMOUS, new_nonce};
 use super::instances::{Attachment, LaunchRequest, Outbox, Pending, Served};
 use super::programs::compile;
-use crate::runtime::EntryPoint;
 use super::uploads::{Accepted, Chunk, Uploads};
+use crate::runtime::EntryPoint;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 

@@ -91,7 +91,7 @@ fn user(server: &Server, headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// The request, checked and reduced to what the endpoint inferlet reads.
 struct Checked {
-    model: String,
+    model: Arc<crate::models::Model>,
     stream: bool,
     /// `stream_options.include_usage`: a last chunk with the usage.
     stream_usage: bool,
@@ -102,16 +102,14 @@ struct Checked {
 fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> {
     let request: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), "body"))?;
     let request = request.as_object().ok_or_else(|| ApiError::invalid("the body must be a JSON object", "body"))?;
-    let model = request.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("`model` is required", "model"))?;
-    if server.runtime.models().get(model).is_none() {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("the model `{model}` does not exist (GET /v1/models lists them)"),
-            kind: "invalid_request_error",
-            param: Some("model".into()),
-            code: Some("model_not_found".into()),
-        });
-    }
+    let name = request.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("`model` is required", "model"))?;
+    let model = server.runtime.models().get(name).cloned().ok_or_else(|| ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("the model `{name}` does not exist (GET /v1/models lists them)"),
+        kind: "invalid_request_error",
+        param: Some("model".into()),
+        code: Some("model_not_found".into()),
+    })?;
     let number = |name: &'static str, low: f64, high: f64| -> Result<Option<f64>, ApiError> {
         match request.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -172,8 +170,8 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
         Kind::Completion => whole("logprobs", 0, 5)?,
     };
     let mut inferlet_request = json!({
-        "model": model, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "n": n,
-        "seed": seed, "logprobs": logprobs, "prefix_cache_pages": server.config.openai_prefix_cache_pages,
+        "model": name, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "n": n,
+        "seed": seed, "logprobs": logprobs,
     });
     match kind {
         Kind::Chat => {
@@ -191,7 +189,7 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
             inferlet_request["prompt"] = json!(prompt);
         }
     }
-    Ok(Checked { model: model.to_string(), stream, stream_usage, n, inferlet_request })
+    Ok(Checked { model, stream, stream_usage, n, inferlet_request })
 }
 
 /// One chat message as (role, text): the content a string or a list of text parts.
@@ -240,11 +238,12 @@ impl Drop for StopOnDrop {
 async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Bytes, kind: Kind) -> Result<Response, ApiError> {
     let user = user(&server, &headers)?;
     let mut checked = check(&server, kind, &body)?;
-    let model = server.runtime.models().get(&checked.model).cloned().expect("check found the model");
-    let metadata = model.metadata().await.map_err(server_error)?;
-    // What the request may hold: the model's trained context, and one instance's pages.
+    let metadata = checked.model.metadata().await.map_err(server_error)?;
+    // What the host adds: what a request may hold (the model's trained context,
+    // one instance's pages), the cache's budget, and who asked.
     checked.inferlet_request["context_length"] = json!(metadata.context_length);
     checked.inferlet_request["kv_pages"] = json!(server.runtime.limits().kv_pages_per_instance);
+    checked.inferlet_request["prefix_cache_pages"] = json!(server.config.openai_prefix_cache_pages);
     checked.inferlet_request["user"] = json!(user);
     let program = server.openai_inferlet.clone().map_err(server_error)?;
     let (out, events) = mpsc::unbounded_channel();
@@ -278,7 +277,7 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     let meta = Meta {
         id: format!("{}-{}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" }, uuid::Uuid::new_v4().simple()),
         created: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        model: checked.model,
+        model: checked.model.name.clone(),
         kind,
     };
     if checked.stream { Ok(stream(meta, checked.n, checked.stream_usage, reports)) } else { whole_response(meta, checked.n, reports).await }
@@ -428,8 +427,8 @@ async fn whole_response(meta: Meta, n: usize, mut reports: Reports) -> Result<Re
 struct StreamState {
     meta: Meta,
     reports: Reports,
-    /// Choices that have sent their first chunk (it names the role).
-    started: std::collections::HashSet<usize>,
+    /// By choice: whether it has sent its first chunk (that one names the role).
+    started: Vec<bool>,
     /// Where each choice's next piece starts in its text (completions' `text_offset`).
     offsets: Vec<usize>,
     /// Choices asked for: reports about others are ignored.
@@ -450,14 +449,11 @@ impl StreamState {
     }
 
     fn choice(&mut self, index: usize, text: Option<String>, entries: Option<Vec<Value>>, finish_reason: Value) -> Value {
-        if self.offsets.len() <= index {
-            self.offsets.resize(index + 1, 0);
-        }
         let logprobs = entries.map_or(Value::Null, |e| logprobs_json(self.meta.kind, &e, &mut self.offsets[index]));
         match self.meta.kind {
             Kind::Chat => {
                 let delta = match text {
-                    Some(text) if self.started.insert(index) => json!({"role": "assistant", "content": text}),
+                    Some(text) if !std::mem::replace(&mut self.started[index], true) => json!({"role": "assistant", "content": text}),
                     Some(text) => json!({"content": text}),
                     None => json!({}),
                 };
@@ -469,7 +465,8 @@ impl StreamState {
 }
 
 fn stream(meta: Meta, n: usize, include_usage: bool, reports: Reports) -> Response {
-    let state = StreamState { meta, reports, started: Default::default(), offsets: vec![], n, usage: include_usage.then_some((0, 0, 0)) };
+    let (started, offsets) = (vec![false; n], vec![0; n]);
+    let state = StreamState { meta, reports, started, offsets, n, usage: include_usage.then_some((0, 0, 0)) };
     let events = futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         loop {
