@@ -73,6 +73,8 @@ python-env:
 # Every test: unit, end-to-end (real components through the real host, real servers, real clients).
 test: setup fetch-model build-components python-env
     cargo test --workspace
+    # The components' own unit tests, run natively.
+    cargo test --manifest-path components/Cargo.toml -p openai-chat
 
 # Instance launch latency and inferlet→host call cost.
 bench-runtime: build-components

@@ -217,6 +217,11 @@ fn the_openai_package_gets_openai_answers() {
     assert_eq!(errors["temperature"], serde_json::json!([400, "temperature"]));
     assert_eq!(errors["malformed"], serde_json::json!([400, "invalid_request_error"]));
     assert_eq!(errors["stream_options"], serde_json::json!([400, "stream_options"]));
+    assert_eq!(errors["tools"], serde_json::json!([400, "unsupported_parameter", "tools"]), "not answered as if no tools were offered");
+    assert_eq!(errors["response_format"], serde_json::json!([400, "unsupported_parameter", "response_format"]));
+    assert_eq!(errors["unknown"], serde_json::json!([400, "unknown_parameter", "top_k"]));
+    let neutral = seen["neutral_fields"].as_str().unwrap();
+    assert!(!neutral.is_empty() && chat[0].as_str().unwrap().starts_with(neutral), "neutral fields change nothing: {neutral:?}");
     assert_eq!(errors["too_long"], serde_json::json!([400, "context_length_exceeded", "messages"]), "refused before streaming");
 
     // logprobs: one entry per completion token, greedy picks the top one, the tokens spell the text.

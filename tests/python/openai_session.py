@@ -116,6 +116,22 @@ def main(base_url, key, model):
         client.chat.completions.create(model=model, messages=question, stream_options={"include_usage": True})
     except openai.BadRequestError as e:
         errors["stream_options"] = [e.status_code, e.param]
+    # Fields the endpoint does not honour: refused when they would change the answer, by name.
+    for name, extra in [
+        ("tools", {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}),
+        ("response_format", {"response_format": {"type": "json_object"}}),
+        ("unknown", {"top_k": 5}),
+    ]:
+        try:
+            client.chat.completions.create(model=model, messages=question, max_tokens=2, stream=True, extra_body=extra)
+        except openai.BadRequestError as e:
+            errors[name] = [e.status_code, e.code, e.param]
+    # ... and taken at their neutral values, or when they change nothing in the answer.
+    neutral = client.chat.completions.create(
+        model=model, messages=question, temperature=0, max_tokens=8, user="someone", metadata={"run": "test"},
+        presence_penalty=0, response_format={"type": "text"}, tool_choice="none",
+    )
+    seen["neutral_fields"] = neutral.choices[0].message.content
     seen["errors"] = errors
     print(json.dumps(seen))
 

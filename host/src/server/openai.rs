@@ -99,6 +99,16 @@ struct Checked {
     inferlet_request: Value,
 }
 
+/// Whether `check` reads `field` of a `kind` request; the endpoint inferlet gets the others as `extra`.
+fn read_by_host(kind: Kind, field: &str) -> bool {
+    const BOTH: &[&str] = &["model", "max_tokens", "temperature", "top_p", "n", "stream", "stop", "stream_options", "seed", "logprobs"];
+    BOTH.contains(&field)
+        || match kind {
+            Kind::Chat => ["messages", "max_completion_tokens", "top_logprobs"].contains(&field),
+            Kind::Completion => field == "prompt",
+        }
+}
+
 fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> {
     let request: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), "body"))?;
     let request = request.as_object().ok_or_else(|| ApiError::invalid("the body must be a JSON object", "body"))?;
@@ -128,7 +138,8 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
             },
         }
     };
-    let max_tokens = whole("max_completion_tokens", 1, 4096)?.or(whole("max_tokens", 1, 4096)?).unwrap_or(256);
+    let max_completion_tokens = if kind == Kind::Chat { whole("max_completion_tokens", 1, 4096)? } else { None };
+    let max_tokens = max_completion_tokens.or(whole("max_tokens", 1, 4096)?).unwrap_or(256);
     let temperature = number("temperature", 0.0, 2.0)?.unwrap_or(1.0);
     let top_p = number("top_p", 0.0, 1.0)?;
     let n = whole("n", 1, 16)?.unwrap_or(1);
@@ -169,9 +180,15 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
         }
         Kind::Completion => whole("logprobs", 0, 5)?,
     };
+    // The rest is the endpoint's to honour or refuse (null means not given, as in OpenAI's API).
+    let extra: serde_json::Map<String, Value> = request
+        .iter()
+        .filter(|(field, value)| !read_by_host(kind, field) && !value.is_null())
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect();
     let mut inferlet_request = json!({
         "model": name, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "n": n,
-        "seed": seed, "logprobs": logprobs,
+        "seed": seed, "logprobs": logprobs, "extra": extra,
     });
     match kind {
         Kind::Chat => {

@@ -6,7 +6,9 @@
 //! through `message.send`, one JSON object per message:
 //!
 //! - `{"prompt_tokens": N, "cached_tokens": C}` once, first; or instead
-//!   `{"error": "…", "code": "…", "param": "…"}`, a request the model cannot take;
+//!   `{"error": "…", "code": "…", "param": "…"}`, a request it cannot take
+//!   (too long for the model, or asking for what it does not do: `extra`,
+//!   the fields the host does not read, see `unsupported`);
 //! - `{"index": i, "text": "…"}` for each piece of choice `i`'s text, in
 //!   order, with `"logprobs": [{"token", "logprob", "bytes", "top_logprobs"}]`
 //!   for the piece's tokens when the request asked for them;
@@ -16,6 +18,7 @@
 //! change how requests are answered: it only has to speak this.
 
 mod prefix_cache;
+mod unsupported;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,13 +55,16 @@ struct Request {
     /// Who asked: the cache's bookkeeping is kept per user.
     #[serde(default)]
     user: String,
+    /// The request's fields the host does not read.
+    #[serde(default)]
+    extra: serde_json::Map<String, Value>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Report<'a> {
     Prompt { prompt_tokens: usize, cached_tokens: usize },
-    Error { error: String, code: &'static str, param: &'static str },
+    Error { error: String, code: &'static str, param: String },
     Text { index: usize, text: &'a str, #[serde(skip_serializing_if = "Option::is_none")] logprobs: Option<Vec<Value>> },
     Finish { index: usize, finish_reason: &'static str, completion_tokens: usize },
 }
@@ -108,16 +114,20 @@ async fn run() -> Result<(), String> {
     let arguments = crust_sdk::runtime::get_arguments();
     let [request] = &arguments[..] else { return Err("expects one argument: the request as JSON".into()) };
     let request: Request = serde_json::from_str(request).map_err(|e| format!("a malformed request: {e}"))?;
+    if let Some(refusal) = unsupported::refusal(request.prompt.is_none(), &request.extra, request.n) {
+        report(&Report::Error { error: refusal.message, code: refusal.code, param: refusal.param });
+        return Ok(());
+    }
     let model = Model::by_name(&request.model)?;
     let (system, rest) = prompt_tokens(&model, &request)?;
     let prompt_len = system.len() + rest.len();
+    let prompt_param = if request.prompt.is_some() { "prompt" } else { "messages" };
     if prompt_len >= request.context_length {
         let error = format!(
             "the prompt is {prompt_len} tokens; this model's context holds {}, with room for at least one more token",
             request.context_length
         );
-        let param = if request.prompt.is_some() { "prompt" } else { "messages" };
-        report(&Report::Error { error, code: "context_length_exceeded", param });
+        report(&Report::Error { error, code: "context_length_exceeded", param: prompt_param.into() });
         return Ok(());
     }
     let room = room_in_pages(prompt_len, model.page_size as usize, request.n, request.kv_pages);
@@ -126,7 +136,7 @@ async fn run() -> Result<(), String> {
             "the prompt ({prompt_len} tokens) and {} choice(s) need more KV pages than one request may hold ({}, limits.kv_pages_per_instance)",
             request.n, request.kv_pages
         );
-        report(&Report::Error { error, code: "context_length_exceeded", param: if request.n > 1 { "n" } else { "messages" } });
+        report(&Report::Error { error, code: "context_length_exceeded", param: if request.n > 1 { "n" } else { prompt_param }.into() });
         return Ok(());
     }
     let (mut prefix, cached_tokens) = prefix_cache::start(&model, &system, request.prefix_cache_pages, &request.user).await;
