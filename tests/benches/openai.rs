@@ -16,7 +16,7 @@ use crust::engine::device::Gpu;
 use crust::engine::loaded::{GenerateOptions, LoadedModel};
 use crust::engine::model::Capacity;
 use crust::runtime::Runtime;
-use crust_tests::bench::{HEADER, Server, Summary, Timing, measure, ms, percentiles, through_runtime};
+use crust_tests::bench::{HEADER, Server, Summary, Timing, measure, measure_through_runtime, ms, percentiles};
 use crust_tests::{inferlet, scratch_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -80,14 +80,7 @@ fn main() {
             })
             .await
         });
-        let direct = tokio.block_on(async {
-            through_runtime(&runtime, &program, &DIRECT).await; // warm-up
-            measure(clients, per_client, |_| {
-                let (runtime, program) = (runtime.clone(), program.clone());
-                async move { through_runtime(&runtime, &program, &DIRECT).await }
-            })
-            .await
-        });
+        let direct = tokio.block_on(measure_through_runtime(&runtime, &program, &DIRECT, clients, per_client));
         println!("{}\n{}", http.row(clients, "openai"), direct.row(clients, "inferlet"));
         if clients == 1 {
             println!("{}", alone.row(clients, "engine"));

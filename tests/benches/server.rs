@@ -11,7 +11,7 @@ use std::time::Instant;
 use crust::config::{Config, DEFAULT_MODEL_FILE, models_dir};
 use crust::runtime::Runtime;
 use crust_client::{Client, Event, EventCode};
-use crust_tests::bench::{HEADER, Server, Timing, measure, through_runtime};
+use crust_tests::bench::{HEADER, Server, Timing, measure, measure_through_runtime};
 use crust_tests::{inferlet, scratch_dir};
 
 const ARGUMENTS: [&str; 5] = ["--raw", "--prompt", "Once upon a time, in a small village,", "--max-tokens", "16"];
@@ -47,14 +47,7 @@ fn main() {
             })
             .await
         });
-        let direct = tokio.block_on(async {
-            through_runtime(&runtime, &program, &ARGUMENTS).await; // warm-up
-            measure(clients, per_client, |_| {
-                let (runtime, program) = (runtime.clone(), program.clone());
-                async move { through_runtime(&runtime, &program, &ARGUMENTS).await }
-            })
-            .await
-        });
+        let direct = tokio.block_on(measure_through_runtime(&runtime, &program, &ARGUMENTS, clients, per_client));
         println!("{}\n{}", served.row(clients, "server"), direct.row(clients, "direct"));
         println!("{clients:>7}  server/direct: {}", served.ratios(&direct));
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crust::runtime::{Launch, OutputSink, Program, Runtime, Stream};
@@ -143,4 +144,20 @@ pub async fn through_runtime(runtime: &Runtime, program: &Program, arguments: &[
     });
     runtime.run(program, launch).await.expect("the inferlet completes");
     Timing::new(start, &collect.await.unwrap())
+}
+
+/// `clients` loops of `per_client` requests run through the runtime in this process, after a warm-up.
+pub async fn measure_through_runtime(
+    runtime: &Arc<Runtime>,
+    program: &Arc<Program>,
+    arguments: &'static [&'static str],
+    clients: usize,
+    per_client: usize,
+) -> Summary {
+    through_runtime(runtime, program, arguments).await;
+    measure(clients, per_client, |_| {
+        let (runtime, program) = (runtime.clone(), program.clone());
+        async move { through_runtime(&runtime, &program, arguments).await }
+    })
+    .await
 }
