@@ -11,11 +11,14 @@ export XDG_RUNTIME_DIR := env_var_or_default("XDG_RUNTIME_DIR", "/tmp")
 default:
     @just --list
 
-# Install what Crust needs (idempotent): the wasm32-wasip2 target, Mesa's Vulkan drivers, and the OCI registry tools the tests use.
+# Install what Crust needs (idempotent): the wasm32-wasip2 target, rustfmt and clippy, Mesa's Vulkan drivers, and the OCI registry tools the tests use.
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    for component in rustfmt clippy; do
+        rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+    done
     missing=()
     for pkg in mesa-vulkan-drivers libvulkan1 docker-registry apache2-utils skopeo; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -70,11 +73,19 @@ python-env:
     [ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
     target/pyenv/bin/pip install -q --disable-pip-version-check pie-client==0.1.0 openai ./clients/python
 
-# Every test: unit, end-to-end (real components through the real host, real servers, real clients).
+# Formatting and lints of both workspaces (rustfmt, clippy with warnings as errors).
+lint: setup
+    cargo fmt --all --check
+    cargo fmt --all --check --manifest-path components/Cargo.toml
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --target wasm32-wasip2 --manifest-path components/Cargo.toml -- -D warnings
+
+# Every test: unit, end-to-end (real components through the real host, real servers, real clients), then the lints.
 test: setup fetch-model build-components python-env
     cargo test --workspace
     # The components' own unit tests, run natively.
     cargo test --manifest-path components/Cargo.toml -p openai-chat
+    just lint
 
 # Instance launch latency and inferlet→host call cost.
 bench-runtime: build-components

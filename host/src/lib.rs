@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod cli;
+pub mod compiled;
 pub mod config;
 pub mod engine;
+pub mod messaging;
 pub mod models;
 pub mod oci;
 pub mod providers;

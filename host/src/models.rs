@@ -15,6 +15,29 @@ use crate::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors};
 use crate::engine::service::ModelService;
 use crate::engine::tokenizer::tokenizer_json;
 
+/// What to do about a model file that is not there.
+pub const FETCH_MODEL_HINT: &str = "run `just fetch-model` for the default model, or set its path in the config";
+
+/// Why a model cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("no model named `{name}`; known: {known}")]
+    Unknown { name: String, known: String },
+    #[error("model `{name}` is not at {}: {FETCH_MODEL_HINT}", path.display())]
+    Missing { name: String, path: PathBuf },
+    /// The file is unreadable or describes something Crust does not run.
+    #[error("{}: {detail}", path.display())]
+    File { path: PathBuf, detail: String },
+    #[error("loading model `{name}`: {detail}")]
+    Load { name: String, detail: String },
+    #[error("the model's chat template is not ChatML; Crust renders ChatML chats for now")]
+    NotChatMl,
+}
+
+/// Told how far a model's weights have reached the GPU: (model, bytes so
+/// far, bytes in all). The command line draws it as a progress bar.
+pub type LoadObserver = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 /// What every model offers (`model.get-traits`).
 const TRAITS: [&str; 5] = ["input_text", "tokenize", "detokenize", "forward", "output_text"];
 
@@ -25,6 +48,8 @@ const CHATML: &str = "{%- for message in messages %}{{ '<|im_start|>' + message[
 
 /// A model's metadata, read from its GGUF without touching the GPU.
 pub struct ModelMetadata {
+    /// The chat format is ChatML (decided once, from the GGUF's template).
+    pub chatml: bool,
     pub prompt_template: String,
     /// Special-token strings that end a turn (the SDK tokenizes them).
     pub stop_tokens: Vec<String>,
@@ -44,8 +69,19 @@ pub struct Model {
     pub page_size: u32,
     capacity: Capacity,
     gpu: Arc<SharedGpu>,
-    metadata: OnceCell<Result<Arc<ModelMetadata>, String>>,
-    service: OnceCell<Result<Arc<ModelService>, String>>,
+    observer: Arc<Mutex<Option<LoadObserver>>>,
+    metadata: OnceCell<Result<Arc<ModelMetadata>, ModelError>>,
+    service: OnceCell<Result<Arc<ModelService>, ModelError>>,
+}
+
+impl ModelMetadata {
+    /// The prompt of a one-message chat, ready for the assistant's answer.
+    pub fn chat_prompt(&self, user: &str) -> Result<String, ModelError> {
+        if !self.chatml {
+            return Err(ModelError::NotChatMl);
+        }
+        Ok(format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"))
+    }
 }
 
 /// One GPU, opened by the first model that needs it.
@@ -67,49 +103,52 @@ impl SharedGpu {
 
 impl Model {
     /// The model's metadata; read once. An error names the file and the problem.
-    pub async fn metadata(self: &Arc<Self>) -> Result<Arc<ModelMetadata>, String> {
+    pub async fn metadata(self: &Arc<Self>) -> Result<Arc<ModelMetadata>, ModelError> {
         let this = self.clone();
         self.metadata
             .get_or_init(|| async move {
+                let name = this.name.clone();
                 tokio::task::spawn_blocking(move || this.read_metadata().map(Arc::new))
                     .await
-                    .unwrap_or_else(|e| Err(format!("reading the model's metadata panicked: {e}")))
+                    .unwrap_or_else(|e| Err(ModelError::Load { name, detail: format!("reading the metadata panicked: {e}") }))
             })
             .await
             .clone()
     }
 
     /// The model on the GPU behind its scheduler; loaded once.
-    pub async fn service(self: &Arc<Self>) -> Result<Arc<ModelService>, String> {
+    pub async fn service(self: &Arc<Self>) -> Result<Arc<ModelService>, ModelError> {
         let this = self.clone();
         self.service
             .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || this.load().map_err(|e| format!("loading model `{}`: {e:#}", this.name)))
+                let name = this.name.clone();
+                tokio::task::spawn_blocking(move || this.load())
                     .await
-                    .unwrap_or_else(|e| Err(format!("loading the model panicked: {e}")))
+                    .unwrap_or_else(|e| Err(ModelError::Load { name, detail: format!("loading panicked: {e}") }))
             })
             .await
             .clone()
     }
 
-    fn open(&self) -> Result<GgufFile, String> {
-        if !self.path.exists() {
-            return Err(format!(
-                "model `{}` is not at {}: run `just fetch-model` for the default model, or set its path in the config",
-                self.name,
-                self.path.display()
-            ));
-        }
-        GgufFile::open(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))
+    fn file_error(&self, detail: impl std::fmt::Display) -> ModelError {
+        ModelError::File { path: self.path.clone(), detail: detail.to_string() }
     }
 
-    fn read_metadata(&self) -> Result<ModelMetadata, String> {
+    fn open(&self) -> Result<GgufFile, ModelError> {
+        if !self.path.exists() {
+            return Err(ModelError::Missing { name: self.name.clone(), path: self.path.clone() });
+        }
+        GgufFile::open(&self.path).map_err(|e| self.file_error(e))
+    }
+
+    fn read_metadata(&self) -> Result<ModelMetadata, ModelError> {
         let file = self.open()?;
         // An unsupported architecture is named here, before any inferlet relies on the model.
-        let config = LlamaConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let tokenizer_json = tokenizer_json(&file).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let config = LlamaConfig::from_gguf(&file).map_err(|e| self.file_error(e))?;
+        let tokenizer_json = tokenizer_json(&file).map_err(|e| self.file_error(e))?;
         let template = file.get("tokenizer.chat_template").and_then(Value::as_str).unwrap_or_default();
-        let prompt_template = if template.contains("<|im_start|>") { CHATML.to_string() } else { template.to_string() };
+        let chatml = template.contains("<|im_start|>");
+        let prompt_template = if chatml { CHATML.to_string() } else { template.to_string() };
         let tokens = file.get("tokenizer.ggml.tokens").and_then(Value::as_array);
         let token = |id: u64| tokens.and_then(|t| t.get(id as usize)).and_then(Value::as_str).map(str::to_string);
         let mut stop_tokens: Vec<String> = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"]
@@ -122,16 +161,35 @@ impl Model {
                 stop_tokens.push(eos);
             }
         }
-        Ok(ModelMetadata { prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), context_length: config.context_length })
+        Ok(ModelMetadata {
+            chatml,
+            prompt_template,
+            stop_tokens,
+            tokenizer_json: tokenizer_json.into(),
+            context_length: config.context_length,
+        })
     }
 
-    fn load(&self) -> anyhow::Result<Arc<ModelService>> {
-        let file = self.open().map_err(anyhow::Error::msg)?;
-        let config = LlamaConfig::from_gguf(&file)?;
-        let tensors = ModelTensors::from_gguf(&file, &config)?;
-        let gpu = self.gpu.get()?;
+    fn load(&self) -> Result<Arc<ModelService>, ModelError> {
+        let file = self.open()?;
+        let config = LlamaConfig::from_gguf(&file).map_err(|e| self.file_error(e))?;
+        let tensors = ModelTensors::from_gguf(&file, &config).map_err(|e| self.file_error(e))?;
+        let load_error = |detail: String| ModelError::Load { name: self.name.clone(), detail };
+        let gpu = self.gpu.get().map_err(|e| load_error(format!("{e:#}")))?;
         tracing::info!(model = %self.name, adapter = %gpu.describe(), "loading");
-        let llama = Llama::load(gpu, config, &tensors, self.capacity, &|_| {})?;
+        let total: u64 = file.tensors.iter().map(|t| t.len as u64).sum();
+        let observer = self.observer.lock().unwrap().clone();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let progress = |bytes: u64| {
+            let so_far = done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+            if let Some(observe) = &observer {
+                observe(&self.name, so_far.min(total), total);
+            }
+        };
+        let llama = Llama::load(gpu, config, &tensors, self.capacity, &progress).map_err(|e| self.file_error(e))?;
+        if let Some(observe) = &observer {
+            observe(&self.name, total, total);
+        }
         Ok(ModelService::start(&self.name, llama))
     }
 }
@@ -139,12 +197,14 @@ impl Model {
 #[derive(Default)]
 pub struct ModelRegistry {
     models: Vec<Arc<Model>>,
+    observer: Arc<Mutex<Option<LoadObserver>>>,
 }
 
 impl ModelRegistry {
     /// The config's models (the default model when none are configured).
     pub fn from_config(config: &Config) -> Self {
         let gpu = Arc::new(SharedGpu::default());
+        let observer: Arc<Mutex<Option<LoadObserver>>> = Arc::default();
         let capacity = engine_capacity(config);
         let models = config
             .models()
@@ -158,6 +218,7 @@ impl ModelRegistry {
                     page_size: capacity.page_size,
                     capacity,
                     gpu: gpu.clone(),
+                    observer: observer.clone(),
                     metadata: OnceCell::new(),
                     service: OnceCell::new(),
                     name,
@@ -165,11 +226,29 @@ impl ModelRegistry {
                 })
             })
             .collect();
-        Self { models }
+        Self { models, observer }
+    }
+
+    /// Tells `observer` how each model's weights reach the GPU from now on.
+    pub fn observe_loading(&self, observer: LoadObserver) {
+        *self.observer.lock().unwrap() = Some(observer);
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Model>> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The model named `name` (the first when `None`), present on disk.
+    pub fn find(&self, name: Option<&str>) -> Result<&Arc<Model>, ModelError> {
+        let model = match name {
+            None => self.models.first(),
+            Some(name) => self.get(name),
+        };
+        let model = model.ok_or_else(|| ModelError::Unknown { name: name.unwrap_or_default().into(), known: self.names().join(", ") })?;
+        if !model.path.exists() {
+            return Err(ModelError::Missing { name: model.name.clone(), path: model.path.clone() });
+        }
+        Ok(model)
     }
 
     pub fn names(&self) -> Vec<String> {

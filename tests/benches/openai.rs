@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crust::config::{Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, models_dir};
+use crust::config::{Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, EngineConfig, models_dir};
 use crust::engine::device::Gpu;
-use crust::engine::loaded::{GenerateOptions, LoadedModel};
-use crust::engine::model::Capacity;
+use crust::engine::sequence::{GenerateOptions, Sequence};
 use crust::runtime::Runtime;
 use crust_tests::bench::{HEADER, Server, Summary, Timing, measure, measure_through_runtime, ms, percentiles};
-use crust_tests::{inferlet, scratch_dir};
+use crust_tests::{DefaultModel, inferlet, scratch_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -44,17 +43,20 @@ fn main() {
     println!("crust bench-openai: streamed chat completions ({MAX_TOKENS} tokens, greedy) on SmolLM2-135M-Instruct Q4_1, {}", gpu.describe());
 
     // One client, the engine alone: the floor under both paths.
-    let mut engine = LoadedModel::load(DEFAULT_MODEL_NAME, &model, gpu, Capacity::default()).unwrap();
-    let prompt = engine.tokenizer.encode(&engine.chat_prompt(QUESTION).unwrap()).unwrap();
-    let options = GenerateOptions { max_tokens: MAX_TOKENS, temperature: 0.0, top_p: None, seed: 0 };
-    let timings: Vec<Timing> = (0..4)
-        .map(|_| {
+    let timings: Vec<Timing> = tokio.block_on(async {
+        let mut engine = DefaultModel::open("bench-openai-engine", EngineConfig::default()).await;
+        let prompt = engine.tokenize(&engine.model.metadata().await.unwrap().chat_prompt(QUESTION).unwrap()).await;
+        let service = engine.service().await;
+        let options = GenerateOptions { max_tokens: MAX_TOKENS, temperature: 0.0, top_p: None, seed: 0 };
+        let mut timings = Vec::new();
+        for _ in 0..4 {
             let (start, mut tokens) = (Instant::now(), Vec::new());
-            engine.generate(&prompt, &options, &mut |_, _| tokens.push(Instant::now())).unwrap();
-            Timing::new(start, &tokens)
-        })
-        .collect();
-    drop(engine);
+            // No stop tokens: every run makes exactly MAX_TOKENS.
+            Sequence::new(service.clone()).generate(&prompt, &options, &[], &mut |_| tokens.push(Instant::now())).await.unwrap();
+            timings.push(Timing::new(start, &tokens));
+        }
+        timings
+    });
     let wall: f64 = timings.iter().map(|t| t.first_token.as_secs_f64() + t.per_token.as_secs_f64() * (MAX_TOKENS - 1) as f64).sum();
     let alone = Summary {
         requests_per_s: timings.len() as f64 / wall,

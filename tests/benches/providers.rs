@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crust::config::{Config, DEFAULT_MODEL_FILE, ProvidersConfig, models_dir};
 use crust::engine::gguf::GgufFile;
-use crust::engine::tokenizer::Tokenizer;
+use crust::engine::tokenizer::tokenizer_json;
 use crust::runtime::{Launch, Program, Runtime};
 use crust_tests::{inferlet, repo_root, scratch_dir};
 
@@ -69,10 +69,11 @@ fn main() {
         // Tokenize 1 KB: through the provider (timed in the guest) vs native, same text.
         let wasm_tokenize = per_call(&disk, &program, "tokenize", 200).await;
         let wasm_detokenize = per_call(&disk, &program, "detokenize", 200).await;
-        let native = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+        let json = tokenizer_json(&GgufFile::open(&path).unwrap()).unwrap();
+        let native: tokenizers::Tokenizer = json.parse().unwrap();
         let text = call_loop_text();
         assert!(text.len() >= TEXT_BYTES, "{} bytes", text.len());
-        let ids = native.encode(&text).unwrap();
+        let ids = native.encode(text.as_str(), false).unwrap().get_ids().to_vec();
         let time = |f: &dyn Fn()| {
             let start = Instant::now();
             for _ in 0..200 {
@@ -80,8 +81,8 @@ fn main() {
             }
             start.elapsed().as_nanos() as f64 / 200.0
         };
-        let native_tokenize = time(&|| drop(std::hint::black_box(native.encode(&text).unwrap())));
-        let native_detokenize = time(&|| drop(std::hint::black_box(native.decode(&ids))));
+        let native_tokenize = time(&|| drop(std::hint::black_box(native.encode(text.as_str(), false).unwrap())));
+        let native_detokenize = time(&|| drop(std::hint::black_box(native.decode(&ids, false).unwrap())));
         println!(
             "tokenize {} B                {:>10.0} ns   native {native_tokenize:>8.0} ns   provider/native {:.2} (budget 2.00)",
             text.len(),

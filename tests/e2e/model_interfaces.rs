@@ -3,14 +3,10 @@
 //! shared batches, misuse ending only the offender, pages back in the pool,
 //! and Pie's own SDK (chat, forks, exported prefixes, beam search).
 
-use std::sync::Arc;
-
-use crust::config::{Config, LimitsConfig};
-use crust::engine::device::Gpu;
-use crust::engine::loaded::LoadedModel;
-use crust::engine::model::Capacity;
+use crust::config::{Config, EngineConfig, LimitsConfig};
+use crust::engine::sequence::Sequence;
 use crust::runtime::{InstanceError, Runtime};
-use crust_tests::{inferlet, run_instance, scratch_dir};
+use crust_tests::{DefaultModel, inferlet, run_instance, scratch_dir};
 
 use crate::crust;
 
@@ -383,18 +379,19 @@ fn pie_sdk_beam_search_beats_greedy() {
     let (prompt, beam, greedy) = (ids("prompt: "), ids("beam: "), ids("greedy: "));
     assert_eq!((beam.len(), greedy.len()), (6, 6));
 
-    let path = crust::config::models_dir().join(crust::config::DEFAULT_MODEL_FILE);
-    let gpu = Arc::new(Gpu::open().expect("a GPU adapter"));
-    let capacity = Capacity {
+    let tokio = tokio();
+
+    let engine = EngineConfig {
         kv_pages: 16,
         batch_tokens: 64,
-        batch_outputs: 64,
-        ..Capacity::default()
+        ..EngineConfig::default()
     };
-    let mut model = LoadedModel::load("smollm2", &path, gpu, capacity).unwrap();
-    let mut log_prob = |continuation: &[u32]| -> f64 {
+    let service = tokio.block_on(async { DefaultModel::open("mi-beam-teacher", engine).await.service().await });
+    let log_prob = |continuation: &[u32]| -> f64 {
         let tokens = [prompt.as_slice(), continuation].concat();
-        let dists = model.teacher_forced(&tokens, 256).unwrap();
+        let dists = tokio
+            .block_on(Sequence::new(service.clone()).teacher_forced(&tokens, 256))
+            .unwrap();
         continuation
             .iter()
             .enumerate()

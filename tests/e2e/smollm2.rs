@@ -2,16 +2,14 @@
 //! (`just fetch-model` puts it in the models dir).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use crust::config::{DEFAULT_MODEL_FILE, models_dir};
-use crust::engine::device::Gpu;
-use crust::engine::gguf::GgufFile;
-use crust::engine::loaded::LoadedModel;
-use crust::engine::model::{Capacity, LlamaConfig, ModelTensors, Reference};
+use crust::config::{DEFAULT_MODEL_FILE, EngineConfig, models_dir};
 use crust::engine::batch::{Input, Output, Pass};
+use crust::engine::gguf::GgufFile;
 use crust::engine::model::reference::argmax;
-use crust_tests::scratch_dir;
+use crust::engine::model::{Capacity, LlamaConfig, ModelTensors, Reference};
+use crust::engine::sequence::Sequence;
+use crust_tests::{DefaultModel, scratch_dir};
 
 use crate::crust;
 
@@ -36,12 +34,17 @@ Locally nicknamed \"La dame de fer\", it was constructed as the centerpiece of t
 #[test]
 fn teacher_forced_top1_matches_the_reference() {
     let path = model_path();
-    let gpu = Arc::new(Gpu::open().expect("a GPU adapter"));
     let capacity = Capacity { kv_pages: 64, batch_tokens: 128, batch_outputs: 128, ..Capacity::default() };
-    let mut model = LoadedModel::load("smollm2", &path, gpu, capacity).unwrap();
-    let tokens = model.tokenizer.encode(PASSAGE).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (tokens, distributions) = tokio.block_on(async {
+        let engine = EngineConfig { kv_pages: capacity.kv_pages, batch_tokens: capacity.batch_tokens, ..EngineConfig::default() };
+        let mut model = DefaultModel::open("smollm2-teacher-forced", engine).await;
+        let tokens = model.tokenize(PASSAGE).await;
+        let distributions = Sequence::new(model.service().await).teacher_forced(&tokens, 1).await.unwrap();
+        (tokens, distributions)
+    });
     assert!(tokens.len() > 60 && tokens.len() <= 128, "{} tokens", tokens.len());
-    let gpu_top1: Vec<u32> = model.teacher_forced(&tokens, 1).unwrap().iter().map(|(ids, _)| ids[0]).collect();
+    let gpu_top1: Vec<u32> = distributions.iter().map(|(ids, _)| ids[0]).collect();
 
     let file = GgufFile::open(&path).unwrap();
     let config = LlamaConfig::from_gguf(&file).unwrap();

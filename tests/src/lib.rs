@@ -4,8 +4,12 @@
 pub mod bench;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crust::config::{Config, LimitsConfig};
+use crust::config::{Config, DEFAULT_MODEL_NAME, EngineConfig, LimitsConfig};
+use crust::engine::service::ModelService;
+use crust::models::Model;
+use crust::providers::tokenize::{TokenizeProvider, TokenizerHandle};
 use crust::runtime::{InstanceError, Launch, OutputChunk, OutputSink, Runtime, Stream};
 
 /// The repository root.
@@ -82,5 +86,37 @@ async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>) -
         messages,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The default model the way the host's own commands use it: its registry
+/// entry, the tokenize provider, and its engine service (`engine` sets the
+/// engine's `[engine]` capacity).
+pub struct DefaultModel {
+    pub runtime: Runtime,
+    pub model: Arc<Model>,
+    provider: Arc<TokenizeProvider>,
+    tokenizer: TokenizerHandle,
+}
+
+impl DefaultModel {
+    pub async fn open(cache: &str, engine: EngineConfig) -> Self {
+        let config = Config { cache_dir: Some(scratch_dir(cache)), engine, ..Config::default() };
+        let runtime = Runtime::new(&config).expect("starting the runtime");
+        let model = runtime.models().find(Some(DEFAULT_MODEL_NAME)).expect("the default model: run `just fetch-model`").clone();
+        let provider = runtime.tokenize_provider().await.expect("the tokenize provider");
+        Self { tokenizer: TokenizerHandle::new(model.clone()), model, provider, runtime }
+    }
+
+    pub async fn service(&self) -> Arc<ModelService> {
+        self.model.service().await.expect("the model on the GPU")
+    }
+
+    pub async fn tokenize(&mut self, text: &str) -> Vec<u32> {
+        self.provider.tokenize(&mut self.tokenizer, text).await.expect("tokenizing")
+    }
+
+    pub async fn detokenize(&mut self, ids: &[u32]) -> String {
+        self.provider.detokenize(&mut self.tokenizer, ids).await.expect("detokenizing")
     }
 }

@@ -1,7 +1,7 @@
 //! `inferlet:core/common`: models, queues, blobs and the KV resource calls.
 //!
 //! A model is opened on the GPU by its first queue. Resource calls go
-//! through the instance's [`Holdings`] on the queue's model.
+//! through the instance's [`Holdings`] on the queue's model (`engine/holdings.rs`).
 
 use std::sync::Arc;
 
@@ -13,10 +13,10 @@ use super::bindings::inferlet::core::common::{
     Host, HostBlob, HostBlobResult, HostDebugQueryResult, HostModel, HostQueue, HostSynchronizationResult, Pointer,
     Priority,
 };
-use super::holdings::{Holdings, kind};
+use super::{InferletView, misuse};
+use crate::engine::holdings::{Holdings, HoldingsError};
 use crate::engine::service::{self, ModelService, ResourceKind};
 use crate::models::{Model, ModelMetadata};
-use crate::runtime::InstanceState;
 
 /// An instance's handle to one of the host's models.
 pub struct ModelHandle {
@@ -72,7 +72,7 @@ pub struct Blob(pub Vec<u8>);
 pub struct BlobResult {
     pub blob: Option<Blob>,
     /// Where it comes from; `None`: nothing will ever arrive, the pollable never resolves.
-    pub from: Option<super::messaging::BlobInbox>,
+    pub from: Option<crate::messaging::BlobInbox>,
     /// The client is gone: ready, with nothing to get.
     pub closed: bool,
 }
@@ -92,12 +92,17 @@ impl Pollable for BlobResult {
     }
 }
 
-/// Ends the instance with a message that names the call and the bad value.
-pub(crate) fn misuse<T>(message: String) -> wasmtime::Result<T> {
-    Err(wasmtime::format_err!("{message}"))
+/// Resource type 0 and 1; anything else is named in the error.
+fn kind(resource_type: u32, call: &str) -> Result<ResourceKind, String> {
+    match resource_type {
+        0 => Ok(ResourceKind::KvPage),
+        1 => Ok(ResourceKind::EmbeddingSlot),
+        2 => Err(format!("not supported: {call} of resource type 2 (adapters)")),
+        other => Err(format!("{call}: unknown resource type {other} (0 = KV page, 1 = embedding slot)")),
+    }
 }
 
-impl InstanceState {
+impl InferletView<'_> {
     async fn metadata(&mut self, model: &Resource<ModelHandle>, call: &str) -> wasmtime::Result<Arc<ModelMetadata>> {
         let model = self.table.get(model)?.model.clone();
         match model.metadata().await {
@@ -109,14 +114,7 @@ impl InstanceState {
     /// The instance's holdings on the queue's model.
     pub(crate) fn holdings(&mut self, queue: &Resource<QueueHandle>) -> wasmtime::Result<&mut Holdings> {
         let queue = self.table.get(queue)?;
-        let (id, service) = (queue.service_id, queue.service.clone());
-        Ok(self.holdings_on(id, service))
-    }
-
-    /// The instance's holdings on the model behind `service`, made on first use.
-    pub(crate) fn holdings_on(&mut self, service_id: u32, service: Arc<ModelService>) -> &mut Holdings {
-        let (quotas, scope) = (self.inferlet.quotas, &self.inferlet.export_scope);
-        self.inferlet.holdings.entry(service_id).or_insert_with(|| Holdings::new(service, quotas, scope.clone()))
+        Ok(self.ctx.holdings_on(queue.service_id, &queue.service))
     }
 
     fn resource_call<T>(
@@ -124,19 +122,19 @@ impl InstanceState {
         queue: &Resource<QueueHandle>,
         resource_type: u32,
         call: &str,
-        f: impl FnOnce(&mut Holdings, ResourceKind) -> Result<T, String>,
+        f: impl FnOnce(&mut Holdings, ResourceKind) -> Result<T, HoldingsError>,
     ) -> wasmtime::Result<T> {
         let kind = match kind(resource_type, call) {
             Ok(kind) => kind,
             Err(e) => return misuse(e),
         };
-        f(self.holdings(queue)?, kind).or_else(misuse)
+        f(self.holdings(queue)?, kind).or_else(|e| misuse(format!("{call}: {e}")))
     }
 }
 
-impl HostDebugQueryResult for InstanceState {
+impl HostDebugQueryResult for InferletView<'_> {
     async fn pollable(&mut self, this: Resource<DebugQueryResult>) -> wasmtime::Result<Resource<DynPollable>> {
-        subscribe(&mut self.table, this)
+        subscribe(self.table, this)
     }
 
     async fn get(&mut self, this: Resource<DebugQueryResult>) -> wasmtime::Result<Option<String>> {
@@ -149,7 +147,7 @@ impl HostDebugQueryResult for InstanceState {
     }
 }
 
-impl HostModel for InstanceState {
+impl HostModel for InferletView<'_> {
     async fn get_name(&mut self, this: Resource<ModelHandle>) -> wasmtime::Result<String> {
         Ok(self.table.get(&this)?.model.name.clone())
     }
@@ -194,7 +192,7 @@ impl HostModel for InstanceState {
     }
 }
 
-impl HostQueue for InstanceState {
+impl HostQueue for InferletView<'_> {
     async fn get_service_id(&mut self, this: Resource<QueueHandle>) -> wasmtime::Result<u32> {
         Ok(self.table.get(&this)?.service_id)
     }
@@ -224,7 +222,7 @@ impl HostQueue for InstanceState {
     }
 }
 
-impl InstanceState {
+impl InferletView<'_> {
     /// The queue's debug queries: `ping`, `kv-pages`, `batches`.
     fn queue_debug_answer(&mut self, queue: &Resource<QueueHandle>, query: &str) -> wasmtime::Result<String> {
         let service = self.table.get(queue)?.service.clone();
@@ -245,7 +243,7 @@ impl InstanceState {
     }
 }
 
-impl HostBlob for InstanceState {
+impl HostBlob for InferletView<'_> {
     async fn new(&mut self, init: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
         Ok(self.table.push(Blob(init))?)
     }
@@ -267,9 +265,9 @@ impl HostBlob for InstanceState {
     }
 }
 
-impl HostBlobResult for InstanceState {
+impl HostBlobResult for InferletView<'_> {
     async fn pollable(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Resource<DynPollable>> {
-        subscribe(&mut self.table, this)
+        subscribe(self.table, this)
     }
 
     async fn get(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
@@ -291,9 +289,9 @@ impl HostBlobResult for InstanceState {
     }
 }
 
-impl HostSynchronizationResult for InstanceState {
+impl HostSynchronizationResult for InferletView<'_> {
     async fn pollable(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<Resource<DynPollable>> {
-        subscribe(&mut self.table, this)
+        subscribe(self.table, this)
     }
 
     async fn get(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<Option<bool>> {
@@ -315,7 +313,7 @@ impl HostSynchronizationResult for InstanceState {
     }
 }
 
-impl Host for InstanceState {
+impl Host for InferletView<'_> {
     async fn allocate_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, count: u32) -> wasmtime::Result<Vec<Pointer>> {
         self.resource_call(&queue, resource_type, "common.allocate-resources", |h, kind| h.allocate(kind, count))
     }

@@ -1,7 +1,9 @@
-//! `inferlet:core/forward`: an inferlet builds a pass call by call; `execute`
-//! resolves its pointers, makes shared pages it writes private (copy-on-
-//! write), checks it, and submits it to the model's scheduler. The result
-//! resolves through `wasi:io/poll` when its batch has run.
+//! `inferlet:core/forward`: an inferlet builds a pass call by call, in its
+//! own pointers; `execute` hands it to the instance's holdings on the model
+//! (`engine/holdings.rs`), which resolve, check and submit it. The result
+//! resolves through `wasi:io/poll` when its batch has run. Arguments are
+//! checked at the call that gives them where they can be (with the engine's
+//! own checks), the rest at `execute`; the error names the call.
 
 use std::sync::Arc;
 
@@ -11,29 +13,23 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
 use super::bindings::inferlet::core::common::Pointer;
 use super::bindings::inferlet::core::forward::{Host, HostForwardPass, HostForwardPassResult};
-use super::common::{QueueHandle, misuse};
+use super::common::QueueHandle;
+use super::{InferletView, misuse};
 use crate::engine::batch::{BatchError, Input, Output, Pass, PassResult, Sampler};
-use crate::engine::plan::plan;
-use crate::engine::service::{ModelService, ResourceKind, Submitter};
-use crate::runtime::InstanceState;
+use crate::engine::check::{self, Part, Problem};
+use crate::engine::holdings::PassError;
+use crate::engine::service::{ModelService, Priority};
 
-/// An output asked for, with embedding pointers still unresolved.
-enum Wanted {
-    Output(Output),
-    Embedding { index: u32, pointer: u32 },
-}
+const EXECUTE: &str = "forward.forward-pass.execute";
 
-/// A forward pass being built.
+/// A forward pass being built: a [`Pass`] whose KV pages and embedding slots
+/// are still the instance's pointers.
 pub struct PassBuilder {
     service_id: u32,
     service: Arc<ModelService>,
-    queue_priority: crate::engine::service::Priority,
-    /// Tokens, or embedding pointers still unresolved.
-    inputs: Vec<(bool, u32)>,
-    positions: Vec<u32>,
-    kv: Option<(Vec<u32>, u32)>,
-    mask: Vec<Vec<u32>>,
-    outputs: Vec<Wanted>,
+    priority: Priority,
+    pass: Pass,
+    has_kv_cache: bool,
     executed: bool,
 }
 
@@ -92,7 +88,37 @@ fn fresh_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(draw)
 }
 
-impl InstanceState {
+/// The WIT call an engine-side part of a pass comes from.
+fn call_of(part: Part) -> Option<&'static str> {
+    Some(match part {
+        Part::InputTokens => "input-tokens",
+        Part::InputEmbeddings => "input-embeddings",
+        Part::KvCache => "kv-cache",
+        Part::AttentionMask => "attention-mask",
+        Part::OutputTokens => "output-tokens",
+        Part::OutputDistributions => "output-distributions",
+        Part::OutputEmbeddings => "output-embeddings",
+        Part::Whole => return None,
+    })
+}
+
+/// The instance's error text for a refused pass.
+fn refused(error: PassError) -> String {
+    match error {
+        PassError::Invalid(invalid) => match call_of(invalid.part) {
+            Some(call) => format!("{EXECUTE}: {call}: {}", invalid.problem),
+            None => format!("{EXECUTE}: {}", invalid.problem),
+        },
+        PassError::Holdings(e) => format!("{EXECUTE}: {e}"),
+    }
+}
+
+/// An argument refused at the call that gave it.
+fn bad_argument<T>(call: &str, problem: Problem) -> wasmtime::Result<T> {
+    misuse(format!("{call}: {problem}"))
+}
+
+impl InferletView<'_> {
     fn pass(&mut self, pass: &Resource<PassBuilder>, call: &str) -> wasmtime::Result<&mut PassBuilder> {
         let pass = self.table.get_mut(pass)?;
         if pass.executed {
@@ -102,71 +128,30 @@ impl InstanceState {
     }
 
     fn want_tokens(&mut self, pass: &Resource<PassBuilder>, call: &str, indices: Vec<u32>, sampler: Sampler) -> wasmtime::Result<()> {
-        if !(sampler.temperature >= 0.0 && sampler.temperature.is_finite()) {
-            return misuse(format!("{call}: temperature {} must be a finite number ≥ 0", sampler.temperature));
+        if let Err(problem) = check::sampler(&sampler) {
+            return bad_argument(call, problem);
         }
         let pass = self.pass(pass, call)?;
-        pass.outputs.extend(indices.into_iter().map(|index| Wanted::Output(Output::Token { index, sampler })));
+        pass.pass.outputs.extend(indices.into_iter().map(|index| Output::Token { index, sampler }));
         Ok(())
     }
 }
 
-impl HostForwardPass for InstanceState {
+impl HostForwardPass for InferletView<'_> {
     async fn execute(&mut self, this: Resource<PassBuilder>) -> wasmtime::Result<Option<Resource<PassOutcome>>> {
-        const CALL: &str = "forward.forward-pass.execute";
-        let owner = self.inferlet.owner;
-        let builder = self.pass(&this, CALL)?;
+        let builder = self.pass(&this, EXECUTE)?;
         builder.executed = true;
-        let (service_id, service, priority) = (builder.service_id, builder.service.clone(), builder.queue_priority);
-        let inputs = std::mem::take(&mut builder.inputs);
-        let positions = std::mem::take(&mut builder.positions);
-        let mask = std::mem::take(&mut builder.mask);
-        let wanted = std::mem::take(&mut builder.outputs);
-        let Some((kv_pointers, last_page_len)) = builder.kv.take() else {
-            return misuse(format!("{CALL}: the pass has no KV cache (call forward.kv-cache first)"));
+        if !builder.has_kv_cache {
+            return misuse(format!("{EXECUTE}: the pass has no KV cache (call forward.kv-cache first)"));
+        }
+        let (service_id, service, priority) = (builder.service_id, builder.service.clone(), builder.priority);
+        let pass = std::mem::take(&mut builder.pass);
+        let wants_tokens = pass.outputs.iter().any(|o| matches!(o, Output::Token { .. }));
+        let wants_distributions = pass.outputs.iter().any(|o| matches!(o, Output::Distribution { .. }));
+        let reply = match self.ctx.holdings_on(service_id, &service).submit(pass, priority) {
+            Ok(reply) => reply,
+            Err(e) => return misuse(refused(e)),
         };
-        let holdings = self.holdings_on(service_id, service.clone());
-
-        // Copy-on-write: the pages this pass's inputs are written into.
-        let page_size = service.page_size as usize;
-        if !kv_pointers.is_empty() && (1..=page_size as u32).contains(&last_page_len) && !inputs.is_empty() {
-            let context = (kv_pointers.len() - 1) * page_size + last_page_len as usize;
-            let first = context.saturating_sub(inputs.len()) / page_size;
-            holdings.make_private(&kv_pointers[first.min(kv_pointers.len())..], CALL).or_else(misuse)?;
-        }
-        let kv_pages = holdings.resolve_all(ResourceKind::KvPage, &kv_pointers, "forward.kv-cache").or_else(misuse)?;
-        let inputs = inputs
-            .into_iter()
-            .map(|(is_token, v)| match is_token {
-                true => Ok(Input::Token(v)),
-                false => holdings.resolve(ResourceKind::EmbeddingSlot, v, "forward.input-embeddings").map(Input::Embedding),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .or_else(misuse)?;
-        let outputs = wanted
-            .into_iter()
-            .map(|w| match w {
-                Wanted::Output(o) => Ok(o),
-                Wanted::Embedding { index, pointer } => holdings
-                    .resolve(ResourceKind::EmbeddingSlot, pointer, "forward.output-embeddings")
-                    .map(|slot| Output::Embedding { index, slot }),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .or_else(misuse)?;
-        let wants_tokens = outputs.iter().any(|o| matches!(o, Output::Token { .. }));
-        let wants_distributions = outputs.iter().any(|o| matches!(o, Output::Distribution { .. }));
-        let pass = Pass { inputs, positions, kv_pages, last_page_len, mask, outputs };
-
-        // Every invalid argument is named here, before the scheduler sees it.
-        let checked = plan(std::slice::from_ref(&pass), service.limits);
-        if let Err(BatchError::Invalid { problem, .. }) = checked {
-            return misuse(format!("{CALL}: {problem}"));
-        }
-        let cap = service.capacity;
-        if pass.inputs.len() > cap.batch_tokens as usize {
-            return misuse(format!("{CALL}: {} inputs, more than the engine's {} per pass (engine.batch_tokens)", pass.inputs.len(), cap.batch_tokens));
-        }
-        let reply = service.submit_by(pass, Submitter { owner, priority });
         if !wants_tokens && !wants_distributions {
             return Ok(None);
         }
@@ -180,9 +165,9 @@ impl HostForwardPass for InstanceState {
     }
 }
 
-impl HostForwardPassResult for InstanceState {
+impl HostForwardPassResult for InferletView<'_> {
     async fn pollable(&mut self, this: Resource<PassOutcome>) -> wasmtime::Result<Resource<DynPollable>> {
-        subscribe(&mut self.table, this)
+        subscribe(self.table, this)
     }
 
     async fn get_distributions(&mut self, this: Resource<PassOutcome>) -> wasmtime::Result<Option<Vec<(Vec<u32>, Vec<f32>)>>> {
@@ -211,39 +196,32 @@ impl HostForwardPassResult for InstanceState {
     }
 }
 
-impl Host for InstanceState {
+impl Host for InferletView<'_> {
     async fn create_forward_pass(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<Resource<PassBuilder>> {
         let q = self.table.get(&queue)?;
         let pass = PassBuilder {
             service_id: q.service_id,
             service: q.service.clone(),
-            queue_priority: q.priority,
-            inputs: vec![],
-            positions: vec![],
-            kv: None,
-            mask: vec![],
-            outputs: vec![],
+            priority: q.priority,
+            pass: Pass::default(),
+            has_kv_cache: false,
             executed: false,
         };
         Ok(self.table.push(pass)?)
     }
 
     async fn attention_mask(&mut self, pass: Resource<PassBuilder>, mask: Vec<Vec<u32>>) -> wasmtime::Result<()> {
-        self.pass(&pass, "forward.attention-mask")?.mask = mask;
+        self.pass(&pass, "forward.attention-mask")?.pass.mask = mask;
         Ok(())
     }
 
     async fn kv_cache(&mut self, pass: Resource<PassBuilder>, kv_page_ptrs: Vec<Pointer>, last_kv_page_len: u32) -> wasmtime::Result<()> {
         const CALL: &str = "forward.kv-cache";
         let builder = self.pass(&pass, CALL)?;
-        let page_size = builder.service.page_size;
-        if kv_page_ptrs.is_empty() {
-            return misuse(format!("{CALL}: the page list is empty"));
+        if let Err(problem) = check::kv_cache(kv_page_ptrs.len(), last_kv_page_len, builder.service.page_size()) {
+            return bad_argument(CALL, problem);
         }
-        if !(1..=page_size).contains(&last_kv_page_len) {
-            return misuse(format!("{CALL}: last-kv-page-len is {last_kv_page_len}, must be 1..={page_size}"));
-        }
-        builder.kv = Some((kv_page_ptrs, last_kv_page_len));
+        (builder.pass.kv_pages, builder.pass.last_page_len, builder.has_kv_cache) = (kv_page_ptrs, last_kv_page_len, true);
         Ok(())
     }
 
@@ -253,8 +231,8 @@ impl Host for InstanceState {
             return misuse(format!("{CALL}: {} embedding pointers but {} positions", emb_ptrs.len(), positions.len()));
         }
         let builder = self.pass(&pass, CALL)?;
-        builder.inputs.extend(emb_ptrs.into_iter().map(|p| (false, p)));
-        builder.positions.extend(positions);
+        builder.pass.inputs.extend(emb_ptrs.into_iter().map(Input::Embedding));
+        builder.pass.positions.extend(positions);
         Ok(())
     }
 
@@ -264,12 +242,11 @@ impl Host for InstanceState {
             return misuse(format!("{CALL}: {} tokens but {} positions", input_tokens.len(), positions.len()));
         }
         let builder = self.pass(&pass, CALL)?;
-        let vocab = builder.service.vocab;
-        if let Some(bad) = input_tokens.iter().find(|&&t| t >= vocab) {
-            return misuse(format!("{CALL}: token id {bad} is not below the vocabulary size {vocab}"));
+        if let Err(problem) = check::token_ids(&input_tokens, builder.service.vocab()) {
+            return bad_argument(CALL, problem);
         }
-        builder.inputs.extend(input_tokens.into_iter().map(|t| (true, t)));
-        builder.positions.extend(positions);
+        builder.pass.inputs.extend(input_tokens.into_iter().map(Input::Token));
+        builder.pass.positions.extend(positions);
         Ok(())
     }
 
@@ -279,22 +256,18 @@ impl Host for InstanceState {
             return misuse(format!("{CALL}: {} embedding pointers but {} indices", emb_ptrs.len(), indices.len()));
         }
         let builder = self.pass(&pass, CALL)?;
-        builder.outputs.extend(indices.into_iter().zip(emb_ptrs).map(|(index, pointer)| Wanted::Embedding { index, pointer }));
+        builder.pass.outputs.extend(indices.into_iter().zip(emb_ptrs).map(|(index, slot)| Output::Embedding { index, slot }));
         Ok(())
     }
 
     async fn output_distributions(&mut self, pass: Resource<PassBuilder>, indices: Vec<u32>, temperature: f32, top_k: Option<u32>) -> wasmtime::Result<()> {
         const CALL: &str = "forward.output-distributions";
-        if !(temperature >= 0.0 && temperature.is_finite()) {
-            return misuse(format!("{CALL}: temperature {temperature} must be a finite number ≥ 0"));
-        }
         let top_k = top_k.unwrap_or(32);
         let builder = self.pass(&pass, CALL)?;
-        let max = builder.service.limits.max_top_k;
-        if top_k == 0 || top_k > max {
-            return misuse(format!("{CALL}: top-k {top_k} must be 1..={max}"));
+        if let Err(problem) = check::distribution(temperature, top_k, builder.service.limits.max_top_k) {
+            return bad_argument(CALL, problem);
         }
-        builder.outputs.extend(indices.into_iter().map(|index| Wanted::Output(Output::Distribution { index, temperature, top_k })));
+        builder.pass.outputs.extend(indices.into_iter().map(|index| Output::Distribution { index, temperature, top_k }));
         Ok(())
     }
 

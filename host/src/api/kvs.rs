@@ -3,23 +3,23 @@
 use std::sync::Arc;
 
 use super::bindings::inferlet::core::kvs::Host;
-use super::common::misuse;
+use super::misuse;
 use crate::providers::kvs::KvsProvider;
-use crate::runtime::InstanceState;
+use super::InferletView;
 
-impl InstanceState {
+impl InferletView<'_> {
     fn kvs_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<KvsProvider>>> + Send + 'static {
-        let host = self.inferlet.host.clone();
+        let host = self.ctx.host.clone();
         async move { host.kvs_provider().await.or_else(|e| misuse(format!("{call}: {e}"))) }
     }
 }
 
 /// The provider's answer, or the end of the instance with the call named.
-fn answer<T>(call: &str, result: Result<T, String>) -> wasmtime::Result<T> {
+fn answer<T>(call: &str, result: Result<T, crate::providers::ProviderError>) -> wasmtime::Result<T> {
     result.or_else(|e| misuse(format!("{call}: {e}")))
 }
 
-impl Host for InstanceState {
+impl Host for InferletView<'_> {
     async fn store_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         const CALL: &str = "kvs.store-get";
         answer(CALL, self.kvs_provider(CALL).await?.get(&key).await)

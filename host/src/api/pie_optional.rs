@@ -8,13 +8,13 @@ use wasmtime::component::Resource;
 use super::bindings::inferlet::core::common::{Blob, BlobResult, Pointer, Queue};
 use super::bindings::inferlet::core::forward::ForwardPass;
 use super::bindings::inferlet::{adapter, image, zo};
-use crate::runtime::InstanceState;
+use super::InferletView;
 
 fn not_supported<T>(function: &str) -> wasmtime::Result<T> {
     Err(wasmtime::format_err!("not supported: {function} (Crust has no LoRA adapters or image input)"))
 }
 
-impl adapter::common::Host for InstanceState {
+impl adapter::common::Host for InferletView<'_> {
     async fn set_adapter(&mut self, _: Resource<ForwardPass>, _: Pointer) -> wasmtime::Result<()> {
         not_supported("inferlet:adapter/common.set-adapter")
     }
@@ -28,7 +28,7 @@ impl adapter::common::Host for InstanceState {
     }
 }
 
-impl zo::evolve::Host for InstanceState {
+impl zo::evolve::Host for InferletView<'_> {
     async fn set_adapter_seed(&mut self, _: Resource<ForwardPass>, _: i64) -> wasmtime::Result<()> {
         not_supported("inferlet:zo/evolve.set-adapter-seed")
     }
@@ -51,7 +51,7 @@ impl zo::evolve::Host for InstanceState {
     }
 }
 
-impl image::image::Host for InstanceState {
+impl image::image::Host for InferletView<'_> {
     async fn embed_image(&mut self, _: Resource<Queue>, _: Vec<Pointer>, _: Vec<u8>, _: u32) -> wasmtime::Result<()> {
         not_supported("inferlet:image/image.embed-image")
     }

@@ -4,53 +4,53 @@ use wasmtime::component::Resource;
 
 use super::bindings::inferlet::core::runtime::Host;
 use super::common::{DebugQueryResult, ModelHandle};
-use crate::runtime::InstanceState;
+use super::InferletView;
 
-impl Host for InstanceState {
+impl Host for InferletView<'_> {
     async fn get_version(&mut self) -> wasmtime::Result<String> {
-        Ok(self.inferlet.host.version.clone())
+        Ok(self.ctx.host.version.clone())
     }
 
     async fn get_instance_id(&mut self) -> wasmtime::Result<String> {
-        Ok(self.inferlet.id.clone())
+        Ok(self.ctx.id.clone())
     }
 
     async fn get_arguments(&mut self) -> wasmtime::Result<Vec<String>> {
-        Ok(self.inferlet.arguments.clone())
+        Ok(self.ctx.arguments.clone())
     }
 
     async fn set_return(&mut self, value: String) -> wasmtime::Result<()> {
-        self.inferlet.return_value = Some(value);
+        self.ctx.return_value = Some(value);
         Ok(())
     }
 
     async fn get_model(&mut self, name: String) -> wasmtime::Result<Option<Resource<ModelHandle>>> {
-        let Some(model) = self.inferlet.host.models.get(&name) else { return Ok(None) };
+        let Some(model) = self.ctx.host.models.get(&name) else { return Ok(None) };
         let handle = ModelHandle { model: model.clone() };
         Ok(Some(self.table.push(handle)?))
     }
 
     async fn get_all_models(&mut self) -> wasmtime::Result<Vec<String>> {
-        Ok(self.inferlet.host.models.names())
+        Ok(self.ctx.host.models.names())
     }
 
     async fn get_all_models_with_traits(&mut self, traits: Vec<String>) -> wasmtime::Result<Vec<String>> {
-        Ok(self.inferlet.host.models.names_with_traits(&traits))
+        Ok(self.ctx.host.models.names_with_traits(&traits))
     }
 
     async fn debug_query(&mut self, query: String) -> wasmtime::Result<Resource<DebugQueryResult>> {
-        let answer = runtime_debug_answer(&query, self);
+        let answer = runtime_debug_answer(&query, self.ctx);
         Ok(self.table.push(DebugQueryResult::ready(answer))?)
     }
 }
 
 /// The runtime's debug queries: `ping`, `version`, `instance-id`, `models`.
-fn runtime_debug_answer(query: &str, state: &InstanceState) -> String {
+fn runtime_debug_answer(query: &str, ctx: &super::InferletCtx) -> String {
     match query.trim() {
         "ping" => "pong".to_string(),
-        "version" => state.inferlet.host.version.clone(),
-        "instance-id" => state.inferlet.id.clone(),
-        "models" => state.inferlet.host.models.names().join("\n"),
+        "version" => ctx.host.version.clone(),
+        "instance-id" => ctx.id.clone(),
+        "models" => ctx.host.models.names().join("\n"),
         other => format!("unknown debug query `{other}`; known: ping, version, instance-id, models"),
     }
 }

@@ -5,18 +5,19 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::bindings::inferlet::core::tokenize::{Host, HostTokenizer};
-use super::common::{ModelHandle, misuse};
+use super::common::ModelHandle;
+use super::misuse;
 use crate::providers::tokenize::{TokenizeProvider, TokenizerHandle};
-use crate::runtime::InstanceState;
+use super::InferletView;
 
-impl InstanceState {
+impl InferletView<'_> {
     fn tokenize_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<TokenizeProvider>>> + Send + 'static {
-        let host = self.inferlet.host.clone();
+        let host = self.ctx.host.clone();
         async move { host.tokenize_provider().await.or_else(|e| misuse(format!("{call}: {e}"))) }
     }
 }
 
-impl HostTokenizer for InstanceState {
+impl HostTokenizer for InferletView<'_> {
     async fn tokenize(&mut self, this: Resource<TokenizerHandle>, text: String) -> wasmtime::Result<Vec<u32>> {
         const CALL: &str = "tokenize.tokenizer.tokenize";
         let provider = self.tokenize_provider(CALL).await?;
@@ -37,7 +38,7 @@ impl HostTokenizer for InstanceState {
 
     async fn drop(&mut self, this: Resource<TokenizerHandle>) -> wasmtime::Result<()> {
         let handle = self.table.delete(this)?;
-        let host = self.inferlet.host.clone();
+        let host = self.ctx.host.clone();
         if let Ok(provider) = host.tokenize_provider().await {
             provider.release(handle).await;
         }
@@ -45,7 +46,7 @@ impl HostTokenizer for InstanceState {
     }
 }
 
-impl Host for InstanceState {
+impl Host for InferletView<'_> {
     async fn get_tokenizer(&mut self, model: Resource<ModelHandle>) -> wasmtime::Result<Resource<TokenizerHandle>> {
         const CALL: &str = "tokenize.get-tokenizer";
         let model = self.table.get(&model)?.model.clone();

@@ -1,8 +1,9 @@
 //! `crust forward`: a teacher-forced pass over a text, showing what the model
 //! predicts after every token.
 
-use super::model::{TextInput, load};
+use super::model::{OpenModel, TextInput};
 use crate::config::Config;
+use crate::engine::sequence::Sequence;
 
 /// Run the model over a text and print, for every position, its top-k next tokens.
 #[derive(clap::Args)]
@@ -20,30 +21,29 @@ pub(crate) struct ForwardArgs {
     json: bool,
 }
 
-pub(crate) fn run(config: &Config, args: ForwardArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &Config, args: ForwardArgs) -> anyhow::Result<()> {
     let text = args.input.read()?;
-    let mut model = load(config, args.model.as_deref())?;
-    let tokens = model.tokenizer.encode(&text)?;
+    let mut model = OpenModel::open(config, args.model.as_deref()).await?;
+    let tokens = model.tokenize(&text).await?;
     anyhow::ensure!(!tokens.is_empty(), "the text has no tokens");
-    let distributions = model.teacher_forced(&tokens, args.top_k)?;
-    if args.json {
-        let positions: Vec<serde_json::Value> = distributions
-            .iter()
-            .map(|(ids, probs)| {
-                let topk: Vec<serde_json::Value> = ids
-                    .iter()
-                    .zip(probs)
-                    .map(|(&id, &p)| serde_json::json!({"id": id, "text": model.tokenizer.decode(&[id]), "p": p}))
-                    .collect();
-                serde_json::json!({"topk": topk})
-            })
-            .collect();
-        println!("{}", serde_json::json!({"tokens": tokens, "positions": positions}));
-    } else {
-        for (i, (&token, (ids, probs))) in tokens.iter().zip(&distributions).enumerate() {
-            let next: Vec<String> = ids.iter().zip(probs).map(|(&id, p)| format!("{:?} {:.3}", model.tokenizer.decode(&[id]), p)).collect();
-            println!("{i:>4} {:>6} {:<16} → {}", token, format!("{:?}", model.tokenizer.decode(&[token])), next.join(", "));
+    let distributions = Sequence::new(model.service().await?).teacher_forced(&tokens, args.top_k).await?;
+    let mut positions = Vec::new();
+    for (i, (&token, (ids, probs))) in tokens.iter().zip(&distributions).enumerate() {
+        let mut next = Vec::new();
+        for (&id, &p) in ids.iter().zip(probs) {
+            next.push((id, model.detokenize(&[id]).await?, p));
         }
+        if args.json {
+            let topk: Vec<_> = next.iter().map(|(id, text, p)| serde_json::json!({"id": id, "text": text, "p": p})).collect();
+            positions.push(serde_json::json!({ "topk": topk }));
+        } else {
+            let next: Vec<String> = next.iter().map(|(_, text, p)| format!("{text:?} {p:.3}")).collect();
+            let shown = format!("{:?}", model.detokenize(&[token]).await?);
+            println!("{i:>4} {token:>6} {shown:<16} → {}", next.join(", "));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::json!({"tokens": tokens, "positions": positions}));
     }
     Ok(())
 }

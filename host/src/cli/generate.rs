@@ -1,11 +1,11 @@
-//! `crust generate`: a plain chat completion straight through the engine.
+//! `crust generate`: a plain chat completion, through the engine service
+//! and the tokenize provider, with no inferlet.
 
 use std::io::Write;
 
-use super::model::load;
+use super::model::OpenModel;
 use crate::config::Config;
-use crate::engine::loaded::GenerateOptions;
-use crate::engine::tokenizer::Tokenizer;
+use crate::engine::sequence::{GenerateOptions, Sequence};
 
 /// Answer one chat message with the model's chat template, streaming the reply.
 #[derive(clap::Args)]
@@ -27,25 +27,30 @@ pub(crate) struct GenerateArgs {
     seed: u64,
 }
 
-pub(crate) fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
-    let mut model = load(config, args.model.as_deref())?;
-    let prompt = model.chat_prompt(&args.prompt)?;
-    let tokens = model.tokenizer.encode(&prompt)?;
+pub(crate) async fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
+    let mut model = OpenModel::open(config, args.model.as_deref()).await?;
+    let prompt = model.model.metadata().await?.chat_prompt(&args.prompt)?;
+    let tokens = model.tokenize(&prompt).await?;
+    let stops = model.stop_tokens().await?;
     let options = GenerateOptions { max_tokens: args.max_tokens, temperature: args.temperature, top_p: args.top_p, seed: args.seed };
-    let mut shown = String::new();
-    let mut ids = Vec::new();
+    let mut sequence = Sequence::new(model.service().await?);
     // Stream whole characters: decode everything so far, print what is new.
-    let mut on_token = |tokenizer: &Tokenizer, token: u32| {
-        ids.push(token);
-        let text = tokenizer.decode(&ids);
+    let (mut shown, mut ids) = (String::new(), Vec::new());
+    let mut next = sequence.next_token(&tokens, options.sampler(0)).await?;
+    while !stops.contains(&next) && ids.len() < options.max_tokens {
+        ids.push(next);
+        let text = model.detokenize(&ids).await?;
         if let Some(new) = text.strip_prefix(shown.as_str()).filter(|n| !n.ends_with('\u{fffd}')) {
             print!("{new}");
             let _ = std::io::stdout().flush();
             shown = text;
         }
-    };
-    model.generate(&tokens, &options, &mut on_token)?;
-    let text = model.tokenizer.decode(&ids);
+        if ids.len() == options.max_tokens {
+            break;
+        }
+        next = sequence.next_token(&[next], options.sampler(ids.len() as u64)).await?;
+    }
+    let text = model.detokenize(&ids).await?;
     if let Some(rest) = text.strip_prefix(shown.as_str()) {
         print!("{rest}");
     }

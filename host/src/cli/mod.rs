@@ -5,6 +5,7 @@ mod forward;
 mod generate;
 mod model;
 mod models;
+mod progress;
 mod registry;
 mod run;
 mod serve;
@@ -104,8 +105,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(config, args)),
         Command::Models(args) => engine_command(models::run(&config, args)),
-        Command::Forward(args) => engine_command(forward::run(&config, args)),
-        Command::Generate(args) => engine_command(generate::run(&config, args)),
+        Command::Forward(args) => engine_command(runtime.block_on(forward::run(&config, args))),
+        Command::Generate(args) => engine_command(runtime.block_on(generate::run(&config, args))),
         Command::Tokenize(args) => engine_command(runtime.block_on(tokenize::run(&config, args))),
         Command::Push(args) => engine_command(runtime.block_on(registry::push(&config, args))),
         Command::Pull(args) => engine_command(runtime.block_on(registry::pull(&config, args))),

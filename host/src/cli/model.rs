@@ -1,46 +1,55 @@
-//! Finding a configured model by name and opening it on the GPU, for the
-//! commands that run the engine directly.
+//! The model a command works on, opened through the same registry, engine
+//! service and tokenize provider as inferlets use.
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{Config, ModelEntry};
-use crate::engine::device::Gpu;
-use crate::engine::loaded::LoadedModel;
-use crate::engine::model::Capacity;
+use crate::config::Config;
+use crate::engine::service::ModelService;
+use crate::models::Model;
+use crate::providers::tokenize::{TokenizeProvider, TokenizerHandle};
+use crate::runtime::Runtime;
 
-pub(crate) fn find(config: &Config, name: Option<&str>) -> anyhow::Result<ModelEntry> {
-    let models = config.models();
-    let entry = match name {
-        None => models[0].clone(),
-        Some(name) => match models.iter().find(|m| m.name == name) {
-            Some(m) => m.clone(),
-            None => {
-                let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-                bail!("no model named `{name}`; known: {}", known.join(", "))
-            }
-        },
-    };
-    if !entry.path.exists() {
-        bail!(
-            "model `{}` is not at {}: run `just fetch-model` for the default model, or set its path in the config",
-            entry.name,
-            entry.path.display()
-        );
+pub(crate) struct OpenModel {
+    pub model: Arc<Model>,
+    provider: Arc<TokenizeProvider>,
+    tokenizer: TokenizerHandle,
+    _runtime: Runtime,
+}
+
+impl OpenModel {
+    /// The configured model `name` (the first when `None`) and its tokenizer.
+    pub(crate) async fn open(config: &Config, name: Option<&str>) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(config)?;
+        runtime.models().observe_loading(super::progress::model_loading_bar());
+        let model = runtime.models().find(name)?.clone();
+        let provider = runtime.tokenize_provider().await?;
+        Ok(Self { tokenizer: TokenizerHandle::new(model.clone()), model, provider, _runtime: runtime })
     }
-    Ok(entry)
-}
 
-pub(crate) fn capacity(config: &Config) -> Capacity {
-    crate::models::engine_capacity(config)
-}
+    /// The model on the GPU behind its scheduler (loaded on first use).
+    pub(crate) async fn service(&self) -> anyhow::Result<Arc<ModelService>> {
+        Ok(self.model.service().await?)
+    }
 
-pub(crate) fn load(config: &Config, name: Option<&str>) -> anyhow::Result<LoadedModel> {
-    let entry = find(config, name)?;
-    let gpu = Arc::new(Gpu::open()?);
-    tracing::info!(adapter = %gpu.describe(), model = %entry.name, "loading");
-    LoadedModel::load(&entry.name, &entry.path, gpu, capacity(config)).with_context(|| format!("loading model `{}`", entry.name))
+    pub(crate) async fn tokenize(&mut self, text: &str) -> anyhow::Result<Vec<u32>> {
+        Ok(self.provider.tokenize(&mut self.tokenizer, text).await?)
+    }
+
+    pub(crate) async fn detokenize(&mut self, ids: &[u32]) -> anyhow::Result<String> {
+        Ok(self.provider.detokenize(&mut self.tokenizer, ids).await?)
+    }
+
+    /// The ids of the model's stop tokens (each is one special token).
+    pub(crate) async fn stop_tokens(&mut self) -> anyhow::Result<Vec<u32>> {
+        let metadata = self.model.metadata().await?;
+        let mut ids = Vec::new();
+        for text in &metadata.stop_tokens {
+            ids.extend(self.tokenize(text).await.with_context(|| format!("tokenizing the stop token {text:?}"))?);
+        }
+        Ok(ids)
+    }
 }
 
 /// The text a command works on: `--text`, or `--text-file`.

@@ -13,7 +13,7 @@ pub(crate) fn run(config: &Config, _args: ModelsArgs) -> anyhow::Result<()> {
         println!("{}", entry.name);
         println!("  path: {}", entry.path.display());
         if !entry.path.exists() {
-            println!("  status: not downloaded (run `just fetch-model`)");
+            println!("  status: not downloaded ({})", crate::models::FETCH_MODEL_HINT);
             continue;
         }
         let file = match GgufFile::open(&entry.path) {

@@ -40,6 +40,7 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    runtime.models().observe_loading(super::progress::model_loading_bar());
     let loaded = if crate::oci::is_reference(&args.inferlet) {
         match args.registry.registry(&config).pull(&args.inferlet).await {
             Ok(pulled) => runtime.load_program(&pulled.bytes),

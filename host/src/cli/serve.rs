@@ -23,5 +23,6 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut config);
-    serve(config, ServeOptions { listen: args.listen, no_auth: args.no_auth }).await
+    let load_observer = Some(super::progress::model_loading_bar());
+    serve(config, ServeOptions { listen: args.listen, no_auth: args.no_auth, load_observer }).await
 }

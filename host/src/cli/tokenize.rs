@@ -1,13 +1,8 @@
 //! `crust tokenize`: text to token ids, through the configured tokenize
 //! provider — exactly what an inferlet's `tokenizer.tokenize` returns.
 
-use anyhow::Context as _;
-
-use super::model::TextInput;
-
+use super::model::{OpenModel, TextInput};
 use crate::config::Config;
-use crate::providers::tokenize::TokenizerHandle;
-use crate::runtime::Runtime;
 
 /// Print the token ids of a text (special tokens written in it are parsed; no BOS is added).
 #[derive(clap::Args)]
@@ -24,11 +19,7 @@ pub(crate) struct TokenizeArgs {
 
 pub(crate) async fn run(config: &Config, args: TokenizeArgs) -> anyhow::Result<()> {
     let text = args.input.read()?;
-    let entry = super::model::find(config, args.model.as_deref())?;
-    let runtime = Runtime::new(config)?;
-    let model = runtime.models().get(&entry.name).context("the model is configured")?.clone();
-    let provider = runtime.tokenize_provider().await.map_err(anyhow::Error::msg)?;
-    let tokens = provider.tokenize(&mut TokenizerHandle::new(model), &text).await.map_err(anyhow::Error::msg)?;
+    let tokens = OpenModel::open(config, args.model.as_deref()).await?.tokenize(&text).await?;
     if args.json {
         println!("{}", serde_json::json!({ "tokens": tokens }));
     } else {

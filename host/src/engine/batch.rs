@@ -63,17 +63,11 @@ pub struct PassResult {
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum BatchError {
     #[error("pass {pass}: {problem}")]
-    Invalid { pass: usize, problem: String },
+    Invalid { pass: usize, problem: super::check::Invalid },
     #[error("the batch is too large: {0}")]
     TooLarge(String),
     #[error("GPU error: {0}")]
     Gpu(String),
-}
-
-impl BatchError {
-    pub fn invalid(pass: usize, problem: impl Into<String>) -> Self {
-        Self::Invalid { pass, problem: problem.into() }
-    }
 }
 
 /// The context length a pass's pages hold after it: `(pages - 1) * page_size + last`.

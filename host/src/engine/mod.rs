@@ -4,13 +4,17 @@
 //! inferlet calls into [`batch::Pass`]es.
 
 pub mod batch;
+pub mod check;
 pub mod device;
+pub mod exports;
 pub mod gguf;
+pub mod holdings;
 pub mod kernels;
-pub mod loaded;
 pub mod model;
 pub mod plan;
 pub mod pool;
 pub mod quant;
+pub mod scheduler;
+pub mod sequence;
 pub mod service;
 pub mod tokenizer;

@@ -1,7 +1,8 @@
 //! Fixed pools of ids: KV pages and embedding slots. The GPU memory behind
-//! them is allocated once; these only say which ids are free.
+//! them is allocated once; these only say which ids are free, and how many
+//! holders each taken id has.
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("out of {what}: asked for {asked}, {free} of {capacity} free")]
 pub struct PoolExhausted {
     pub what: &'static str,
@@ -42,6 +43,61 @@ impl IdPool {
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
+}
+
+/// Ids (KV pages or embedding slots) held by reference count: an id goes back
+/// to the pool when its last holder lets go.
+pub struct SharedPool {
+    pool: IdPool,
+    refs: Vec<u32>,
+}
+
+impl SharedPool {
+    pub fn new(what: &'static str, capacity: u32) -> Self {
+        Self { pool: IdPool::new(what, capacity), refs: vec![0; capacity as usize] }
+    }
+
+    pub fn allocate(&mut self, n: usize) -> Result<Vec<u32>, PoolExhausted> {
+        let ids = self.pool.allocate(n)?;
+        ids.iter().for_each(|&id| self.refs[id as usize] = 1);
+        Ok(ids)
+    }
+
+    pub fn retain(&mut self, id: u32) {
+        self.refs[id as usize] += 1;
+    }
+
+    pub fn release(&mut self, id: u32) {
+        let refs = &mut self.refs[id as usize];
+        *refs -= 1;
+        if *refs == 0 {
+            self.pool.release(&[id]);
+        }
+    }
+
+    /// Held by more than one holder: a writer must copy it first.
+    pub fn is_shared(&self, id: u32) -> bool {
+        self.refs[id as usize] > 1
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.pool.free_count()
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.pool.capacity()
+    }
+}
+
+/// The two kinds of resources an inferlet allocates (`resource-type` 0 and 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    KvPage = 0,
+    EmbeddingSlot = 1,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 2] = [ResourceKind::KvPage, ResourceKind::EmbeddingSlot];
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A model's tokenizer, built from its GGUF vocabulary: the `tokenizer.json`
-//! (HuggingFace format) that the tokenize provider loads, and a native
-//! `tokenizers::Tokenizer` for the host's own commands.
+//! (HuggingFace format) that the tokenize provider loads. The host itself
+//! tokenizes only through that provider.
 
 use serde_json::{Value as Json, json};
 
@@ -14,8 +14,6 @@ pub enum TokenizerError {
     Model(String),
     #[error("unsupported pre-tokenizer `tokenizer.ggml.pre = {0}` (Crust knows `smollm`, `gpt2` and `default`)")]
     PreTokenizer(String),
-    #[error("invalid tokenizer: {0}")]
-    Invalid(String),
 }
 
 /// GGUF token types that are special tokens (control and user-defined).
@@ -71,32 +69,4 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<String, TokenizerError> {
         },
     });
     Ok(tokenizer.to_string())
-}
-
-/// Text ↔ ids for the host's own commands.
-pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
-}
-
-impl Tokenizer {
-    pub fn from_gguf(file: &GgufFile) -> Result<Self, TokenizerError> {
-        let json = tokenizer_json(file)?;
-        let inner: tokenizers::Tokenizer = json.parse().map_err(|e| TokenizerError::Invalid(format!("{e}")))?;
-        Ok(Self { inner })
-    }
-
-    /// Special tokens written in the text are parsed as such; no BOS is added.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        let encoding = self.inner.encode(text, false).map_err(|e| TokenizerError::Invalid(format!("{e}")))?;
-        Ok(encoding.get_ids().to_vec())
-    }
-
-    /// Special tokens keep their text; invalid UTF-8 is replaced.
-    pub fn decode(&self, ids: &[u32]) -> String {
-        self.inner.decode(ids, false).unwrap_or_default()
-    }
-
-    pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.inner.token_to_id(text)
-    }
 }

@@ -8,7 +8,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::FsPerms;
 
-use super::ProviderState;
+use super::{ProviderError, ProviderState};
 use super::shared::{ProviderBindings, SharedInstance, wasi_with_dir};
 
 mod bindings {
@@ -34,31 +34,31 @@ pub struct KvsProvider {
 }
 
 impl KvsProvider {
-    pub fn new(engine: &Engine, component: Component, data_dir: PathBuf) -> Result<Self, String> {
+    pub fn new(engine: &Engine, component: Component, data_dir: PathBuf) -> Result<Self, ProviderError> {
         let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
-        std::fs::create_dir_all(&data_dir).map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| ProviderError::Unavailable(format!("linking WASI: {e}")))?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| ProviderError::Unavailable(format!("creating {}: {e}", data_dir.display())))?;
         let wasi = move || wasi_with_dir(&data_dir, "/data", FsPerms::ReadWrite);
         Ok(Self { shared: SharedInstance::new("kvs", engine, component, linker, wasi) })
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<String>, String> {
+    pub async fn get(&self, key: &str) -> Result<Option<String>, ProviderError> {
         self.shared.call("store-get", async |l| l.bindings.inferlet_core_kvs().call_store_get(&mut l.store, key).await).await
     }
 
-    pub async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+    pub async fn set(&self, key: &str, value: &str) -> Result<(), ProviderError> {
         self.shared.call("store-set", async |l| l.bindings.inferlet_core_kvs().call_store_set(&mut l.store, key, value).await).await
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), String> {
+    pub async fn delete(&self, key: &str) -> Result<(), ProviderError> {
         self.shared.call("store-delete", async |l| l.bindings.inferlet_core_kvs().call_store_delete(&mut l.store, key).await).await
     }
 
-    pub async fn exists(&self, key: &str) -> Result<bool, String> {
+    pub async fn exists(&self, key: &str) -> Result<bool, ProviderError> {
         self.shared.call("store-exists", async |l| l.bindings.inferlet_core_kvs().call_store_exists(&mut l.store, key).await).await
     }
 
-    pub async fn list_keys(&self) -> Result<Vec<String>, String> {
+    pub async fn list_keys(&self) -> Result<Vec<String>, ProviderError> {
         self.shared.call("store-list-keys", async |l| l.bindings.inferlet_core_kvs().call_store_list_keys(&mut l.store).await).await
     }
 }

@@ -20,9 +20,25 @@ use wasmtime::component::{Component, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::Config;
-use crate::runtime::ProgramCache;
+use crate::compiled::ComponentCache;
 use kvs::KvsProvider;
 use tokenize::TokenizeProvider;
+
+/// Why a provider could not serve a call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// The component could not be found, read, compiled or linked.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("instantiating the {provider} provider: {detail}")]
+    Start { provider: &'static str, detail: String },
+    /// A call trapped (the next call gets a fresh instance).
+    #[error("the {provider} provider failed in {call}: {detail}")]
+    Call { provider: &'static str, call: String, detail: String },
+    /// The model a tokenizer was asked for is unusable.
+    #[error("{0}")]
+    Model(String),
+}
 
 /// A provider instance's store.
 pub struct ProviderState {
@@ -40,14 +56,14 @@ impl WasiView for ProviderState {
 /// names the component and what is wrong with it.
 pub struct Providers {
     engine: Engine,
-    programs: Arc<ProgramCache>,
+    components: Arc<ComponentCache>,
     tokenize_path: Result<PathBuf, String>,
     kvs_path: Result<PathBuf, String>,
     tokenizers_dir: PathBuf,
     kvs_dir: PathBuf,
     message_path: Result<PathBuf, String>,
-    tokenize: OnceCell<Result<Arc<TokenizeProvider>, String>>,
-    kvs: OnceCell<Result<Arc<KvsProvider>, String>>,
+    tokenize: OnceCell<Result<Arc<TokenizeProvider>, ProviderError>>,
+    kvs: OnceCell<Result<Arc<KvsProvider>, ProviderError>>,
     message: std::sync::OnceLock<Result<Vec<u8>, String>>,
 }
 
@@ -56,11 +72,11 @@ pub const MESSAGE_COMPONENT_FILE: &str = "message_provider.wasm";
 const MESSAGE_INTERFACE: &str = "inferlet:core/message";
 
 impl Providers {
-    pub(crate) fn new(engine: &Engine, programs: Arc<ProgramCache>, config: &Config) -> Self {
+    pub fn new(engine: &Engine, components: Arc<ComponentCache>, config: &Config) -> Self {
         let p = &config.providers;
         Self {
             engine: engine.clone(),
-            programs,
+            components,
             tokenize_path: locate(p.tokenize.as_deref(), tokenize::COMPONENT_FILE),
             kvs_path: locate(p.kvs.as_deref(), kvs::COMPONENT_FILE),
             message_path: locate(p.message.as_deref(), MESSAGE_COMPONENT_FILE),
@@ -91,34 +107,37 @@ impl Providers {
     }
 
     /// The provider's component, checked to export `interface`.
-    fn compile(&self, path: &Result<PathBuf, String>, interface: &str) -> Result<(Component, PathBuf), String> {
-        let path = path.clone()?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let component = self.programs.compile(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    fn compile(&self, path: &Result<PathBuf, String>, interface: &str) -> Result<(Component, PathBuf), ProviderError> {
+        let unavailable = ProviderError::Unavailable;
+        let path = path.clone().map_err(unavailable)?;
+        let bytes = std::fs::read(&path).map_err(|e| unavailable(format!("reading {}: {e}", path.display())))?;
+        let (component, _) = self.components.compile(&bytes).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
         let exports: Vec<String> = component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         if !exports.iter().any(|e| e == interface || e.starts_with(&format!("{interface}@"))) {
-            return Err(format!("{} is not a provider of `{interface}`: it exports [{}]", path.display(), exports.join(", ")));
+            return Err(unavailable(format!("{} is not a provider of `{interface}`: it exports [{}]", path.display(), exports.join(", "))));
         }
         Ok((component, path))
     }
 
-    pub async fn tokenize(&self) -> Result<Arc<TokenizeProvider>, String> {
+    pub async fn tokenize(&self) -> Result<Arc<TokenizeProvider>, ProviderError> {
         self.tokenize
             .get_or_init(|| async {
                 let (component, path) = self.compile(&self.tokenize_path, "inferlet:core/tokenize")?;
                 TokenizeProvider::new(&self.engine, component, self.tokenizers_dir.clone())
                     .map(Arc::new)
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", path.display())))
             })
             .await
             .clone()
     }
 
-    pub async fn kvs(&self) -> Result<Arc<KvsProvider>, String> {
+    pub async fn kvs(&self) -> Result<Arc<KvsProvider>, ProviderError> {
         self.kvs
             .get_or_init(|| async {
                 let (component, path) = self.compile(&self.kvs_path, "inferlet:core/kvs")?;
-                KvsProvider::new(&self.engine, component, self.kvs_dir.clone()).map(Arc::new).map_err(|e| format!("{}: {e}", path.display()))
+                KvsProvider::new(&self.engine, component, self.kvs_dir.clone())
+                    .map(Arc::new)
+                    .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", path.display())))
             })
             .await
             .clone()

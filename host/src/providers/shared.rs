@@ -8,12 +8,14 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 
-use super::ProviderState;
+use super::{ProviderError, ProviderState};
 
 /// A provider's WASI context: stderr to the host's, and `dir` preopened as `guest`.
-pub fn wasi_with_dir(dir: &std::path::Path, guest: &str, perms: wasmtime_wasi::FsPerms) -> Result<WasiCtx, String> {
+pub fn wasi_with_dir(dir: &std::path::Path, guest: &str, perms: wasmtime_wasi::FsPerms) -> Result<WasiCtx, ProviderError> {
     let mut wasi = WasiCtx::builder();
-    wasi.inherit_stderr().preopened_dir(dir, guest, perms).map_err(|e| format!("preopening {}: {e}", dir.display()))?;
+    wasi.inherit_stderr()
+        .preopened_dir(dir, guest, perms)
+        .map_err(|e| ProviderError::Unavailable(format!("preopening {}: {e}", dir.display())))?;
     Ok(wasi.build())
 }
 
@@ -38,7 +40,7 @@ pub struct SharedInstance<B> {
     engine: Engine,
     component: Component,
     linker: Linker<ProviderState>,
-    wasi: Box<dyn Fn() -> Result<WasiCtx, String> + Send + Sync>,
+    wasi: Box<dyn Fn() -> Result<WasiCtx, ProviderError> + Send + Sync>,
     live: tokio::sync::Mutex<Option<Live<B>>>,
     generations: AtomicU64,
 }
@@ -50,7 +52,7 @@ impl<B: ProviderBindings> SharedInstance<B> {
         engine: &Engine,
         component: Component,
         linker: Linker<ProviderState>,
-        wasi: impl Fn() -> Result<WasiCtx, String> + Send + Sync + 'static,
+        wasi: impl Fn() -> Result<WasiCtx, ProviderError> + Send + Sync + 'static,
     ) -> Self {
         Self {
             name,
@@ -63,25 +65,25 @@ impl<B: ProviderBindings> SharedInstance<B> {
         }
     }
 
-    async fn instantiate(&self) -> Result<Live<B>, String> {
+    async fn instantiate(&self) -> Result<Live<B>, ProviderError> {
         let wasi = (self.wasi)()?;
         let mut store = Store::new(&self.engine, ProviderState { wasi, table: Default::default() });
         store.epoch_deadline_async_yield_and_update(1);
         let bindings = B::instantiate(&mut store, &self.component, &self.linker)
             .await
-            .map_err(|e| format!("instantiating the {} provider: {e:#}", self.name))?;
+            .map_err(|e| ProviderError::Start { provider: self.name, detail: format!("{e:#}") })?;
         Ok(Live { store, bindings, generation: self.generations.fetch_add(1, Ordering::Relaxed) })
     }
 
     /// Runs `call` on the live instance, starting one if there is none.
-    pub async fn call<T>(&self, what: &str, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<T>) -> Result<T, String> {
+    pub async fn call<T>(&self, what: &str, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<T>) -> Result<T, ProviderError> {
         let mut live = self.live.lock().await;
         if live.is_none() {
             *live = Some(self.instantiate().await?);
         }
         call(live.as_mut().unwrap()).await.map_err(|e| {
             *live = None;
-            format!("the {} provider failed in {what}: {e:#}", self.name)
+            ProviderError::Call { provider: self.name, call: what.to_string(), detail: format!("{e:#}") }
         })
     }
 

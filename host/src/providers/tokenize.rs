@@ -12,10 +12,14 @@ use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceType
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::FsPerms;
 
-use super::ProviderState;
 use super::shared::{Live, ProviderBindings, SharedInstance, wasi_with_dir};
-use crate::api::common::ModelHandle;
+use super::{ProviderError, ProviderState};
 use crate::models::Model;
+
+/// The model a tokenizer is asked for, as the provider sees it: only its name.
+pub struct ProviderModel {
+    name: String,
+}
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -25,7 +29,7 @@ mod bindings {
         exports: { default: async },
         with: {
             "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
-            "inferlet:core/common": crate::api::bindings::inferlet::core::common,
+            "inferlet:core/common.model": super::ProviderModel,
         },
     });
 }
@@ -61,35 +65,35 @@ pub struct TokenizeProvider {
 }
 
 impl TokenizeProvider {
-    pub fn new(engine: &Engine, component: Component, dir: PathBuf) -> Result<Self, String> {
-        let err = |what: &str, e: wasmtime::Error| format!("linking {what}: {e}");
+    pub fn new(engine: &Engine, component: Component, dir: PathBuf) -> Result<Self, ProviderError> {
+        let err = |what: &str, e: wasmtime::Error| ProviderError::Unavailable(format!("linking {what}: {e}"));
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| err("WASI", e))?;
         // The provider uses `common` only for the model type and its name.
         let mut common = linker.instance("inferlet:core/common").map_err(|e| err("common", e))?;
-        common.resource("model", ResourceType::host::<ModelHandle>(), |_, _| Ok(())).map_err(|e| err("common.model", e))?;
+        common.resource("model", ResourceType::host::<ProviderModel>(), |_, _| Ok(())).map_err(|e| err("common.model", e))?;
         common
-            .func_wrap("[method]model.get-name", |store: wasmtime::StoreContextMut<'_, ProviderState>, (model,): (Resource<ModelHandle>,)| {
-                Ok((store.data().table.get(&model)?.model.name.clone(),))
+            .func_wrap("[method]model.get-name", |store: wasmtime::StoreContextMut<'_, ProviderState>, (model,): (Resource<ProviderModel>,)| {
+                Ok((store.data().table.get(&model)?.name.clone(),))
             })
             .map_err(|e| err("common.model.get-name", e))?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| ProviderError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let preopen = dir.clone();
         let wasi = move || wasi_with_dir(&preopen, "/tokenizers", FsPerms::ReadOnly);
         Ok(Self { shared: SharedInstance::new("tokenize", engine, component, linker, wasi), dir, written: Mutex::new(HashSet::new()) })
     }
 
     /// Writes the model's `tokenizer.json` where the provider reads it (once per process).
-    async fn publish(&self, model: &Arc<Model>) -> Result<(), String> {
+    async fn publish(&self, model: &Arc<Model>) -> Result<(), ProviderError> {
         if self.written.lock().unwrap().contains(&model.name) {
             return Ok(());
         }
-        let metadata = model.metadata().await?;
+        let metadata = model.metadata().await.map_err(|e| ProviderError::Model(e.to_string()))?;
         let path = self.dir.join(format!("{}.json", model.name));
         let tmp = self.dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
         std::fs::write(&tmp, metadata.tokenizer_json.as_bytes())
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            .map_err(|e| ProviderError::Unavailable(format!("writing {}: {e}", path.display())))?;
         self.written.lock().unwrap().insert(model.name.clone());
         Ok(())
     }
@@ -100,9 +104,9 @@ impl TokenizeProvider {
         handle: &mut TokenizerHandle,
         what: &str,
         call: impl AsyncFnOnce(&mut Live<Bindings>, ResourceAny) -> wasmtime::Result<T>,
-    ) -> Result<T, String> {
+    ) -> Result<T, ProviderError> {
         self.publish(&handle.model).await?;
-        let model = handle.model.clone();
+        let name = handle.model.name.clone();
         let remote = &mut handle.remote;
         let result = self
             .shared
@@ -110,11 +114,11 @@ impl TokenizeProvider {
                 let resource = match *remote {
                     Some((generation, resource)) if generation == l.generation => resource,
                     _ => {
-                        let m = l.store.data_mut().table.push(ModelHandle { model })?;
+                        let m = l.store.data_mut().table.push(ProviderModel { name })?;
                         let rep = m.rep();
                         let resource = l.bindings.inferlet_core_tokenize().call_get_tokenizer(&mut l.store, m).await?;
                         // The provider only borrowed the model.
-                        l.store.data_mut().table.delete(Resource::<ModelHandle>::new_own(rep))?;
+                        l.store.data_mut().table.delete(Resource::<ProviderModel>::new_own(rep))?;
                         *remote = Some((l.generation, resource));
                         resource
                     }
@@ -128,17 +132,17 @@ impl TokenizeProvider {
         result
     }
 
-    pub async fn tokenize(&self, handle: &mut TokenizerHandle, text: &str) -> Result<Vec<u32>, String> {
+    pub async fn tokenize(&self, handle: &mut TokenizerHandle, text: &str) -> Result<Vec<u32>, ProviderError> {
         self.with_tokenizer(handle, "tokenize", async |l, t| l.bindings.inferlet_core_tokenize().tokenizer().call_tokenize(&mut l.store, t, text).await)
             .await
     }
 
-    pub async fn detokenize(&self, handle: &mut TokenizerHandle, tokens: &[u32]) -> Result<String, String> {
+    pub async fn detokenize(&self, handle: &mut TokenizerHandle, tokens: &[u32]) -> Result<String, ProviderError> {
         self.with_tokenizer(handle, "detokenize", async |l, t| l.bindings.inferlet_core_tokenize().tokenizer().call_detokenize(&mut l.store, t, tokens).await)
             .await
     }
 
-    pub async fn get_vocabs(&self, handle: &mut TokenizerHandle) -> Result<(Vec<u32>, Vec<Vec<u8>>), String> {
+    pub async fn get_vocabs(&self, handle: &mut TokenizerHandle) -> Result<(Vec<u32>, Vec<Vec<u8>>), ProviderError> {
         self.with_tokenizer(handle, "get-vocabs", async |l, t| l.bindings.inferlet_core_tokenize().tokenizer().call_get_vocabs(&mut l.store, t).await)
             .await
     }

@@ -9,9 +9,10 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::limits::{LimitExceeded, MemoryLimiter};
-use super::output::{OutputSink, Stream};
+use crate::api::InferletCtx;
+use crate::messaging::{ClientLink, OutputSink, Stream};
 use super::program::{EntryPoint, Program};
-use super::state::{ClientLink, InstanceContext, InstanceState};
+use super::state::InstanceState;
 use super::Runtime;
 
 /// What a launch is given.
@@ -105,12 +106,12 @@ impl Runtime {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes()),
             wall_time_exceeded: None,
-            inferlet: InstanceContext {
+            inferlet: InferletCtx {
                 id,
                 arguments: launch.arguments,
                 return_value: None,
                 host: self.host.clone(),
-                owner: NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                owner: crate::engine::scheduler::next_owner(),
                 holdings: Default::default(),
                 quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
                 export_scope: launch.export_scope.unwrap_or_default(),
@@ -131,8 +132,6 @@ impl Runtime {
 fn no_client<T>() -> tokio::sync::mpsc::UnboundedReceiver<T> {
     tokio::sync::mpsc::unbounded_channel().1
 }
-
-static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 enum EntryError {
     Instantiate(String),

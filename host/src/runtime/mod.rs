@@ -4,7 +4,6 @@
 mod http;
 mod instance;
 mod limits;
-mod output;
 mod program;
 mod state;
 
@@ -17,10 +16,12 @@ use wasmtime::{Config as EngineConfig, Engine};
 pub use http::HttpLaunch;
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
-pub use output::{OutputChunk, OutputSink, Stream};
+pub use crate::messaging::{OutputChunk, OutputSink, Stream};
 pub use program::{EntryPoint, Program, ProgramError, ProgramOrigin};
-pub use state::{HostShared, InstanceContext, InstanceState};
+pub use state::InstanceState;
 
+use crate::api::InferletHost;
+use crate::compiled::ComponentCache;
 use crate::config::{Config, LimitsConfig};
 use crate::models::ModelRegistry;
 use limits::{EpochTicker, InstanceSeats};
@@ -33,7 +34,7 @@ pub struct Runtime {
     programs: Arc<ProgramCache>,
     limits: LimitsConfig,
     seats: Arc<InstanceSeats>,
-    host: Arc<HostShared>,
+    host: Arc<InferletHost>,
     _epoch: EpochTicker,
 }
 
@@ -49,9 +50,11 @@ impl Runtime {
             .concurrency_support(false);
         let engine = Engine::new(&engine_config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        crate::api::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
-        let programs = Arc::new(ProgramCache::new(&engine, config.cache_dir()));
-        let providers = crate::providers::Providers::new(&engine, programs.clone(), config);
+        crate::api::add_to_linker(&mut linker, InstanceState::inferlet_view)
+            .map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
+        let components = Arc::new(ComponentCache::new(&engine, config.cache_dir()));
+        let programs = Arc::new(ProgramCache::new(&engine, components.clone()));
+        let providers = crate::providers::Providers::new(&engine, components, config);
         Ok(Self {
             programs,
             _epoch: EpochTicker::start(&engine),
@@ -59,7 +62,7 @@ impl Runtime {
             linker,
             limits: config.limits.clone(),
             seats: InstanceSeats::new(config.limits.max_instances),
-            host: Arc::new(HostShared { version: crate::VERSION.to_string(), models, providers, bus: Default::default() }),
+            host: Arc::new(InferletHost { version: crate::VERSION.to_string(), models, providers, bus: Default::default() }),
         })
     }
 
@@ -83,7 +86,7 @@ impl Runtime {
     }
 
     /// The tokenize provider (started on first use), for the host's own commands.
-    pub async fn tokenize_provider(&self) -> Result<Arc<crate::providers::tokenize::TokenizeProvider>, String> {
+    pub async fn tokenize_provider(&self) -> Result<Arc<crate::providers::tokenize::TokenizeProvider>, crate::providers::ProviderError> {
         self.host.tokenize_provider().await
     }
 

@@ -2,14 +2,14 @@
 //! memory and on disk, and pre-linked for fast launches.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 use super::state::InstanceState;
+use crate::compiled::{CompileError, Compiled, ComponentCache, check_component_header};
 
 /// The export an inferlet starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +47,8 @@ pub enum ProgramOrigin {
 pub enum ProgramError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("not a WebAssembly file: it does not start with the `\\0asm` magic bytes")]
-    NotWasm,
-    #[error(
-        "this is a core WebAssembly module, not a component: build the inferlet for \
-         `wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
-    )]
-    CoreModule,
-    #[error("invalid component: {0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
     #[error("the inferlet imports something Crust does not provide: {0}")]
     MissingImport(String),
     #[error("{0}")]
@@ -68,26 +61,17 @@ pub enum ProgramError {
     NoEntryPoint,
 }
 
-/// Compiled programs by content hash: in memory for this process, and as
-/// serialized native code on disk for the next one.
+/// Linked programs by content hash, in memory for this process; their
+/// compiled components are cached on disk too (`ComponentCache`).
 pub(crate) struct ProgramCache {
     engine: Engine,
-    dir: PathBuf,
+    components: Arc<ComponentCache>,
     loaded: Mutex<HashMap<blake3::Hash, Arc<Program>>>,
-    /// Distinguishes artifacts of other wasmtime versions and settings.
-    engine_key: String,
 }
 
 impl ProgramCache {
-    pub(crate) fn new(engine: &Engine, dir: PathBuf) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self {
-            engine: engine.clone(),
-            dir,
-            loaded: Mutex::new(HashMap::new()),
-            engine_key: format!("{:016x}", hasher.finish()),
-        }
+    pub(crate) fn new(engine: &Engine, components: Arc<ComponentCache>) -> Self {
+        Self { engine: engine.clone(), components, loaded: Mutex::new(HashMap::new()) }
     }
 
     /// `prepare` may replace the bytes before compiling (providers composed in);
@@ -104,8 +88,11 @@ impl ProgramCache {
         }
         check_component_header(bytes)?;
         let prepared = prepare(bytes).map_err(ProgramError::Provider)?;
-        let compiled = prepared.as_deref().unwrap_or(bytes);
-        let (component, origin) = self.component(blake3::hash(compiled), compiled)?;
+        let (component, origin) = self.components.compile(prepared.as_deref().unwrap_or(bytes))?;
+        let origin = match origin {
+            Compiled::Now => ProgramOrigin::Compiled,
+            Compiled::FromDisk => ProgramOrigin::DiskCache,
+        };
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| ProgramError::MissingImport(format!("{e:#}")))?;
@@ -114,72 +101,10 @@ impl ProgramCache {
         self.loaded.lock().unwrap().insert(hash, program.clone());
         Ok(program)
     }
-
-    /// A component compiled (or taken from the disk cache), not linked: for providers.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, ProgramError> {
-        check_component_header(bytes)?;
-        Ok(self.component(blake3::hash(bytes), bytes)?.0)
-    }
-
-    fn artifact_path(&self, hash: &blake3::Hash) -> PathBuf {
-        self.dir.join("programs").join(format!("{}-{}.cwasm", hash.to_hex(), self.engine_key))
-    }
-
-    /// The compiled component: from disk when a valid artifact is there,
-    /// else compiled now and written back (best effort: a read-only cache
-    /// only costs the next process a compile).
-    fn component(&self, hash: blake3::Hash, bytes: &[u8]) -> Result<(Component, ProgramOrigin), ProgramError> {
-        let path = self.artifact_path(&hash);
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the same
-            // compatibility hash (it is in the name), into a directory this host owns.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(component) => {
-                    tracing::debug!(path = %path.display(), "program loaded from the disk cache");
-                    return Ok((component, ProgramOrigin::DiskCache));
-                }
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached program: {e}"),
-            }
-        }
-        let component = Component::new(&self.engine, bytes).map_err(|e| ProgramError::Invalid(format!("{e:#}")))?;
-        if let Err(e) = write_artifact(&path, &component) {
-            tracing::warn!(path = %path.display(), "cannot cache the compiled program: {e:#}");
-        } else {
-            tracing::debug!(path = %path.display(), "program compiled and cached");
-        }
-        Ok((component, ProgramOrigin::Compiled))
-    }
 }
 
 fn clone_program(p: &Program) -> Program {
     Program { hash: p.hash, entry: p.entry, entry_func: p.entry_func, pre: p.pre.clone(), origin: p.origin }
-}
-
-fn write_artifact(path: &Path, component: &Component) -> anyhow::Result<()> {
-    let dir = path.parent().expect("artifact paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize()?;
-    // Write then rename, so a concurrent reader never sees half a file.
-    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// Tells a component from a core module or a non-wasm file before compiling.
-fn check_component_header(bytes: &[u8]) -> Result<(), ProgramError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        // The text format is accepted too (handy for small hand-written components).
-        if std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with('(')) {
-            return Ok(());
-        }
-        return Err(ProgramError::NotWasm);
-    }
-    match bytes[6..8] {
-        [1, 0] => Ok(()),
-        [0, 0] => Err(ProgramError::CoreModule),
-        _ => Err(ProgramError::Invalid(format!("unknown WebAssembly layer {:?}", &bytes[6..8]))),
-    }
 }
 
 fn find_entry_point(engine: &Engine, component: &Component) -> Result<(EntryPoint, ComponentExportIndex), ProgramError> {

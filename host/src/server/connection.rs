@@ -280,7 +280,7 @@ impl Session {
             attachment: Some(self.attachment()),
             serve_on,
         };
-        self.server.instances.launch(&self.server.runtime, request)
+        self.server.instances.launch(&self.server.runtime, request).map_err(|refused| refused.to_string())
     }
 
     /// The launch response goes out before any of the instance's events: it

@@ -212,6 +212,15 @@ impl Pending {
     }
 }
 
+/// Why the server refused to launch an instance.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LaunchRefused {
+    #[error("the server runs its maximum of {0} instances (limits.max_instances): try again later")]
+    ServerFull(usize),
+    #[error("user {user} already runs {running} instances, the most one user may (server.max_instances_per_user)")]
+    UserFull { user: String, running: usize },
+}
+
 pub struct Instances {
     table: Mutex<HashMap<String, Arc<Served>>>,
     running: AtomicUsize,
@@ -227,17 +236,14 @@ impl Instances {
     }
 
     /// Admits an instance; an error says which cap it hit. It runs once started.
-    pub fn launch(self: &Arc<Self>, runtime: &Arc<Runtime>, request: LaunchRequest) -> Result<Pending, String> {
+    pub fn launch(self: &Arc<Self>, runtime: &Arc<Runtime>, request: LaunchRequest) -> Result<Pending, LaunchRefused> {
         let mut table = self.table.lock().unwrap();
         let running: Vec<&Arc<Served>> = table.values().filter(|s| s.is_running()).collect();
         if running.len() >= self.max_total {
-            return Err(format!("the server runs its maximum of {} instances (limits.max_instances): try again later", self.max_total));
+            return Err(LaunchRefused::ServerFull(self.max_total));
         }
         if running.iter().filter(|s| s.owner == request.owner).count() >= self.max_per_user {
-            return Err(format!(
-                "user {} already runs {} instances, the most one user may (server.max_instances_per_user)",
-                request.owner, self.max_per_user
-            ));
+            return Err(LaunchRefused::UserFull { user: request.owner.to_string(), running: self.max_per_user });
         }
         let id = uuid::Uuid::new_v4().to_string();
         let (inbox, inbox_rx) = mpsc::unbounded_channel();

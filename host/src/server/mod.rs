@@ -51,6 +51,8 @@ pub struct Server {
 pub struct ServeOptions {
     pub listen: Option<String>,
     pub no_auth: bool,
+    /// Told how each model's weights reach the GPU (the command line's progress bar).
+    pub load_observer: Option<crate::models::LoadObserver>,
 }
 
 /// Serves until SIGINT or SIGTERM, then ends every instance (each client is
@@ -66,6 +68,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     }
     let auth = Auth::from_config(&config.server, !options.no_auth).map_err(anyhow::Error::msg)?;
     let runtime = Arc::new(Runtime::new(&config)?);
+    if let Some(observer) = options.load_observer.clone() {
+        runtime.models().observe_loading(observer);
+    }
     for name in runtime.models().names() {
         let model = runtime.models().get(&name).expect("a listed model").clone();
         match model.service().await {

@@ -255,7 +255,7 @@ impl Drop for StopOnDrop {
 async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Bytes, kind: Kind) -> Result<Response, ApiError> {
     let user = user(&server, &headers)?;
     let mut checked = check(&server, kind, &body)?;
-    let metadata = checked.model.metadata().await.map_err(server_error)?;
+    let metadata = checked.model.metadata().await.map_err(|e| server_error(e.to_string()))?;
     // What the host adds: what a request may hold (the model's trained context,
     // one instance's pages), the cache's budget, and who asked.
     checked.inferlet_request["context_length"] = json!(metadata.context_length);
@@ -277,7 +277,7 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     };
     let pending = server.instances.launch(&server.runtime, request).map_err(|e| ApiError {
         status: StatusCode::TOO_MANY_REQUESTS,
-        message: e,
+        message: e.to_string(),
         kind: "rate_limit_error",
         param: None,
         code: None,

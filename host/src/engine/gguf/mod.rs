@@ -2,6 +2,8 @@
 //! bytes of each tensor in place. Every malformed input is an error that
 //! names what is wrong and where.
 
+// Writing GGUF files is for tests (tiny random models), not the shipped library.
+#[cfg(any(test, feature = "test-support"))]
 mod write;
 
 use std::collections::BTreeMap;
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+#[cfg(any(test, feature = "test-support"))]
 pub use write::GgufWriter;
 
 use super::quant::{TensorType, ggml_type_name};

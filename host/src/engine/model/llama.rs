@@ -57,6 +57,10 @@ impl Capacity {
             embedding_slots: self.embedding_slots,
             vocab,
             max_top_k: self.max_top_k,
+            batch_tokens: self.batch_tokens,
+            batch_outputs: self.batch_outputs,
+            page_table_entries: self.page_table_entries,
+            mask_words: self.mask_words,
         }
     }
 

@@ -3,10 +3,13 @@
 
 pub mod config;
 pub mod llama;
+// The plain-Rust reference the GPU forward is tested against.
+#[cfg(any(test, feature = "test-support"))]
 pub mod reference;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
 pub use llama::{Capacity, KernelShape, Llama};
+#[cfg(any(test, feature = "test-support"))]
 pub use reference::Reference;
 pub use weights::{ModelTensors, WeightsError};

@@ -1,0 +1,75 @@
+//! What the `inferlet:core` interfaces work on, in the shape of wasmtime's
+//! `crates/wasi`: a context per instance and a view (`{ctx, table}`) the
+//! runtime hands out from the instance's store. The api never sees the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, ResourceTable};
+
+use crate::engine::holdings::Holdings;
+use crate::engine::service::ModelService;
+use crate::messaging::{Bus, ClientLink};
+use crate::models::ModelRegistry;
+use crate::providers::Providers;
+use crate::providers::kvs::KvsProvider;
+use crate::providers::tokenize::TokenizeProvider;
+use crate::providers::ProviderError;
+
+/// Host-wide state every instance can read.
+pub struct InferletHost {
+    pub version: String,
+    pub models: ModelRegistry,
+    pub providers: Providers,
+    /// Topics and subscribers of `message.broadcast`/`subscribe`.
+    pub bus: Bus,
+}
+
+impl InferletHost {
+    pub async fn tokenize_provider(&self) -> Result<Arc<TokenizeProvider>, ProviderError> {
+        self.providers.tokenize().await
+    }
+
+    pub async fn kvs_provider(&self) -> Result<Arc<KvsProvider>, ProviderError> {
+        self.providers.kvs().await
+    }
+}
+
+/// Per-instance state behind the `inferlet:core` interfaces.
+pub struct InferletCtx {
+    pub id: String,
+    pub arguments: Vec<String>,
+    pub return_value: Option<String>,
+    pub host: Arc<InferletHost>,
+    /// Orders this instance's passes among everyone's (unique per process).
+    pub owner: u64,
+    /// What the instance holds on each model it opened a queue on, by service id.
+    pub holdings: HashMap<u32, Holdings>,
+    /// KV pages and embedding slots one instance may hold per model.
+    pub quotas: [usize; 2],
+    /// Whose export names the instance sees: `""`, everyone's (see `Launch::export_scope`).
+    pub export_scope: String,
+    pub client: ClientLink,
+}
+
+impl InferletCtx {
+    /// The instance's holdings on the model behind `service`, made on first use.
+    pub(crate) fn holdings_on(&mut self, service_id: u32, service: &Arc<ModelService>) -> &mut Holdings {
+        let (owner, quotas, scope) = (self.owner, self.quotas, &self.export_scope);
+        self.holdings.entry(service_id).or_insert_with(|| Holdings::new(service.clone(), owner, quotas, scope.clone()))
+    }
+}
+
+/// What every host function of the api borrows: the instance's context and
+/// its resource table.
+pub struct InferletView<'a> {
+    pub ctx: &'a mut InferletCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Marks [`InferletView`] as the data the generated `add_to_linker`s hand out.
+pub struct HasInferlet;
+
+impl HasData for HasInferlet {
+    type Data<'a> = InferletView<'a>;
+}

@@ -1,0 +1,206 @@
+//! What one instance holds on one model: its own pointer names for the
+//! shared KV pages and embedding slots, one reference to each, its quotas,
+//! and the one way its passes reach the scheduler ([`Holdings::submit`]).
+//! Everything held goes back when the holdings are dropped (the instance
+//! ended, however it ended).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::batch::{Input, Output, Pass, context_length};
+use super::check::{Invalid, check_pass};
+use super::exports::ExportError;
+use super::pool::{PoolExhausted, ResourceKind};
+use super::scheduler::{PassReply, Priority, Submitter};
+use super::service::ModelService;
+
+/// Why a resource call or a pass was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HoldingsError {
+    #[error("{} pointer {pointer} was not allocated or imported by this instance", what(*.kind))]
+    UnknownPointer { kind: ResourceKind, pointer: u32 },
+    #[error(
+        "asked for {asked} more {}s while holding {held}; the per-instance quota is {quota} (limits.{})",
+        what(*.kind),
+        quota_setting(*.kind)
+    )]
+    Quota { kind: ResourceKind, asked: usize, held: usize, quota: usize },
+    #[error("{0}")]
+    Exhausted(#[from] PoolExhausted),
+    #[error("copy-on-write of a shared page: {0}")]
+    CopyOnWrite(PoolExhausted),
+    #[error("{0}")]
+    Export(#[from] ExportError),
+}
+
+/// Why a pass was refused before it reached the scheduler.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PassError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    Holdings(#[from] HoldingsError),
+}
+
+fn what(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::KvPage => "KV page",
+        ResourceKind::EmbeddingSlot => "embedding slot",
+    }
+}
+
+fn quota_setting(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::KvPage => "kv_pages_per_instance",
+        ResourceKind::EmbeddingSlot => "embedding_slots_per_instance",
+    }
+}
+
+pub struct Holdings {
+    pub service: Arc<ModelService>,
+    /// Orders this instance's passes among everyone's.
+    owner: u64,
+    /// Per kind: pointer → pool id.
+    pointers: [HashMap<u32, u32>; 2],
+    next_pointer: u32,
+    quotas: [usize; 2],
+    /// The export names this instance sees (`Resources`' scopes).
+    export_scope: String,
+}
+
+impl Holdings {
+    pub fn new(service: Arc<ModelService>, owner: u64, quotas: [usize; 2], export_scope: String) -> Self {
+        Self { service, owner, pointers: Default::default(), next_pointer: 0, quotas, export_scope }
+    }
+
+    pub fn held(&self, kind: ResourceKind) -> usize {
+        self.pointers[kind as usize].len()
+    }
+
+    fn check_quota(&self, kind: ResourceKind, asked: usize) -> Result<(), HoldingsError> {
+        let (held, quota) = (self.held(kind), self.quotas[kind as usize]);
+        if held + asked > quota {
+            return Err(HoldingsError::Quota { kind, asked, held, quota });
+        }
+        Ok(())
+    }
+
+    /// New pointers for `ids`, which this instance now holds one reference to.
+    fn adopt(&mut self, kind: ResourceKind, ids: Vec<u32>) -> Vec<u32> {
+        ids.into_iter()
+            .map(|id| {
+                let pointer = self.next_pointer;
+                self.next_pointer = self.next_pointer.wrapping_add(1);
+                self.pointers[kind as usize].insert(pointer, id);
+                pointer
+            })
+            .collect()
+    }
+
+    pub fn allocate(&mut self, kind: ResourceKind, count: u32) -> Result<Vec<u32>, HoldingsError> {
+        self.check_quota(kind, count as usize)?;
+        let ids = self.service.resources.lock().unwrap().pool(kind).allocate(count as usize)?;
+        Ok(self.adopt(kind, ids))
+    }
+
+    pub fn deallocate(&mut self, kind: ResourceKind, pointers: &[u32]) -> Result<(), HoldingsError> {
+        let ids = self.resolve_all(kind, pointers)?;
+        let mut resources = self.service.resources.lock().unwrap();
+        for (pointer, id) in pointers.iter().zip(ids) {
+            // A pointer listed twice is released once.
+            if self.pointers[kind as usize].remove(pointer).is_some() {
+                resources.pool(kind).release(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, kind: ResourceKind, pointer: u32) -> Result<u32, HoldingsError> {
+        self.pointers[kind as usize].get(&pointer).copied().ok_or(HoldingsError::UnknownPointer { kind, pointer })
+    }
+
+    fn resolve_all(&self, kind: ResourceKind, pointers: &[u32]) -> Result<Vec<u32>, HoldingsError> {
+        pointers.iter().map(|&p| self.resolve(kind, p)).collect()
+    }
+
+    pub fn export(&mut self, kind: ResourceKind, pointers: &[u32], name: &str) -> Result<(), HoldingsError> {
+        let ids = self.resolve_all(kind, pointers)?;
+        Ok(self.service.resources.lock().unwrap().export(kind, &self.export_scope, name, &ids)?)
+    }
+
+    pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, HoldingsError> {
+        let mut resources = self.service.resources.lock().unwrap();
+        let count = resources.exports(kind, &self.export_scope).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
+        self.check_quota(kind, count)?;
+        let ids = resources.import(kind, &self.export_scope, name);
+        drop(resources);
+        Ok(self.adopt(kind, ids))
+    }
+
+    pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
+        self.service.resources.lock().unwrap().release_export(kind, &self.export_scope, name);
+    }
+
+    pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {
+        self.service.resources.lock().unwrap().exports(kind, &self.export_scope)
+    }
+
+    /// The one way a pass reaches the scheduler. `pass` names this
+    /// instance's pointers (KV pages, embedding slots); they are resolved,
+    /// the pass is checked against every limit its batch applies, each page
+    /// it writes that someone else also holds is replaced by a private copy
+    /// (copy-on-write, so sharers never see this instance's tokens), and it
+    /// is queued.
+    pub fn submit(&mut self, mut pass: Pass, priority: Priority) -> Result<PassReply, PassError> {
+        let page_pointers = std::mem::take(&mut pass.kv_pages);
+        pass.kv_pages = self.resolve_all(ResourceKind::KvPage, &page_pointers)?;
+        for input in &mut pass.inputs {
+            if let Input::Embedding(pointer) = input {
+                *pointer = self.resolve(ResourceKind::EmbeddingSlot, *pointer)?;
+            }
+        }
+        for output in &mut pass.outputs {
+            if let Output::Embedding { slot, .. } = output {
+                *slot = self.resolve(ResourceKind::EmbeddingSlot, *slot)?;
+            }
+        }
+        let cost = check_pass(&pass, &self.service.limits)?;
+        let copies = self.make_written_pages_private(&mut pass, &page_pointers)?;
+        let by = Submitter { owner: self.owner, priority };
+        Ok(self.service.submit_checked(pass, cost, copies, by))
+    }
+
+    /// Copy-on-write of the pages the pass's inputs go into: returns the page
+    /// copies to run before it.
+    fn make_written_pages_private(&mut self, pass: &mut Pass, pointers: &[u32]) -> Result<Vec<(u32, u32)>, HoldingsError> {
+        let page_size = self.service.page_size() as u64;
+        let first_written = ((context_length(pass, page_size as u32) - pass.inputs.len() as u64) / page_size) as usize;
+        let mut copies = Vec::new();
+        let mut resources = self.service.resources.lock().unwrap();
+        let pool = resources.pool(ResourceKind::KvPage);
+        for i in first_written..pass.kv_pages.len() {
+            let id = pass.kv_pages[i];
+            if !pool.is_shared(id) {
+                continue;
+            }
+            let copy = pool.allocate(1).map_err(HoldingsError::CopyOnWrite)?[0];
+            pool.release(id);
+            copies.push((id, copy));
+            self.pointers[ResourceKind::KvPage as usize].insert(pointers[i], copy);
+            // The pointer may be listed more than once.
+            pass.kv_pages.iter_mut().filter(|p| **p == id).for_each(|p| *p = copy);
+        }
+        Ok(copies)
+    }
+}
+
+impl Drop for Holdings {
+    fn drop(&mut self) {
+        let mut resources = self.service.resources.lock().unwrap();
+        for kind in ResourceKind::ALL {
+            for (_, id) in self.pointers[kind as usize].drain() {
+                resources.pool(kind).release(id);
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! The batching scheduler of one model: it owns whatever runs batches (the
+//! GPU model, or a fake in tests) and decides what runs next.
+//!
+//! Everything waiting when the runner frees up goes into the next batch
+//! (work-conserving), up to the batch's room in every dimension a batch has
+//! (`PassCost`). When more waits than fits, high priority goes first, but
+//! never ahead of an earlier pass of the same owner: a pass sees the KV of
+//! every pass its owner submitted before it. A page copy (copy-on-write) runs
+//! after every pass submitted before it; a barrier resolves once every pass
+//! submitted before it has run. A batch that fails is retried pass by pass,
+//! so only the pass at fault fails.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::batch::{BatchError, Pass, PassResult};
+use super::check::{PassCost, PassLimits};
+
+/// What runs batches: the GPU model, or a fake in the scheduler's tests.
+pub trait Runner: Send + 'static {
+    /// Runs the passes as one batch; a result per pass, in order.
+    fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError>;
+    /// Copies one KV page's contents onto another.
+    fn copy_page(&mut self, from: u32, to: u32);
+}
+
+impl Runner for super::model::Llama {
+    fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError> {
+        super::model::Llama::forward(self, passes)
+    }
+
+    fn copy_page(&mut self, from: u32, to: u32) {
+        self.copy_kv_page(from, to);
+    }
+}
+
+/// How urgent a queue's passes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+/// A fresh owner id: one per instance (or host context), unique per process.
+pub fn next_owner() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Who submitted a pass, and how urgent it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Submitter {
+    /// Passes of one owner (an instance) keep their submission order.
+    pub owner: u64,
+    pub priority: Priority,
+}
+
+pub type PassReply = oneshot::Receiver<Result<PassResult, BatchError>>;
+
+/// A checked pass on its way to a batch.
+pub struct Submission {
+    pub pass: Pass,
+    pub cost: PassCost,
+    /// Page copies (from, to) that must run before it: its copy-on-write.
+    pub copies: Vec<(u32, u32)>,
+    pub by: Submitter,
+    pub reply: oneshot::Sender<Result<PassResult, BatchError>>,
+}
+
+pub enum Job {
+    Forward(Submission),
+    CopyPage { from: u32, to: u32 },
+    Barrier { reply: oneshot::Sender<()> },
+}
+
+/// What the scheduler has done so far (how much batching happened).
+#[derive(Default)]
+pub struct ServiceStats {
+    /// Passes submitted; those not yet in a batch are waiting.
+    pub submitted_passes: AtomicU64,
+    pub batches: AtomicU64,
+    pub batched_passes: AtomicU64,
+    pub batched_tokens: AtomicU64,
+    /// Time spent running batches (submission to results), in nanoseconds.
+    pub busy_nanos: AtomicU64,
+}
+
+struct Waiting {
+    seq: u64,
+    pass: Pass,
+    cost: PassCost,
+    by: Submitter,
+    reply: oneshot::Sender<Result<PassResult, BatchError>>,
+}
+
+pub struct Scheduler<R: Runner> {
+    runner: R,
+    limits: PassLimits,
+    stats: Arc<ServiceStats>,
+    waiting: VecDeque<Waiting>,
+    /// Barriers with the sequence number they wait behind.
+    barriers: Vec<(u64, oneshot::Sender<()>)>,
+    next_seq: u64,
+}
+
+impl<R: Runner> Scheduler<R> {
+    pub fn new(runner: R, limits: PassLimits, stats: Arc<ServiceStats>) -> Self {
+        Self { runner, limits, stats, waiting: VecDeque::new(), barriers: Vec::new(), next_seq: 0 }
+    }
+
+    /// Runs jobs until every sender is gone.
+    pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        loop {
+            if self.waiting.is_empty() {
+                // Idle: block for the next job.
+                let Ok(job) = jobs.recv() else { return };
+                self.accept(job);
+            }
+            while let Ok(job) = jobs.try_recv() {
+                self.accept(job);
+            }
+            self.run_next_batch();
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match job {
+            Job::Forward(Submission { pass, cost, copies, by, reply }) => {
+                for (from, to) in copies {
+                    self.copy_page(from, to);
+                }
+                self.waiting.push_back(Waiting { seq, pass, cost, by, reply });
+            }
+            Job::CopyPage { from, to } => self.copy_page(from, to),
+            Job::Barrier { reply } => {
+                self.barriers.push((seq, reply));
+                self.resolve_barriers();
+            }
+        }
+    }
+
+    /// Everything before the copy runs first: it may write the source page.
+    fn copy_page(&mut self, from: u32, to: u32) {
+        while !self.waiting.is_empty() {
+            self.run_next_batch();
+        }
+        self.runner.copy_page(from, to);
+    }
+
+    /// Answers every barrier with nothing submitted before it still waiting.
+    fn resolve_barriers(&mut self) {
+        let oldest_waiting = self.waiting.iter().map(|w| w.seq).min().unwrap_or(u64::MAX);
+        let (done, still): (Vec<_>, Vec<_>) = self.barriers.drain(..).partition(|(seq, _)| *seq < oldest_waiting);
+        self.barriers = still;
+        for (_, reply) in done {
+            let _ = reply.send(());
+        }
+    }
+
+    fn run_next_batch(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let batch = take_batch(&mut self.waiting, &self.limits);
+        let (passes, replies): (Vec<Pass>, Vec<_>) = batch.into_iter().map(|w| (w.pass, w.reply)).unzip();
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
+        self.stats.batched_tokens.fetch_add(passes.iter().map(|p| p.inputs.len() as u64).sum(), Ordering::Relaxed);
+        tracing::debug!(passes = passes.len(), waiting = self.waiting.len(), "batch");
+        let started = std::time::Instant::now();
+        let ran = self.runner.forward(&passes);
+        self.stats.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match ran {
+            Ok(results) => replies.into_iter().zip(results).for_each(|(reply, r)| drop(reply.send(Ok(r)))),
+            // One bad pass must not fail its neighbours: run each alone to find it.
+            Err(e) if passes.len() > 1 => {
+                tracing::warn!("a batch of {} passes failed ({e}); running them one by one", passes.len());
+                for (pass, reply) in passes.into_iter().zip(replies) {
+                    let result = self.runner.forward(std::slice::from_ref(&pass)).map(|mut r| r.remove(0));
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
+        }
+        self.resolve_barriers();
+    }
+}
+
+/// The next batch: high priority first, each owner's passes in order, as
+/// many as fit the batch's room in every dimension (the first always goes:
+/// every pass was checked to fit a batch alone). The rest stay waiting, in
+/// order.
+fn take_batch(waiting: &mut VecDeque<Waiting>, limits: &PassLimits) -> Vec<Waiting> {
+    let mut order: Vec<usize> = (0..waiting.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(waiting[i].by.priority)); // stable: FIFO within a priority
+    let mut used = PassCost::default();
+    let mut chosen = vec![false; waiting.len()];
+    let mut blocked: HashSet<u64> = HashSet::new();
+    for i in order {
+        let w = &waiting[i];
+        if blocked.contains(&w.by.owner) {
+            continue;
+        }
+        // An earlier pass of the same owner still waiting: this one waits too.
+        if waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.owner == w.by.owner) {
+            continue;
+        }
+        let with = used.plus(w.cost);
+        if used.tokens > 0 && !with.fits(limits) {
+            // Nothing later of this owner may overtake it.
+            blocked.insert(w.by.owner);
+            continue;
+        }
+        chosen[i] = true;
+        used = with;
+    }
+    let mut batch = Vec::new();
+    let mut rest = VecDeque::new();
+    for (w, chosen) in waiting.drain(..).zip(chosen) {
+        if chosen { batch.push(w) } else { rest.push_back(w) }
+    }
+    *waiting = rest;
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::engine::batch::{Input, Output, Sampler};
+
+    fn limits(batch_tokens: u32, batch_outputs: u32) -> PassLimits {
+        PassLimits {
+            page_size: 16,
+            kv_pages: 64,
+            embedding_slots: 4,
+            vocab: 100,
+            max_top_k: 8,
+            batch_tokens,
+            batch_outputs,
+            page_table_entries: 64,
+            mask_words: 64,
+        }
+    }
+
+    /// A pass tagged by its first position, so a test can tell passes apart.
+    fn pass(tag: u32, tokens: usize) -> Pass {
+        Pass {
+            inputs: vec![Input::Token(1); tokens],
+            positions: (tag..tag + tokens as u32).collect(),
+            kv_pages: vec![0],
+            last_page_len: tokens as u32,
+            outputs: vec![Output::Token { index: 0, sampler: Sampler::greedy() }],
+            ..Pass::default()
+        }
+    }
+
+    fn cost(pass: &Pass) -> PassCost {
+        crate::engine::check::check_pass(pass, &limits(512, 128)).unwrap()
+    }
+
+    fn waiting(seq: u64, owner: u64, priority: Priority, tokens: usize) -> Waiting {
+        let pass = pass(seq as u32, tokens);
+        Waiting { seq, cost: cost(&pass), pass, by: Submitter { owner, priority }, reply: oneshot::channel().0 }
+    }
+
+    fn seqs(batch: &[Waiting]) -> Vec<u64> {
+        batch.iter().map(|w| w.seq).collect()
+    }
+
+    #[test]
+    fn everything_that_fits_goes_in_submission_order() {
+        let mut q: VecDeque<_> = (0..4).map(|i| waiting(i, i, Priority::Normal, 2)).collect();
+        assert_eq!(seqs(&take_batch(&mut q, &limits(100, 100))), [0, 1, 2, 3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn high_priority_goes_first_when_not_everything_fits() {
+        let mut q: VecDeque<_> = [
+            waiting(0, 1, Priority::Low, 4),
+            waiting(1, 2, Priority::Normal, 4),
+            waiting(2, 3, Priority::High, 4),
+        ]
+        .into();
+        assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [1, 2]);
+        assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [0]);
+    }
+
+    #[test]
+    fn an_owners_passes_keep_their_order_whatever_their_priority() {
+        // Owner 1's high-priority pass waits behind its own earlier low one.
+        let mut q: VecDeque<_> = [
+            waiting(0, 1, Priority::Low, 4),
+            waiting(1, 2, Priority::Normal, 4),
+            waiting(2, 1, Priority::High, 4),
+        ]
+        .into();
+        assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [1]);
+        assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [0]);
+        assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [2]);
+    }
+
+    #[test]
+    fn every_dimension_of_a_batch_is_counted() {
+        // Two passes of 3 samplers each do not share a batch of 4 output rows.
+        let mut q: VecDeque<_> = (0..2).map(|i| waiting(i, i, Priority::Normal, 1)).collect();
+        for w in &mut q {
+            w.pass.outputs = vec![w.pass.outputs[0].clone(); 3];
+            w.cost = cost(&w.pass);
+        }
+        assert_eq!(seqs(&take_batch(&mut q, &limits(100, 4))), [0]);
+        assert_eq!(seqs(&take_batch(&mut q, &limits(100, 4))), [1]);
+    }
+
+    /// What the fake runner was asked to do.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Event {
+        /// A batch, by the tags of its passes.
+        Batch(Vec<u32>),
+        Copy(u32, u32),
+    }
+
+    /// Records every call; fails any batch holding a pass tagged `poison`.
+    struct FakeRunner {
+        events: Arc<Mutex<Vec<Event>>>,
+        poison: Option<u32>,
+    }
+
+    impl Runner for FakeRunner {
+        fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError> {
+            let tags: Vec<u32> = passes.iter().map(|p| p.positions[0]).collect();
+            self.events.lock().unwrap().push(Event::Batch(tags.clone()));
+            if self.poison.is_some_and(|poison| tags.contains(&poison)) {
+                return Err(BatchError::Gpu("poisoned".into()));
+            }
+            Ok(tags.iter().map(|&t| PassResult { tokens: vec![t], distributions: vec![] }).collect())
+        }
+
+        fn copy_page(&mut self, from: u32, to: u32) {
+            self.events.lock().unwrap().push(Event::Copy(from, to));
+        }
+    }
+
+    struct Harness {
+        scheduler: Scheduler<FakeRunner>,
+        events: Arc<Mutex<Vec<Event>>>,
+    }
+
+    impl Harness {
+        fn new(limits: PassLimits, poison: Option<u32>) -> Self {
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let runner = FakeRunner { events: events.clone(), poison };
+            Self { scheduler: Scheduler::new(runner, limits, Arc::default()), events }
+        }
+
+        fn submit(&mut self, tag: u32, owner: u64, priority: Priority, copies: Vec<(u32, u32)>) -> PassReply {
+            let pass = pass(tag, 2);
+            let (reply, rx) = oneshot::channel();
+            let by = Submitter { owner, priority };
+            self.scheduler.accept(Job::Forward(Submission { cost: cost(&pass), pass, copies, by, reply }));
+            rx
+        }
+
+        fn barrier(&mut self) -> oneshot::Receiver<()> {
+            let (reply, rx) = oneshot::channel();
+            self.scheduler.accept(Job::Barrier { reply });
+            rx
+        }
+
+        fn run_all(&mut self) {
+            while !self.scheduler.waiting.is_empty() {
+                self.scheduler.run_next_batch();
+            }
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.events.lock().unwrap().clone()
+        }
+    }
+
+    fn answer(mut rx: PassReply) -> Result<PassResult, BatchError> {
+        rx.try_recv().expect("answered")
+    }
+
+    #[test]
+    fn waiting_passes_share_one_batch_and_each_gets_its_own_result() {
+        let mut h = Harness::new(limits(100, 100), None);
+        let replies: Vec<_> = (0..3).map(|t| h.submit(t, t as u64, Priority::Normal, vec![])).collect();
+        h.run_all();
+        assert_eq!(h.events(), [Event::Batch(vec![0, 1, 2])]);
+        for (t, rx) in replies.into_iter().enumerate() {
+            assert_eq!(answer(rx).unwrap().tokens, [t as u32]);
+        }
+    }
+
+    #[test]
+    fn a_barrier_resolves_only_after_what_came_before_it() {
+        let mut h = Harness::new(limits(2, 100), None);
+        h.submit(0, 1, Priority::Normal, vec![]);
+        h.submit(1, 2, Priority::Normal, vec![]);
+        let mut barrier = h.barrier();
+        let mut later = h.barrier();
+        assert!(barrier.try_recv().is_err(), "nothing has run yet");
+        h.scheduler.run_next_batch();
+        assert!(barrier.try_recv().is_err(), "one of the two passes still waits");
+        h.scheduler.run_next_batch();
+        assert!(barrier.try_recv().is_ok());
+        assert!(later.try_recv().is_ok());
+        // With nothing waiting, a barrier resolves at once.
+        assert!(h.barrier().try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_copy_runs_after_every_pass_before_it_and_before_its_own_pass() {
+        let mut h = Harness::new(limits(100, 100), None);
+        h.submit(0, 1, Priority::Normal, vec![]);
+        h.submit(1, 2, Priority::Normal, vec![(3, 4)]);
+        h.run_all();
+        assert_eq!(h.events(), [Event::Batch(vec![0]), Event::Copy(3, 4), Event::Batch(vec![1])]);
+    }
+
+    #[test]
+    fn high_priority_runs_first_but_an_owner_keeps_its_order() {
+        let mut h = Harness::new(limits(2, 100), None);
+        h.submit(0, 1, Priority::Low, vec![]);
+        h.submit(1, 2, Priority::Normal, vec![]);
+        h.submit(2, 3, Priority::High, vec![]);
+        h.submit(3, 1, Priority::High, vec![]);
+        h.run_all();
+        let order: Vec<Event> = [2, 1, 0, 3].into_iter().map(|t| Event::Batch(vec![t])).collect();
+        assert_eq!(h.events(), order);
+    }
+
+    #[test]
+    fn a_failed_batch_is_retried_pass_by_pass_and_only_the_culprit_fails() {
+        let mut h = Harness::new(limits(100, 100), Some(1));
+        let replies: Vec<_> = (0..3).map(|t| h.submit(t, t as u64, Priority::Normal, vec![])).collect();
+        h.run_all();
+        let alone = (0..3).map(|t| Event::Batch(vec![t]));
+        assert_eq!(h.events(), std::iter::once(Event::Batch(vec![0, 1, 2])).chain(alone).collect::<Vec<_>>());
+        let results: Vec<_> = replies.into_iter().map(answer).collect();
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert_eq!(results[1], Err(BatchError::Gpu("poisoned".into())));
+    }
+}

@@ -1,0 +1,11 @@
+//! What instances say to their clients and to each other: output streams,
+//! client inboxes, and the topic bus. Plain types; `api/messaging.rs` serves
+//! them to inferlets, the runtime and the server wire them up.
+
+pub mod bus;
+pub mod client;
+pub mod output;
+
+pub use bus::{Bus, SUBSCRIPTION_BUFFER, Subscription};
+pub use client::{BlobInbox, ClientLink, Inbox};
+pub use output::{OutputChunk, OutputSink, Stream};
