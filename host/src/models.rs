@@ -156,11 +156,10 @@ impl Model {
             .filter(|t| tokens.is_some_and(|all| all.iter().any(|v| v.as_str() == Some(t))))
             .map(str::to_string)
             .collect();
-        if let Some(eos) = file.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64).and_then(token) {
-            if !stop_tokens.contains(&eos) {
+        if let Some(eos) = file.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64).and_then(token)
+            && !stop_tokens.contains(&eos) {
                 stop_tokens.push(eos);
             }
-        }
         Ok(ModelMetadata {
             chatml,
             prompt_template,

@@ -134,7 +134,7 @@ impl Registry {
             annotations: None,
         };
         let layer = ImageLayer::new(bytes.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None);
-        let mut manifest = oci_client::manifest::OciImageManifest::build(&[layer.clone()], &config, None);
+        let mut manifest = oci_client::manifest::OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
         manifest.artifact_type = Some(WASM_CONFIG_MEDIA_TYPE.into());
         let response = self
             .client

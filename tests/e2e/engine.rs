@@ -145,12 +145,12 @@ fn prefill_then_decode_match_the_reference() {
     let (mut gpu, mut reference) = models();
     // 11 tokens on scattered pages: 2 full pages of 4, then 3 slots of the third.
     let prefill = pass(&[1, 5, 9, 200, 17, 3, 3, 42, 77, 128, 255], 0, &[5, 2, 9], 3);
-    assert_close(&gpu.forward(&[prefill.clone()]).unwrap(), &reference.forward(&[prefill]).unwrap().1, TOL);
+    assert_close(&gpu.forward(std::slice::from_ref(&prefill)).unwrap(), &reference.forward(&[prefill]).unwrap().1, TOL);
     for (step, token) in [7u32, 99, 4].into_iter().enumerate() {
         let len = 12 + step as u32;
         let pages: Vec<u32> = [5, 2, 9, 11].into_iter().take(len.div_ceil(PAGE) as usize).collect();
         let decode = pass(&[token], len - 1, &pages, (len - 1) % PAGE + 1);
-        assert_close(&gpu.forward(&[decode.clone()]).unwrap(), &reference.forward(&[decode]).unwrap().1, TOL);
+        assert_close(&gpu.forward(std::slice::from_ref(&decode)).unwrap(), &reference.forward(&[decode]).unwrap().1, TOL);
     }
 }
 
@@ -202,7 +202,7 @@ fn shared_prefix_pages_serve_two_continuations() {
     // A prefix of 6 tokens on pages [0, 1]; two continuations share page 0 and
     // each copies the partial page's slots by recomputing them on its own page.
     let prefix = pass(&[11, 12, 13, 14, 15, 16], 0, &[0, 1], 2);
-    gpu.forward(&[prefix.clone()]).unwrap();
+    gpu.forward(std::slice::from_ref(&prefix)).unwrap();
     reference.forward(&[prefix]).unwrap();
     let fork_a = pass(&[15, 16, 21, 22], 4, &[0, 2], 4);
     let fork_b = pass(&[15, 16, 31], 4, &[0, 3], 3);
@@ -218,7 +218,7 @@ fn custom_masks_match_the_reference() {
     p.mask = (0..5u32)
         .map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] })
         .collect();
-    let (gpu_result, reference_result) = (gpu.forward(&[p.clone()]).unwrap(), reference.forward(&[p.clone()]).unwrap().1);
+    let (gpu_result, reference_result) = (gpu.forward(std::slice::from_ref(&p)).unwrap(), reference.forward(std::slice::from_ref(&p)).unwrap().1);
     assert_close(&gpu_result, &reference_result, TOL);
     // And the mask changes the answer (the test would catch a kernel that ignores it).
     let mut causal = p.clone();
@@ -236,7 +236,7 @@ fn embeddings_round_trip_through_slots() {
     let mut second = pass(&[0], 0, &[1], 1);
     second.inputs = vec![Input::Embedding(5)];
     for p in [first, second] {
-        assert_close(&gpu.forward(&[p.clone()]).unwrap(), &reference.forward(&[p]).unwrap().1, TOL);
+        assert_close(&gpu.forward(std::slice::from_ref(&p)).unwrap(), &reference.forward(&[p]).unwrap().1, TOL);
     }
 }
 

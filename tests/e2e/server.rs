@@ -253,7 +253,7 @@ fn the_openai_package_gets_openai_answers() {
     let prefix = &seen["prefix"];
     let cached: Vec<u64> = prefix["cached"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
     assert_eq!(cached[0], 0, "{prefix}");
-    assert!(cached[1] >= 128 && cached[1] % 16 == 0 && cached[1] == cached[2], "{prefix}");
+    assert!(cached[1] >= 128 && cached[1].is_multiple_of(16) && cached[1] == cached[2], "{prefix}");
     assert!(prefix["prompt_tokens"][1].as_u64().unwrap() > cached[2]);
     assert_eq!(prefix["answers"][0], prefix["answers"][1], "{prefix}");
     assert_eq!(seen["stream_usage"].as_array().unwrap().len(), 1, "{}", seen["stream_usage"]);

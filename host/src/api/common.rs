@@ -272,11 +272,10 @@ impl HostBlobResult for InferletView<'_> {
 
     async fn get(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
         let result = self.table.get_mut(&this)?;
-        if result.blob.is_none() {
-            if let Some(Ok(mut from)) = result.from.as_ref().map(|f| f.try_lock()) {
+        if result.blob.is_none()
+            && let Some(Ok(mut from)) = result.from.as_ref().map(|f| f.try_lock()) {
                 result.blob = from.try_recv().ok().map(Blob);
             }
-        }
         match result.blob.take() {
             Some(blob) => Ok(Some(self.table.push(blob)?)),
             None => Ok(None),
@@ -296,14 +295,12 @@ impl HostSynchronizationResult for InferletView<'_> {
 
     async fn get(&mut self, this: Resource<SynchronizationResult>) -> wasmtime::Result<Option<bool>> {
         let sync = self.table.get_mut(&this)?;
-        if !sync.done {
-            if let Some(barrier) = &mut sync.barrier {
-                if barrier.try_recv().is_ok() {
+        if !sync.done
+            && let Some(barrier) = &mut sync.barrier
+                && barrier.try_recv().is_ok() {
                     sync.barrier = None;
                     sync.done = true;
                 }
-            }
-        }
         Ok(sync.done.then_some(true))
     }
 

@@ -47,11 +47,10 @@ impl HostClientMessage for InferletView<'_> {
 
     async fn take(&mut self, this: Resource<ClientMessage>) -> wasmtime::Result<Option<String>> {
         let m = self.table.get_mut(&this)?;
-        if m.message.is_none() {
-            if let Ok(mut inbox) = m.inbox.try_lock() {
+        if m.message.is_none()
+            && let Ok(mut inbox) = m.inbox.try_lock() {
                 m.message = inbox.try_recv().ok();
             }
-        }
         Ok(m.message.take())
     }
 

@@ -178,7 +178,7 @@ impl Holdings {
         let mut copies = Vec::new();
         let mut resources = self.service.resources.lock().unwrap();
         let pool = resources.pool(ResourceKind::KvPage);
-        for i in first_written..pass.kv_pages.len() {
+        for (i, &pointer) in pointers.iter().enumerate().skip(first_written) {
             let id = pass.kv_pages[i];
             if !pool.is_shared(id) {
                 continue;
@@ -186,7 +186,7 @@ impl Holdings {
             let copy = pool.allocate(1).map_err(HoldingsError::CopyOnWrite)?[0];
             pool.release(id);
             copies.push((id, copy));
-            self.pointers[ResourceKind::KvPage as usize].insert(pointers[i], copy);
+            self.pointers[ResourceKind::KvPage as usize].insert(pointer, copy);
             // The pointer may be listed more than once.
             pass.kv_pages.iter_mut().filter(|p| **p == id).for_each(|p| *p = copy);
         }

@@ -52,7 +52,7 @@ impl TensorType {
     /// Bytes taken by `elements` values, or `None` if they do not fill whole blocks.
     pub fn byte_size(self, elements: usize) -> Option<usize> {
         let (per_block, bytes) = self.block_layout();
-        (elements % per_block == 0).then(|| elements / per_block * bytes)
+        elements.is_multiple_of(per_block).then(|| elements / per_block * bytes)
     }
 
     pub fn is_quantized(self) -> bool {

@@ -74,7 +74,7 @@ pub struct Submission {
 }
 
 pub enum Job {
-    Forward(Submission),
+    Forward(Box<Submission>),
     CopyPage { from: u32, to: u32 },
     Barrier { reply: oneshot::Sender<()> },
 }
@@ -133,7 +133,8 @@ impl<R: Runner> Scheduler<R> {
         let seq = self.next_seq;
         self.next_seq += 1;
         match job {
-            Job::Forward(Submission { pass, cost, copies, by, reply }) => {
+            Job::Forward(submission) => {
+                let Submission { pass, cost, copies, by, reply } = *submission;
                 for (from, to) in copies {
                     self.copy_page(from, to);
                 }
@@ -367,7 +368,7 @@ mod tests {
             let pass = pass(tag, 2);
             let (reply, rx) = oneshot::channel();
             let by = Submitter { owner, priority };
-            self.scheduler.accept(Job::Forward(Submission { cost: cost(&pass), pass, copies, by, reply }));
+            self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, by, reply })));
             rx
         }
 

@@ -80,7 +80,7 @@ impl ModelService {
     pub(crate) fn submit_checked(&self, pass: Pass, cost: PassCost, copies: Vec<(u32, u32)>, by: Submitter) -> PassReply {
         let (reply, rx) = oneshot::channel();
         self.stats.submitted_passes.fetch_add(1, Ordering::Relaxed);
-        self.send(Job::Forward(Submission { pass, cost, copies, by, reply }));
+        self.send(Job::Forward(Box::new(Submission { pass, cost, copies, by, reply })));
         rx
     }
 

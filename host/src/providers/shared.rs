@@ -90,10 +90,9 @@ impl<B: ProviderBindings> SharedInstance<B> {
     /// Runs `call` only on the instance of `generation`, if it still lives.
     pub async fn call_if_live(&self, generation: u64, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<()>) {
         let mut live = self.live.lock().await;
-        if let Some(l) = live.as_mut().filter(|l| l.generation == generation) {
-            if call(l).await.is_err() {
+        if let Some(l) = live.as_mut().filter(|l| l.generation == generation)
+            && call(l).await.is_err() {
                 *live = None;
             }
-        }
     }
 }

@@ -61,6 +61,9 @@ pub enum ProgramError {
     NoEntryPoint,
 }
 
+/// Replaces a component's bytes before it is compiled (providers composed in), or keeps them (`None`).
+pub(crate) type Prepare<'a> = dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String> + 'a;
+
 /// Linked programs by content hash, in memory for this process; their
 /// compiled components are cached on disk too (`ComponentCache`).
 pub(crate) struct ProgramCache {
@@ -80,7 +83,7 @@ impl ProgramCache {
         &self,
         bytes: &[u8],
         linker: &Linker<InstanceState>,
-        prepare: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String>,
+        prepare: &Prepare<'_>,
     ) -> Result<Arc<Program>, ProgramError> {
         let hash = blake3::hash(bytes);
         if let Some(program) = self.loaded.lock().unwrap().get(&hash) {

@@ -89,19 +89,19 @@ impl LlamaConfig {
         let invalid = |key: &str, value: usize, problem| {
             Err(ConfigError::Invalid { key: format!("{}.{key}", self.architecture), value: value.to_string(), problem })
         };
-        if self.d_model % self.n_head != 0 {
+        if !self.d_model.is_multiple_of(self.n_head) {
             return invalid("embedding_length", self.d_model, "not a multiple of the head count");
         }
-        if self.n_head % self.n_kv_head != 0 {
+        if !self.n_head.is_multiple_of(self.n_kv_head) {
             return invalid("attention.head_count_kv", self.n_kv_head, "not a divisor of the head count");
         }
         if self.head_dim > 256 {
             return invalid("embedding_length", self.d_model, "giving heads wider than 256, which the attention kernel does not support");
         }
-        if self.rope_dim > self.head_dim || self.rope_dim % 2 != 0 {
+        if self.rope_dim > self.head_dim || !self.rope_dim.is_multiple_of(2) {
             return invalid("rope.dimension_count", self.rope_dim, "not an even number up to the head size");
         }
-        if self.d_model % 32 != 0 || self.d_ff % 32 != 0 {
+        if !self.d_model.is_multiple_of(32) || !self.d_ff.is_multiple_of(32) {
             return invalid("embedding_length", self.d_model, "with feed_forward_length, not a multiple of 32");
         }
         Ok(())
