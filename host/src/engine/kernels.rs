@@ -7,6 +7,8 @@
 //! input vector). The sampling kernels are `shaders/reduce.wgsl` followed by
 //! the kernel.
 
+pub mod preprocess;
+
 use std::collections::HashMap;
 
 use bytemuck::{Pod, Zeroable};
