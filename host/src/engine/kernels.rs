@@ -1,11 +1,7 @@
-//! The WGSL kernels: their sources (from `shaders/`, with the tiny include
-//! scheme below), their compiled pipelines, and the `Params` each one takes —
-//! `#[repr(C)]` structs that mirror the WGSL structs field for field.
-//!
-//! Includes: a matrix kernel is `shaders/matrix.wgsl` (params and bindings),
-//! `shaders/quant/<type>.wgsl` (block loaders), then the kernel; `embed` takes only the part before `// #dot` (it needs no
-//! input vector). The sampling kernels are `shaders/reduce.wgsl` followed by
-//! the kernel.
+//! The WGSL kernels: their sources (from `shaders/`, variants made by the
+//! preprocessor in `preprocess.rs`), their compiled pipelines, and the
+//! `Params` each one takes — `#[repr(C)]` structs that mirror the WGSL
+//! structs field for field.
 
 pub mod preprocess;
 
@@ -15,38 +11,49 @@ use bytemuck::{Pod, Zeroable};
 
 use super::quant::TensorType;
 
-macro_rules! shader {
-    ($name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $name))
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)))),*]
     };
 }
 
-const MATRIX: &str = shader!("matrix.wgsl");
-const MATMUL: &str = shader!("matmul.wgsl");
-const MATMUL_TILED: &str = shader!("matmul_tiled.wgsl");
-const MATVEC: &str = shader!("matvec.wgsl");
-const SUM_SHARED: &str = shader!("sum_shared.wgsl");
-const SUM_SUBGROUP: &str = shader!("sum_subgroup.wgsl");
-const EMBED: &str = shader!("embed.wgsl");
-const RMS_NORM: &str = shader!("rms_norm.wgsl");
-const ROPE_KV: &str = shader!("rope_kv.wgsl");
-const ATTENTION: &str = shader!("attention.wgsl");
-const REDUCE: &str = shader!("reduce.wgsl");
-const SAMPLE: &str = shader!("sample.wgsl");
-const DISTRIBUTION: &str = shader!("distribution.wgsl");
+/// Every file under `shaders/`, by its path there: what `#include` can name.
+const SHADERS: &[(&str, &str)] = embedded![
+    "attention.wgsl",
+    "distribution.wgsl",
+    "embed.wgsl",
+    "kv.wgsl",
+    "matmul.wgsl",
+    "matmul_tiled.wgsl",
+    "matrix.wgsl",
+    "matvec.wgsl",
+    "quant.wgsl",
+    "quant/f16.wgsl",
+    "quant/f32.wgsl",
+    "quant/q4_0.wgsl",
+    "quant/q4_1.wgsl",
+    "quant/q4_nibbles.wgsl",
+    "quant/q8_0.wgsl",
+    "reduce.wgsl",
+    "rms_norm.wgsl",
+    "rope_kv.wgsl",
+    "sample.wgsl",
+    "sum_shared.wgsl",
+    "sum_subgroup.wgsl",
+];
 
-/// The KV kernels name their cache element type `KV_T`.
-fn with_kv_type(source: &str, half: bool) -> String {
-    if half { format!("enable f16;\n{}", source.replace("KV_T", "f16")) } else { source.replace("KV_T", "f32") }
+fn shader(path: &str) -> Option<&'static str> {
+    SHADERS.iter().find(|(name, _)| *name == path).map(|(_, source)| *source)
 }
 
-fn quant_source(ty: TensorType) -> &'static str {
+/// The name `shaders/quant.wgsl` picks a weight type's loaders by.
+fn weights_define(ty: TensorType) -> &'static str {
     match ty {
-        TensorType::F32 => shader!("quant/f32.wgsl"),
-        TensorType::F16 => shader!("quant/f16.wgsl"),
-        TensorType::Q4_0 => shader!("quant/q4_0.wgsl"),
-        TensorType::Q4_1 => shader!("quant/q4_1.wgsl"),
-        TensorType::Q8_0 => shader!("quant/q8_0.wgsl"),
+        TensorType::F32 => "WEIGHTS_F32",
+        TensorType::F16 => "WEIGHTS_F16",
+        TensorType::Q4_0 => "WEIGHTS_Q4_0",
+        TensorType::Q4_1 => "WEIGHTS_Q4_1",
+        TensorType::Q8_0 => "WEIGHTS_Q8_0",
     }
 }
 
@@ -69,29 +76,27 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    fn source(self) -> String {
+    /// The shader file the variant starts from, and the names its `#if`s see.
+    fn shader(self) -> (&'static str, Vec<&'static str>) {
         match self {
-            Kernel::MatMul(ty) => format!("{MATRIX}\n{}\n{MATMUL}", quant_source(ty)),
-            Kernel::MatMulTiled(ty) => format!("{MATRIX}\n{}\n{MATMUL_TILED}", quant_source(ty)),
-            Kernel::MatVec(ty, false) => format!("{MATRIX}\n{}\n{SUM_SHARED}\n{MATVEC}", quant_source(ty)),
-            // The entry point takes the subgroup builtins and hands them to `reduce64`.
-            Kernel::MatVec(ty, true) => format!("{MATRIX}\n{}\n{SUM_SUBGROUP}\n{MATVEC}", quant_source(ty))
-                .replace(
-                    "/*SUBGROUP_BUILTINS*/",
-                    ", @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32",
-                )
-                .replace("/*SUBGROUP_INIT*/", "lane = sg_lane;\n    lanes = sg_size;"),
-            Kernel::Embed(ty) => {
-                let quant = quant_source(ty);
-                let loaders = quant.split("// #dot").next().unwrap_or(quant);
-                format!("{loaders}\n{EMBED}")
-            }
-            Kernel::RmsNorm => RMS_NORM.to_string(),
-            Kernel::RopeKv(half) => with_kv_type(ROPE_KV, half),
-            Kernel::Attention(half) => with_kv_type(ATTENTION, half),
-            Kernel::Sample => format!("{REDUCE}\n{SAMPLE}"),
-            Kernel::Distribution => format!("{REDUCE}\n{DISTRIBUTION}"),
+            Kernel::MatMul(ty) => ("matmul.wgsl", vec![weights_define(ty)]),
+            Kernel::MatMulTiled(ty) => ("matmul_tiled.wgsl", vec![weights_define(ty)]),
+            Kernel::MatVec(ty, false) => ("matvec.wgsl", vec![weights_define(ty)]),
+            Kernel::MatVec(ty, true) => ("matvec.wgsl", vec![weights_define(ty), "SUBGROUPS"]),
+            Kernel::Embed(ty) => ("embed.wgsl", vec![weights_define(ty)]),
+            Kernel::RmsNorm => ("rms_norm.wgsl", vec![]),
+            Kernel::RopeKv(half) => ("rope_kv.wgsl", if half { vec!["KV_F16"] } else { vec![] }),
+            Kernel::Attention(half) => ("attention.wgsl", if half { vec!["KV_F16"] } else { vec![] }),
+            Kernel::Sample => ("sample.wgsl", vec![]),
+            Kernel::Distribution => ("distribution.wgsl", vec![]),
         }
+    }
+
+    /// The variant's WGSL. The embedded sources are checked by the tests, so
+    /// a failure here is a bug in them.
+    fn source(self) -> String {
+        let (file, defines) = self.shader();
+        preprocess::preprocess(file, &defines, &shader).unwrap_or_else(|e| panic!("{self:?}: {e}"))
     }
 
     /// The matrix kernels share one explicit bind-group layout, so a layer's
@@ -292,6 +297,27 @@ mod tests {
         assert_eq!(size_of::<GpuSampler>(), 32);
         assert_eq!(size_of::<DistributionParams>(), 16);
         assert_eq!(size_of::<GpuDistributionRequest>(), 16);
+    }
+
+    /// `#include` can only name what is embedded: every shader file must be.
+    #[test]
+    fn every_shader_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders");
+        let mut found = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "wgsl") {
+                    found.push(path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        found.sort();
+        let embedded: Vec<String> = SHADERS.iter().map(|(name, _)| name.to_string()).collect();
+        assert_eq!(found, embedded);
     }
 
     /// Every variant's WGSL parses and validates (naga, no GPU needed).
