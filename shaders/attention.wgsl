@@ -3,6 +3,8 @@
 // masked slots. One workgroup per (head, token); 64 slots per chunk with an
 // online softmax, so any context length fits.
 
+#include "kv.wgsl"
+
 struct Params {
     tokens: u32,
     n_head: u32,
@@ -14,22 +16,9 @@ struct Params {
     _pad1: u32,
 }
 
-struct Token {
-    position: u32,
-    kv_slot: u32,
-    ctx_len: u32,
-    table_offset: u32,
-    mask_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-const NO_MASK: u32 = 0xffffffffu;
 const CHUNK: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
-// KV_T: f16 or f32, as in `rope_kv.wgsl`.
 @group(0) @binding(1) var<storage, read> k_cache: array<KV_T>;
 @group(0) @binding(2) var<storage, read> v_cache: array<KV_T>;
 @group(0) @binding(3) var<storage, read> page_table: array<u32>;

@@ -1,7 +1,9 @@
-// Top-k distributions, one workgroup per request (`reduce.wgsl` is included
-// first): softmax(logits / temperature) over the whole vocabulary, then every
-// token at or above the k-th largest probability is written out as (id, p), at
-// most `cap` of them; the host sorts and keeps k.
+// Top-k distributions, one workgroup per request: softmax(logits /
+// temperature) over the whole vocabulary, then every token at or above the
+// k-th largest probability is written out as (id, p), at most `cap` of them;
+// the host sorts and keeps k.
+
+#include "reduce.wgsl"
 
 struct Params {
     vocab: u32,

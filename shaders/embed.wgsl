@@ -1,6 +1,10 @@
 // x[t, :] = the embedding row of token ids[t], dequantized; an id with the high
 // bit set names an embedding slot instead, whose row is copied from `slots`.
-// The quant include before this file defines `weight_at`.
+// `weight_at` comes from the weight type's loaders; embed has no input vector,
+// so it takes them without `block_dot`.
+
+#define LOADERS_ONLY
+#include "quant.wgsl"
 
 struct Params {
     dim: u32,

@@ -1,9 +1,9 @@
 // out[t, off + r] (+)= sum_k W[r, k] * x[t, k] for a quantized W; one thread per
-// (row, token). The quant include before this file defines `block_dot`.
+// (row, token). `block_dot` comes from the weight type's loaders.
 // Mode 1 adds into `out` (the residual stream); mode 2 treats W as [gate; up]
 // stacked (2n rows) and writes silu(gate) * up.
 
-// Params and bindings: `matrix.wgsl`.
+#include "matrix.wgsl"
 
 fn row_dot(row: u32, xo: u32) -> f32 {
     let blocks = p.k / 32u;

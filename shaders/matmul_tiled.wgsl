@@ -1,10 +1,10 @@
 // Prefill: out (+)= W · x for many tokens. A workgroup takes 64 rows × 8
 // tokens: the 8 tokens' slice of x goes through workgroup memory once per
 // block, and each weight block is dequantized once for all 8 tokens (8×
-// fewer weight reads than one thread per (row, token)). The quant include
-// before this file defines `dequant_block`; modes as in `matmul.wgsl`.
+// fewer weight reads than one thread per (row, token)). `dequant_block`
+// comes from the weight type's loaders; modes as in `matrix.wgsl`.
 
-// Params and bindings: `matrix.wgsl`.
+#include "matrix.wgsl"
 
 const TILE_T: u32 = 8u;
 var<workgroup> xs: array<f32, 256>;

@@ -1,5 +1,5 @@
-// The matrix kernels' parameters and bindings (included after the quant
-// loaders, before `matmul.wgsl`, `matmul_tiled.wgsl` or `matvec.wgsl`).
+// The matrix kernels' parameters, bindings and weight loaders (included by
+// `matmul.wgsl`, `matmul_tiled.wgsl` and `matvec.wgsl`).
 // Mode 0 stores, mode 1 adds into `out` (the residual stream), mode 2 treats
 // W as [gate; up] stacked (2n rows) and writes silu(gate) * up.
 
@@ -19,3 +19,5 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+
+#include "quant.wgsl"

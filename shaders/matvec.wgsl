@@ -1,14 +1,29 @@
 // Decode on a GPU: one workgroup per output row, its 64 invocations
 // splitting the row's blocks, then a workgroup sum (`reduce64`, from
-// `sum_subgroup.wgsl` when the adapter has subgroups, else
-// `sum_shared.wgsl`). Rows past 65535 wrap into y. The quant include
-// before this file defines `block_dot`; modes as in `matmul.wgsl`.
+// `sum_subgroup.wgsl` when the host defines SUBGROUPS, else
+// `sum_shared.wgsl`). Rows past 65535 wrap into y. `block_dot` comes from
+// the weight type's loaders; modes as in `matrix.wgsl`.
 
-// Params and bindings: `matrix.wgsl`.
+#include "matrix.wgsl"
+#ifdef SUBGROUPS
+#include "sum_subgroup.wgsl"
+#else
+#include "sum_shared.wgsl"
+#endif
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 /*SUBGROUP_BUILTINS*/) {
-    /*SUBGROUP_INIT*/
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+#ifdef SUBGROUPS
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+#endif
+) {
+#ifdef SUBGROUPS
+    lane = sg_lane;
+    lanes = sg_size;
+#endif
     let row = wid.x + wid.y * 65535u;
     if (row >= p.n) {
         return;

@@ -2,6 +2,8 @@
 // position), then write its key and value heads into its slot of the paged KV
 // cache. `qkv` rows are [q heads | k heads | v heads]. One workgroup per token.
 
+#include "kv.wgsl"
+
 struct Params {
     tokens: u32,
     n_head: u32,
@@ -13,20 +15,8 @@ struct Params {
     _pad: u32,
 }
 
-struct Token {
-    position: u32,
-    kv_slot: u32,       // physical slot: page * page_size + offset
-    ctx_len: u32,       // KV slots the token attends over, its own included
-    table_offset: u32,  // first page of its pass in `page_table`
-    mask_offset: u32,   // first word of its mask bits, or NO_MASK (causal)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 @group(0) @binding(0) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> tokens: array<Token>;
-// KV_T is f16 when the adapter has shader-f16 (half the KV memory), else f32.
 @group(0) @binding(2) var<storage, read_write> k_cache: array<KV_T>;
 @group(0) @binding(3) var<storage, read_write> v_cache: array<KV_T>;
 @group(0) @binding(4) var<uniform> p: Params;

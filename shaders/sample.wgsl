@@ -1,8 +1,10 @@
-// On-GPU sampling, one workgroup per sampled token (`reduce.wgsl` is included
-// first). Temperature 0 is argmax (lowest id on ties). Otherwise the logits are
-// scaled by 1/temperature, filtered by top-k, then top-p (over what top-k
-// kept), then min-p, and a token is drawn from what remains by inverse CDF in
-// id order with the caller's uniform number.
+// On-GPU sampling, one workgroup per sampled token. Temperature 0 is argmax
+// (lowest id on ties). Otherwise the logits are scaled by 1/temperature,
+// filtered by top-k, then top-p (over what top-k kept), then min-p, and a
+// token is drawn from what remains by inverse CDF in id order with the
+// caller's uniform number.
+
+#include "reduce.wgsl"
 
 struct Params {
     vocab: u32,

@@ -1,6 +1,7 @@
 // Workgroup sum over 64 invocations: `subgroupAdd` within each subgroup, then
 // one partial per subgroup through workgroup memory. The kernel's entry point
-// stores its subgroup builtins in `lane` and `lanes`.
+// stores its subgroup builtins in `lane` and `lanes` (entry-point builtins
+// cannot be read from here).
 var<private> lane: u32;
 var<private> lanes: u32;
 var<workgroup> sums: array<f32, 64>;

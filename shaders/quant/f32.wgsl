@@ -16,7 +16,8 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
+#ifndef LOADERS_ONLY
+// Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
 fn block_dot(b: u32, xo: u32) -> f32 {
     _ = ws[0];
     let xi = xo / 4u;
@@ -27,3 +28,4 @@ fn block_dot(b: u32, xo: u32) -> f32 {
     }
     return acc;
 }
+#endif

@@ -1,42 +1,19 @@
-// Q4_0 weights, repacked at load: per 32-weight block, 4 words of nibbles in `wq`
-// (byte j holds weight j in its low nibble, weight j+16 in its high one) and
-// the scale d in `ws`. weight = d * (q - 8).
-const WORDS_PER_BLOCK: u32 = 4u;
+// Q4_0 weights: the nibbles of `q4_nibbles.wgsl` and the scale d per block in
+// `ws`. weight = d * (q - 8).
+#include "quant/q4_nibbles.wgsl"
 
-fn weight_at(b: u32, i: u32) -> f32 {
-    let byte = (wq[4u * b + (i % 16u) / 4u] >> (8u * (i % 4u))) & 0xffu;
-    let q = select(byte & 0xfu, byte >> 4u, i >= 16u);
-    return ws[b] * (f32(q) - 8.0);
+struct Q4Scale {
+    d: f32,
 }
 
-fn dequant_block(b: u32) -> array<f32, 32> {
-    var w: array<f32, 32>;
-    let d = ws[b];
-    for (var i = 0u; i < 4u; i++) {
-        let word = wq[4u * b + i];
-        for (var k = 0u; k < 4u; k++) {
-            let byte = (word >> (8u * k)) & 0xffu;
-            w[4u * i + k] = d * (f32(byte & 0xfu) - 8.0);
-            w[4u * i + k + 16u] = d * (f32(byte >> 4u) - 8.0);
-        }
-    }
-    return w;
+fn q4_scale(b: u32) -> Q4Scale {
+    return Q4Scale(ws[b]);
 }
 
-// #dot: what follows reads the input `x` (as vec4: a block is 8 of them) bound by the including kernel.
-fn block_dot(b: u32, xo: u32) -> f32 {
-    let d = ws[b];
-    let xi = xo / 4u;
-    var acc = 0.0;
-    var xsum = 0.0;
-    for (var w = 0u; w < 4u; w++) {
-        let word = wq[4u * b + w];
-        let lo = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
-        let hi = vec4<f32>(vec4<u32>(word >> 4u, word >> 12u, word >> 20u, word >> 28u) & vec4<u32>(0xfu));
-        let x0 = x[xi + w];
-        let x1 = x[xi + w + 4u];
-        acc += dot(lo, x0) + dot(hi, x1);
-        xsum += dot(x0 + x1, vec4<f32>(1.0));
-    }
-    return d * (acc - 8.0 * xsum);
+fn q4_weight(s: Q4Scale, q: f32) -> f32 {
+    return s.d * (q - 8.0);
+}
+
+fn q4_dot(s: Q4Scale, acc: f32, xsum: f32) -> f32 {
+    return s.d * (acc - 8.0 * xsum);
 }

@@ -3,7 +3,7 @@
 //! Slow by design; it exists to be obviously right.
 
 use super::config::LlamaConfig;
-use super::llama::Capacity;
+use super::capacity::Capacity;
 use super::weights::ModelTensors;
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::kernels::{EMBED_SLOT_FLAG, NO_MASK};

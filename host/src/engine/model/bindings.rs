@@ -1,0 +1,79 @@
+//! Every dispatch's bind group, made once at load: the forward only picks
+//! them up in order.
+
+use super::buffers::Buffers;
+use super::gpu_weights::GpuWeights;
+use super::kv_cache::KvCache;
+use super::readback::Readback;
+use super::uniforms::Uniforms;
+use super::weights::GpuMatrix;
+use crate::engine::kernels::{BoundMatrix, Kernels, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+
+pub struct LayerBindings {
+    pub attn_norm: wgpu::BindGroup,
+    pub qkv: BoundMatrix,
+    pub rope: wgpu::BindGroup,
+    pub attention: wgpu::BindGroup,
+    pub o: BoundMatrix,
+    pub ffn_norm: wgpu::BindGroup,
+    pub gate_up: BoundMatrix,
+    pub down: BoundMatrix,
+}
+
+pub struct Bindings {
+    pub embed: BoundMatrix,
+    pub layers: Vec<LayerBindings>,
+    pub output_norm: wgpu::BindGroup,
+    pub head: BoundMatrix,
+    pub sample: wgpu::BindGroup,
+    pub distribution: wgpu::BindGroup,
+}
+
+/// `weights` · `x` into `out`, with `params`.
+fn bind_matrix(kernels: &mut Kernels, label: &str, weights: &GpuMatrix, x: &wgpu::Buffer, out: &wgpu::Buffer, params: &wgpu::Buffer) -> BoundMatrix {
+    matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params }.bind(kernels, label)
+}
+
+impl Bindings {
+    pub fn new(kernels: &mut Kernels, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
+        let e = &weights.embed;
+        let embedding = embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params: &u.embed }.bind(kernels);
+        let layers = weights
+            .layers
+            .iter()
+            .zip(&kv.layers)
+            .map(|(l, [k_cache, v_cache])| LayerBindings {
+                attn_norm: rms_norm::Bindings { x: &b.x, weight: &l.attn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, "attn_norm"),
+                qkv: bind_matrix(kernels, "qkv", &l.qkv, &b.h, &b.qkv, &u.qkv),
+                rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
+                attention: attention::Bindings {
+                    kv: kv.ty,
+                    qkv: &b.qkv,
+                    k_cache,
+                    v_cache,
+                    page_table: &b.page_table,
+                    tokens: &b.tokens,
+                    masks: &b.masks,
+                    out: &b.attn,
+                    params: &u.attention,
+                }
+                .bind(kernels),
+                o: bind_matrix(kernels, "o", &l.o, &b.attn, &b.x, &u.o),
+                ffn_norm: rms_norm::Bindings { x: &b.x, weight: &l.ffn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, "ffn_norm"),
+                gate_up: bind_matrix(kernels, "gate_up", &l.gate_up, &b.h, &b.ffn, &u.gate_up),
+                down: bind_matrix(kernels, "down", &l.down, &b.ffn, &b.x, &u.down),
+            })
+            .collect();
+        let r = readback;
+        Self {
+            embed: embedding,
+            layers,
+            output_norm: rms_norm::Bindings { x: &b.x, weight: &weights.output_norm, rows: &b.logit_rows, out: &b.h_out, params: &u.norm_out }
+                .bind(kernels, "output_norm"),
+            head: bind_matrix(kernels, "lm_head", weights.head(), &b.h_out, &b.logits, &u.head),
+            sample: sample::Bindings { logits: &b.logits, samplers: &b.samplers, sampled: &r.sampled, params: &u.sample }.bind(kernels),
+            distribution: distribution::Bindings { logits: &b.logits, requests: &b.requests, ids: &r.ids, probs: &r.probs, counts: &r.counts, params: &u.distribution }
+                .bind(kernels),
+        }
+    }
+}

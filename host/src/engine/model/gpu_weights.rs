@@ -1,0 +1,59 @@
+//! The model's weights uploaded: matrices repacked for the kernels (fused
+//! where one dispatch computes several), norm weights as f32.
+
+use super::weights::{GpuMatrix, ModelTensors, TensorRef, WeightsError, storage};
+
+pub struct GpuLayer {
+    pub attn_norm: wgpu::Buffer,
+    /// q | k | v stacked.
+    pub qkv: GpuMatrix,
+    pub o: GpuMatrix,
+    pub ffn_norm: wgpu::Buffer,
+    /// gate | up stacked.
+    pub gate_up: GpuMatrix,
+    pub down: GpuMatrix,
+}
+
+pub struct GpuWeights {
+    pub embed: GpuMatrix,
+    /// `None` when the model ties its LM head to the embedding.
+    head: Option<GpuMatrix>,
+    pub output_norm: wgpu::Buffer,
+    pub layers: Vec<GpuLayer>,
+}
+
+fn norm_weights(device: &wgpu::Device, t: &TensorRef) -> wgpu::Buffer {
+    storage(device, t.name, bytemuck::cast_slice(&t.to_f32()))
+}
+
+impl GpuWeights {
+    /// `progress` is told each tensor's size as it lands.
+    pub fn upload(device: &wgpu::Device, tensors: &ModelTensors, progress: &dyn Fn(u64)) -> Result<Self, WeightsError> {
+        let embed = GpuMatrix::upload(device, &[tensors.embed])?;
+        progress(tensors.embed.bytes.len() as u64);
+        let head = if std::ptr::eq(tensors.lm_head.bytes, tensors.embed.bytes) {
+            None
+        } else {
+            progress(tensors.lm_head.bytes.len() as u64);
+            Some(GpuMatrix::upload(device, &[tensors.lm_head])?)
+        };
+        let output_norm = norm_weights(device, &tensors.output_norm);
+        let mut layers = Vec::with_capacity(tensors.layers.len());
+        for t in &tensors.layers {
+            layers.push(GpuLayer {
+                attn_norm: norm_weights(device, &t.attn_norm),
+                qkv: GpuMatrix::upload(device, &[t.q, t.k, t.v])?,
+                o: GpuMatrix::upload(device, &[t.o])?,
+                ffn_norm: norm_weights(device, &t.ffn_norm),
+                gate_up: GpuMatrix::upload(device, &[t.gate, t.up])?,
+                down: GpuMatrix::upload(device, &[t.down])?,
+            });
+            progress([t.q, t.k, t.v, t.o, t.gate, t.up, t.down, t.attn_norm, t.ffn_norm].iter().map(|t| t.bytes.len() as u64).sum());
+        }
+        Ok(Self { embed, head, output_norm, layers })
+    }
+
+    pub fn head(&self) -> &GpuMatrix {
+        self.head.as_ref().unwrap_or(&self.embed)
+    }
+}

@@ -1,0 +1,97 @@
+//! One uniform buffer per distinct parameter block of a batch, and the
+//! parameters each batch writes into them.
+
+use super::buffers::{buffer, write};
+use super::capacity::Capacity;
+use super::config::LlamaConfig;
+use crate::engine::kernels::{attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+use crate::engine::plan::BatchPlan;
+
+pub struct Uniforms {
+    pub embed: wgpu::Buffer,
+    /// Every layer's two norms: all input rows.
+    pub norm: wgpu::Buffer,
+    /// The output norm: the rows whose logits were asked for.
+    pub norm_out: wgpu::Buffer,
+    pub qkv: wgpu::Buffer,
+    pub o: wgpu::Buffer,
+    pub gate_up: wgpu::Buffer,
+    pub down: wgpu::Buffer,
+    pub head: wgpu::Buffer,
+    pub rope: wgpu::Buffer,
+    pub attention: wgpu::Buffer,
+    pub sample: wgpu::Buffer,
+    pub distribution: wgpu::Buffer,
+}
+
+fn uniform<T>(device: &wgpu::Device, label: &str) -> wgpu::Buffer {
+    buffer(device, label, size_of::<T>() as u64, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
+}
+
+impl Uniforms {
+    pub fn new(device: &wgpu::Device) -> Self {
+        Self {
+            embed: uniform::<embed::Params>(device, "embed"),
+            norm: uniform::<rms_norm::Params>(device, "norm"),
+            norm_out: uniform::<rms_norm::Params>(device, "norm_out"),
+            qkv: uniform::<matrix::Params>(device, "qkv"),
+            o: uniform::<matrix::Params>(device, "o"),
+            gate_up: uniform::<matrix::Params>(device, "gate_up"),
+            down: uniform::<matrix::Params>(device, "down"),
+            head: uniform::<matrix::Params>(device, "head"),
+            rope: uniform::<rope_kv::Params>(device, "rope"),
+            attention: uniform::<attention::Params>(device, "attention"),
+            sample: uniform::<sample::Params>(device, "sample"),
+            distribution: uniform::<distribution::Params>(device, "distribution"),
+        }
+    }
+
+    /// The parameters of `plan`'s dispatches.
+    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan) {
+        use matrix::Mode::{Add, Store, SwiGlu};
+        let t = plan.ids.len() as u32;
+        let o = plan.logit_rows.len() as u32;
+        let d = c.d_model as u32;
+        write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
+        write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
+        write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
+        write(queue, &self.qkv, &[matrix::Params::new(c.d_model, c.qkv_width(), t, Store)]);
+        write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
+        write(queue, &self.gate_up, &[matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu)]);
+        write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
+        write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
+        write(
+            queue,
+            &self.rope,
+            &[rope_kv::Params {
+                tokens: t,
+                n_head: c.n_head as u32,
+                n_kv_head: c.n_kv_head as u32,
+                head_dim: c.head_dim as u32,
+                rope_dim: c.rope_dim as u32,
+                neox: c.rope_neox as u32,
+                freq_base: c.rope_base,
+                _pad: 0,
+            }],
+        );
+        write(
+            queue,
+            &self.attention,
+            &[attention::Params {
+                tokens: t,
+                n_head: c.n_head as u32,
+                n_kv_head: c.n_kv_head as u32,
+                head_dim: c.head_dim as u32,
+                page_size: capacity.page_size,
+                scale: 1.0 / (c.head_dim as f32).sqrt(),
+                _pad: [0; 2],
+            }],
+        );
+        write(queue, &self.sample, &[sample::Params { vocab: c.vocab as u32, samplers: plan.samplers.len() as u32, _pad: [0; 2] }]);
+        write(
+            queue,
+            &self.distribution,
+            &[distribution::Params { vocab: c.vocab as u32, requests: plan.distributions.len() as u32, cap: capacity.distribution_cap(), _pad: 0 }],
+        );
+    }
+}

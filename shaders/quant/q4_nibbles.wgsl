@@ -1,0 +1,47 @@
+// The 4-bit layout Q4_0 and Q4_1 share, repacked at load: per 32-weight block,
+// 4 words of nibbles in `wq` (byte j holds weight j in its low nibble, weight
+// j+16 in its high one). The including type file says what a nibble means:
+// `Q4Scale` and `q4_scale(b)` (the block's constants in `ws`), `q4_weight(s, q)`
+// (one weight from its nibble q) and `q4_dot(s, acc, xsum)` (a block's dot
+// product from acc = sum q * x and xsum = sum x).
+const WORDS_PER_BLOCK: u32 = 4u;
+
+fn weight_at(b: u32, i: u32) -> f32 {
+    let byte = (wq[4u * b + (i % 16u) / 4u] >> (8u * (i % 4u))) & 0xffu;
+    let q = select(byte & 0xfu, byte >> 4u, i >= 16u);
+    return q4_weight(q4_scale(b), f32(q));
+}
+
+fn dequant_block(b: u32) -> array<f32, 32> {
+    var w: array<f32, 32>;
+    let s = q4_scale(b);
+    for (var i = 0u; i < 4u; i++) {
+        let word = wq[4u * b + i];
+        for (var k = 0u; k < 4u; k++) {
+            let byte = (word >> (8u * k)) & 0xffu;
+            w[4u * i + k] = q4_weight(s, f32(byte & 0xfu));
+            w[4u * i + k + 16u] = q4_weight(s, f32(byte >> 4u));
+        }
+    }
+    return w;
+}
+
+#ifndef LOADERS_ONLY
+// Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
+fn block_dot(b: u32, xo: u32) -> f32 {
+    let s = q4_scale(b);
+    let xi = xo / 4u;
+    var acc = 0.0;
+    var xsum = 0.0;
+    for (var w = 0u; w < 4u; w++) {
+        let word = wq[4u * b + w];
+        let lo = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
+        let hi = vec4<f32>(vec4<u32>(word >> 4u, word >> 12u, word >> 20u, word >> 28u) & vec4<u32>(0xfu));
+        let x0 = x[xi + w];
+        let x1 = x[xi + w + 4u];
+        acc += dot(lo, x0) + dot(hi, x1);
+        xsum += dot(x0 + x1, vec4<f32>(1.0));
+    }
+    return q4_dot(s, acc, xsum);
+}
+#endif
