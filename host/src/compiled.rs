@@ -103,4 +103,3 @@ pub fn check_component_header(bytes: &[u8]) -> Result<(), CompileError> {
         _ => Err(CompileError::Invalid(format!("unknown WebAssembly layer {:?}", &bytes[6..8]))),
     }
 }
-

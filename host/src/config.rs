@@ -212,10 +212,8 @@ pub enum ConfigError {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let config: Config =
-            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
         config.validate()?;
         Ok(config)
     }
@@ -223,10 +221,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if !(l.wall_time_secs.is_finite() && l.wall_time_secs > 0.0) {
-            return Err(ConfigError::Invalid(format!(
-                "limits.wall_time_secs must be a positive number of seconds, got {}",
-                l.wall_time_secs
-            )));
+            return Err(ConfigError::Invalid(format!("limits.wall_time_secs must be a positive number of seconds, got {}", l.wall_time_secs)));
         }
         if l.memory_mib == 0 {
             return Err(ConfigError::Invalid("limits.memory_mib must be at least 1".into()));

@@ -157,16 +157,11 @@ impl Model {
             .map(str::to_string)
             .collect();
         if let Some(eos) = file.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64).and_then(token)
-            && !stop_tokens.contains(&eos) {
-                stop_tokens.push(eos);
-            }
-        Ok(ModelMetadata {
-            chatml,
-            prompt_template,
-            stop_tokens,
-            tokenizer_json: tokenizer_json.into(),
-            context_length: config.context_length,
-        })
+            && !stop_tokens.contains(&eos)
+        {
+            stop_tokens.push(eos);
+        }
+        Ok(ModelMetadata { chatml, prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), context_length: config.context_length })
     }
 
     fn load(&self) -> Result<Arc<ModelService>, ModelError> {
@@ -256,11 +251,7 @@ impl ModelRegistry {
 
     /// Names of the models that have every one of `traits`.
     pub fn names_with_traits(&self, traits: &[String]) -> Vec<String> {
-        self.models
-            .iter()
-            .filter(|m| traits.iter().all(|t| m.traits.contains(t)))
-            .map(|m| m.name.clone())
-            .collect()
+        self.models.iter().filter(|m| traits.iter().all(|t| m.traits.contains(t))).map(|m| m.name.clone()).collect()
     }
 
     /// Models whose engine is running.

@@ -44,7 +44,9 @@ pub enum RegistryError {
     BadReference { reference: String, detail: String },
     #[error("registry {registry} is unreachable: {detail}")]
     Unreachable { registry: String, detail: String },
-    #[error("registry {registry} refused the credentials (give --username/--password, CRUST_REGISTRY_USERNAME/PASSWORD or [registry] in the config): {detail}")]
+    #[error(
+        "registry {registry} refused the credentials (give --username/--password, CRUST_REGISTRY_USERNAME/PASSWORD or [registry] in the config): {detail}"
+    )]
     AuthRefused { registry: String, detail: String },
     #[error("`{0}` does not exist in the registry (unknown repository or tag)")]
     NotFound(String),
@@ -88,7 +90,9 @@ pub struct Pulled {
 /// Whether `arg` names a registry artifact rather than a file: it has a
 /// registry host and a tag or digest, and is not an existing path.
 pub fn is_reference(arg: &str) -> bool {
-    !Path::new(arg).exists() && arg.contains('/') && (arg.contains('@') || arg.rsplit('/').next().is_some_and(|last| last.contains(':')))
+    !Path::new(arg).exists()
+        && arg.contains('/')
+        && (arg.contains('@') || arg.rsplit('/').next().is_some_and(|last| last.contains(':')))
         && arg.split('/').next().is_some_and(|host| host.contains('.') || host.contains(':') || host == "localhost")
 }
 
@@ -106,10 +110,7 @@ impl Registry {
     pub fn new(config: &RegistryConfig, cache_dir: &Path) -> Self {
         // TLS needs one process-wide crypto provider; the first registry installs ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::new(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.insecure.clone()),
-            ..Default::default()
-        });
+        let client = Client::new(ClientConfig { protocol: ClientProtocol::HttpsExcept(config.insecure.clone()), ..Default::default() });
         Self { client, auth: config.auth(), cache_dir: cache_dir.join("oci") }
     }
 
@@ -121,13 +122,8 @@ impl Registry {
     pub async fn push(&self, bytes: &[u8], reference: &str, component: ComponentSummary) -> Result<String, RegistryError> {
         let image = Self::parse(reference)?;
         let layer_digest = sha256_digest(bytes);
-        let config = WasmConfig {
-            created: now_rfc3339(),
-            architecture: "wasm".into(),
-            os: "wasip2".into(),
-            layer_digests: vec![layer_digest],
-            component,
-        };
+        let config =
+            WasmConfig { created: now_rfc3339(), architecture: "wasm".into(), os: "wasip2".into(), layer_digests: vec![layer_digest], component };
         let config = OciConfig {
             data: serde_json::to_vec(&config).expect("serializable").into(),
             media_type: WASM_CONFIG_MEDIA_TYPE.into(),
@@ -136,11 +132,7 @@ impl Registry {
         let layer = ImageLayer::new(bytes.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None);
         let mut manifest = oci_client::manifest::OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
         manifest.artifact_type = Some(WASM_CONFIG_MEDIA_TYPE.into());
-        let response = self
-            .client
-            .push(&image, &[layer], config, &self.auth, Some(manifest))
-            .await
-            .map_err(|e| classify(reference, &image, e))?;
+        let response = self.client.push(&image, &[layer], config, &self.auth, Some(manifest)).await.map_err(|e| classify(reference, &image, e))?;
         let digest = response.manifest_url.rsplit('/').next().unwrap_or_default().to_string();
         Ok(if digest.starts_with("sha256:") { digest } else { self.resolve(reference).await? })
     }

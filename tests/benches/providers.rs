@@ -89,7 +89,11 @@ fn main() {
             wasm_tokenize,
             wasm_tokenize / native_tokenize
         );
-        println!("detokenize {} ids            {wasm_detokenize:>10.0} ns   native {native_detokenize:>8.0} ns   provider/native {:.2}", ids.len(), wasm_detokenize / native_detokenize);
+        println!(
+            "detokenize {} ids            {wasm_detokenize:>10.0} ns   native {native_detokenize:>8.0} ns   provider/native {:.2}",
+            ids.len(),
+            wasm_detokenize / native_detokenize
+        );
 
         // Launch: bare, and with one kvs call (the provider is shared: nothing per launch).
         let bare = launch_p50(&disk, &program, &[]).await;
@@ -104,7 +108,8 @@ fn main() {
         let probe = disk.load_program_file(&inferlet("pubsub-probe")).unwrap();
         let (sink, mut output) = crust::runtime::OutputSink::channel();
         let listen = (0..8).map(|_| {
-            let launch = Launch { arguments: ["listen", "fan-out", "1000"].map(String::from).to_vec(), output: Some(sink.clone()), ..Launch::default() };
+            let launch =
+                Launch { arguments: ["listen", "fan-out", "1000"].map(String::from).to_vec(), output: Some(sink.clone()), ..Launch::default() };
             let (rt, probe) = (&disk, &probe);
             async move { rt.run(probe, launch).await.unwrap() }
         });
@@ -122,7 +127,11 @@ fn main() {
         };
         futures::join!(listeners, publisher);
         let elapsed = started.unwrap().elapsed().as_secs_f64();
-        println!("broadcast fan-out           {:>10.0} deliveries/s (1000 messages x 8 subscribers in {:.1} ms, delivered and read)", 8000.0 / elapsed, elapsed * 1e3);
+        println!(
+            "broadcast fan-out           {:>10.0} deliveries/s (1000 messages x 8 subscribers in {:.1} ms, delivered and read)",
+            8000.0 / elapsed,
+            elapsed * 1e3
+        );
     });
 }
 

@@ -55,7 +55,9 @@ fn main() {
         );
         println!(
             "host call     {:>8.1} ns (median of 5; runtime.get-instance-id)   budget {} ns   ratio {:.2}",
-            call, CALL_BUDGET_NS, call / CALL_BUDGET_NS
+            call,
+            CALL_BUDGET_NS,
+            call / CALL_BUDGET_NS
         );
     });
 }

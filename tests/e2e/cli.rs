@@ -95,11 +95,7 @@ fn files_that_are_not_inferlets_are_refused_clearly() {
         ("garbage.wasm", b"definitely not wasm", "not a WebAssembly file"),
         ("core.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
         ("truncated.wasm", b"\0asm\x0d\0\x01\0\x01\xff", "invalid component"),
-        (
-            "missing-import.wat",
-            br#"(component (import "acme:tools/lasers" (instance (export "fire" (func)))))"#,
-            "acme:tools/lasers",
-        ),
+        ("missing-import.wat", br#"(component (import "acme:tools/lasers" (instance (export "fire" (func)))))"#, "acme:tools/lasers"),
         ("no-entry.wat", b"(component)", "exports neither `inferlet:core/run` nor `wasi:cli/run` nor `wasi:http/incoming-handler`"),
     ];
     for (name, bytes, expected) in cases {

@@ -114,10 +114,7 @@ fn pass(tokens: &[u32], start: u32, pages: &[u32], last: u32) -> Pass {
         mask: vec![],
         outputs: (0..n)
             .flat_map(|index| {
-                [
-                    Output::Distribution { index, temperature: 1.0, top_k: VOCAB as u32 },
-                    Output::Token { index, sampler: Sampler::greedy() },
-                ]
+                [Output::Distribution { index, temperature: 1.0, top_k: VOCAB as u32 }, Output::Token { index, sampler: Sampler::greedy() }]
             })
             .collect(),
     }
@@ -185,7 +182,8 @@ fn an_f16_kv_cache_stays_close_to_the_reference() {
 #[test]
 fn a_batch_of_mixed_lengths_matches_each_pass_alone() {
     let (mut gpu, mut reference) = models();
-    let passes = vec![pass(&[3, 1, 4, 1, 5, 9], 0, &[0, 1], 2), pass(&[2, 7], 0, &[2], 2), pass(&[10, 20, 30, 40, 50, 60, 70, 80, 90], 0, &[3, 4, 5], 1)];
+    let passes =
+        vec![pass(&[3, 1, 4, 1, 5, 9], 0, &[0, 1], 2), pass(&[2, 7], 0, &[2], 2), pass(&[10, 20, 30, 40, 50, 60, 70, 80, 90], 0, &[3, 4, 5], 1)];
     let batched = gpu.forward(&passes).unwrap();
     assert_close(&batched, &reference.forward(&passes).unwrap().1, TOL);
     // Alone, on fresh pages, each pass gives the same results.
@@ -215,9 +213,7 @@ fn custom_masks_match_the_reference() {
     let (mut gpu, mut reference) = models();
     let mut p = pass(&[5, 6, 7, 8, 9], 0, &[0, 1], 1);
     // Row i sees its context with slot 1 hidden (from row 2 on) and itself.
-    p.mask = (0..5u32)
-        .map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] })
-        .collect();
+    p.mask = (0..5u32).map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] }).collect();
     let (gpu_result, reference_result) = (gpu.forward(std::slice::from_ref(&p)).unwrap(), reference.forward(std::slice::from_ref(&p)).unwrap().1);
     assert_close(&gpu_result, &reference_result, TOL);
     // And the mask changes the answer (the test would catch a kernel that ignores it).
@@ -287,11 +283,15 @@ fn samplers_draw_from_the_right_distribution() {
     assert!(ranked[..3].iter().all(|t| top3.contains(t)), "all three are drawn");
     // Top-p keeps the smallest set whose mass reaches p.
     let mut mass = 0.0;
-    let nucleus: Vec<u32> = ranked.iter().copied().take_while(|&t| {
-        let inside = mass < 0.3;
-        mass += probs[t as usize];
-        inside
-    }).collect();
+    let nucleus: Vec<u32> = ranked
+        .iter()
+        .copied()
+        .take_while(|&t| {
+            let inside = mass < 0.3;
+            mass += probs[t as usize];
+            inside
+        })
+        .collect();
     let top_p = draw(&mut gpu, Sampler { top_p: Some(0.3), ..plain }, 240);
     assert!(top_p.iter().all(|t| nucleus.contains(t)), "nucleus {nucleus:?}, drawn {top_p:?}");
     // Min-p keeps tokens at least min_p times as likely as the likeliest.
@@ -310,10 +310,7 @@ fn distributions_are_sorted_and_sum_like_the_softmax() {
     let (mut gpu, mut reference) = models();
     let probs = context_probs(&mut reference);
     let mut p = pass(&[9, 8, 7], 0, &[0], 3);
-    p.outputs = vec![
-        Output::Distribution { index: 2, temperature: 1.0, top_k: 32 },
-        Output::Distribution { index: 2, temperature: 0.0, top_k: 4 },
-    ];
+    p.outputs = vec![Output::Distribution { index: 2, temperature: 1.0, top_k: 32 }, Output::Distribution { index: 2, temperature: 0.0, top_k: 4 }];
     let result = gpu.forward(&[p]).unwrap().remove(0);
     let (ids, ps) = &result.distributions[0];
     assert_eq!(ids.len(), 32);

@@ -55,10 +55,7 @@ async fn a_memory_hog_is_stopped_while_its_neighbour_completes() {
 async fn a_trap_ends_only_its_instance() {
     let rt = runtime(limits(30.0, 256, 8), "trap-and-hello");
     let (trap_path, hello_path) = (inferlet("trap"), inferlet("hello"));
-    let (trap, hello) = tokio::join!(
-        run_instance(&rt, &trap_path, &["a", "b"]),
-        run_instance(&rt, &hello_path, &["beside", "trap"]),
-    );
+    let (trap, hello) = tokio::join!(run_instance(&rt, &trap_path, &["a", "b"]), run_instance(&rt, &hello_path, &["beside", "trap"]),);
     assert_hello_completed(&hello);
     let error = trap.outcome.unwrap_err();
     assert!(matches!(error, InstanceError::Trap(ref m) if m.contains("unreachable")), "{error}");

@@ -12,10 +12,7 @@ use crate::crust;
 fn chat_keeps_its_context_across_turns() {
     let dir = scratch_dir("messaging-chat");
     let chat = inferlet("chat");
-    let run = crust(
-        &["run", chat.to_str().unwrap(), "--send", "What is the capital of France?", "--send", "And of Italy?", "--send", "/exit"],
-        &dir,
-    );
+    let run = crust(&["run", chat.to_str().unwrap(), "--send", "What is the capital of France?", "--send", "And of Italy?", "--send", "/exit"], &dir);
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", run.stdout);
@@ -38,7 +35,8 @@ fn eight_subscribers_get_every_message_in_order_until_they_unsubscribe() {
         let (sink, mut output) = OutputSink::channel();
         let listeners: Vec<_> = (0..8)
             .map(|_| {
-                let launch = Launch { arguments: ["listen", "numbers", "100"].map(String::from).to_vec(), output: Some(sink.clone()), ..Launch::default() };
+                let launch =
+                    Launch { arguments: ["listen", "numbers", "100"].map(String::from).to_vec(), output: Some(sink.clone()), ..Launch::default() };
                 let (runtime, probe) = (&runtime, &probe);
                 async move { runtime.run(probe, launch).await }
             })

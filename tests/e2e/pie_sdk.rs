@@ -23,9 +23,5 @@ fn a_pie_sdk_err_fails_the_run_with_its_text() {
     let run = crust(&["run", &path, "--", "x", "y", "z"], &cache);
     assert_eq!(run.status, Some(1));
     assert!(run.stderr.contains("pie-fail is about to fail"), "its stderr streams: {}", run.stderr);
-    assert!(
-        run.stderr.contains("the inferlet failed: pie-fail refused with 3 argument(s)"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("the inferlet failed: pie-fail refused with 3 argument(s)"), "{}", run.stderr);
 }

@@ -140,11 +140,9 @@ fn a_missing_wrong_or_trapping_provider_is_named_and_ends_only_that_instance() {
     let not_there = dir.join("no-such-provider.wasm");
     let wrong = inferlet("hello"); // a component that exports no kvs
     let faulty = provider_file("kvs_faulty_provider.wasm"); // traps on every call
-    for (provider, expected) in [
-        (not_there.clone(), "no-such-provider.wasm"),
-        (wrong, "inferlet:core/kvs"),
-        (faulty, "the kvs provider failed in store-get"),
-    ] {
+    for (provider, expected) in
+        [(not_there.clone(), "no-such-provider.wasm"), (wrong, "inferlet:core/kvs"), (faulty, "the kvs provider failed in store-get")]
+    {
         let config = Config {
             cache_dir: Some(dir.join("cache")),
             data_dir: Some(dir.join("data")),

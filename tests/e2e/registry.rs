@@ -28,7 +28,8 @@ impl RegistryServer {
             storage.display()
         );
         if basic_auth {
-            let out = Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().expect("htpasswd (apache2-utils) is installed by `just setup`");
+            let out =
+                Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().expect("htpasswd (apache2-utils) is installed by `just setup`");
             std::fs::write(dir.join("htpasswd"), out.stdout).unwrap();
             config += &format!("auth:\n  htpasswd:\n    realm: crust-test\n    path: {}\n", dir.join("htpasswd").display());
         }
@@ -211,10 +212,7 @@ fn what_is_not_an_inferlet_is_refused_by_name() {
     assert!(pushed.stderr.contains("acme:tools/lasers"), "{}", pushed.stderr);
 
     // Something pushed by another tool that is not a component is refused on pull.
-    let registry = crust::oci::Registry::new(
-        &crust::oci::RegistryConfig { insecure: vec![server.host.clone()], ..Default::default() },
-        &cache,
-    );
+    let registry = crust::oci::Registry::new(&crust::oci::RegistryConfig { insecure: vec![server.host.clone()], ..Default::default() }, &cache);
     let reference = server.reference("x/core:v1");
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         registry.push(b"\0asm\x01\0\0\0", &reference, Default::default()).await.unwrap();

@@ -134,10 +134,7 @@ fn path(name: &str) -> String {
 
 /// The next event, or a failure if none comes within a minute (a hung test says so).
 async fn next(instance: &mut crust_client::Instance) -> Event {
-    tokio::time::timeout(Duration::from_secs(120), instance.next())
-        .await
-        .expect("no event within two minutes")
-        .expect("the connection closed")
+    tokio::time::timeout(Duration::from_secs(120), instance.next()).await.expect("no event within two minutes").expect("the connection closed")
 }
 
 async fn until_end(instance: &mut crust_client::Instance) -> (Vec<Event>, EventCode, String) {
@@ -414,10 +411,7 @@ async fn authentication_is_required_and_users_see_only_their_own() {
     assert_eq!(code, EventCode::Aborted);
 
     // --no-auth is for loopback only.
-    let open = Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
-        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0"])
-        .output()
-        .unwrap();
+    let open = Command::new(env!("CARGO_BIN_EXE_crust-under-test")).args(["serve", "--no-auth", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert_eq!(open.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&open.stderr).contains("loopback"), "{}", String::from_utf8_lossy(&open.stderr));
 }
@@ -428,11 +422,8 @@ async fn bad_input_gets_an_error_and_the_server_keeps_serving() {
     let client = server.client(ALICE).await;
 
     client.send_raw(b"\xc1 not msgpack".to_vec()).unwrap();
-    let unknown = client
-        .request_raw(1_000_001, encode(&serde_json::json!({"type": "no_such_message", "corr_id": 1_000_001})))
-        .await
-        .unwrap_err()
-        .to_string();
+    let unknown =
+        client.request_raw(1_000_001, encode(&serde_json::json!({"type": "no_such_message", "corr_id": 1_000_001}))).await.unwrap_err().to_string();
     assert!(unknown.contains("malformed message"), "{unknown}");
     let events = client.take_server_events();
     assert!(events.iter().any(|e| e.contains("malformed message")), "{events:?}");

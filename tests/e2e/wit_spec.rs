@@ -102,11 +102,8 @@ fn load() -> Resolve {
 #[test]
 fn inferlet_core_matches_the_spec() {
     let resolve = load();
-    let (_, package) = resolve
-        .packages
-        .iter()
-        .find(|(_, p)| p.name.namespace == "inferlet" && p.name.name == "core")
-        .expect("wit/ has package inferlet:core");
+    let (_, package) =
+        resolve.packages.iter().find(|(_, p)| p.name.namespace == "inferlet" && p.name.name == "core").expect("wit/ has package inferlet:core");
     assert_eq!(package.name.version, None, "inferlet:core is unversioned, as in the spec");
     let mut actual = Vec::new();
     for (name, id) in &package.interfaces {
@@ -135,9 +132,7 @@ fn the_imports_world_and_both_entry_shapes_exist() {
         resolve
             .worlds
             .iter()
-            .find(|(_, w)| {
-                w.name == name && w.package.is_some_and(|p| resolve.packages[p].name.to_string().starts_with(package))
-            })
+            .find(|(_, w)| w.name == name && w.package.is_some_and(|p| resolve.packages[p].name.to_string().starts_with(package)))
             .map(|(_, w)| w)
             .unwrap_or_else(|| panic!("world {package}/{name} is missing"))
     };

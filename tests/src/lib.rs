@@ -81,12 +81,7 @@ async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>) -
             Stream::Blob => {}
         }
     }
-    InstanceRun {
-        outcome,
-        messages,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    InstanceRun { outcome, messages, stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::from_utf8_lossy(&stderr).into_owned() }
 }
 
 /// The default model the way the host's own commands use it: its registry

@@ -27,8 +27,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-pub use protocol::{EventCode, InstanceInfo};
 use protocol::{ClientMessage, ServerMessage, content_hash};
+pub use protocol::{EventCode, InstanceInfo};
 
 /// What an instance did, in order; `End` comes once and last.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,8 +183,7 @@ impl Client {
     /// Launches an uploaded program. A `detached` instance outlives this connection.
     pub async fn launch(&self, hash: &str, arguments: &[String], detached: bool) -> Result<Instance, ClientError> {
         let corr_id = self.corr_id();
-        let message =
-            ClientMessage::LaunchInstance { corr_id, program_hash: hash.into(), arguments: arguments.to_vec(), detached };
+        let message = ClientMessage::LaunchInstance { corr_id, program_hash: hash.into(), arguments: arguments.to_vec(), detached };
         self.launched(corr_id, message).await
     }
 
@@ -192,20 +191,14 @@ impl Client {
     /// server's address; it outlives this connection. Its events are its stdout and stderr.
     pub async fn launch_server(&self, hash: &str, port: u16, arguments: &[String]) -> Result<Instance, ClientError> {
         let corr_id = self.corr_id();
-        let message = ClientMessage::LaunchServerInstance {
-            corr_id,
-            port: port.into(),
-            program_hash: hash.into(),
-            arguments: arguments.to_vec(),
-        };
+        let message = ClientMessage::LaunchServerInstance { corr_id, port: port.into(), program_hash: hash.into(), arguments: arguments.to_vec() };
         self.launched(corr_id, message).await
     }
 
     /// Launches a program the server pulls from an OCI registry.
     pub async fn launch_reference(&self, reference: &str, arguments: &[String], detached: bool) -> Result<Instance, ClientError> {
         let corr_id = self.corr_id();
-        let message =
-            ClientMessage::LaunchReference { corr_id, reference: reference.into(), arguments: arguments.to_vec(), detached };
+        let message = ClientMessage::LaunchReference { corr_id, reference: reference.into(), arguments: arguments.to_vec(), detached };
         self.launched(corr_id, message).await
     }
 

@@ -271,8 +271,7 @@ mod tests {
 
     #[test]
     fn event_codes_travel_as_integers() {
-        let message =
-            ServerMessage::InstanceEvent { instance_id: "i".into(), event: EventCode::Completed, message: "ok".into() };
+        let message = ServerMessage::InstanceEvent { instance_id: "i".into(), event: EventCode::Completed, message: "ok".into() };
         let decoded: ServerMessage = rmp_serde::from_slice(&encode(&message)).unwrap();
         assert!(matches!(decoded, ServerMessage::InstanceEvent { event: EventCode::Completed, .. }));
         // The map's `event` value is the positive fixint 1.

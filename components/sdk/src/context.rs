@@ -25,7 +25,12 @@ pub enum Sampler {
     Greedy,
     /// Sample from softmax(logits / temperature), optionally cut to the top k,
     /// to the top p of probability mass, or to tokens above min p × the top one.
-    Sample { temperature: f32, top_k: Option<u32>, top_p: Option<f32>, min_p: Option<f32> },
+    Sample {
+        temperature: f32,
+        top_k: Option<u32>,
+        top_p: Option<f32>,
+        min_p: Option<f32>,
+    },
 }
 
 /// When generation ends.

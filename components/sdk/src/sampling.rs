@@ -29,11 +29,15 @@ pub fn pick(ids: &[u32], probs: &[f32], top_k: Option<u32>, top_p: Option<f32>, 
     let mut kept = probs.len().min(top_k.map_or(usize::MAX, |k| k as usize)).max(1);
     if let Some(top_p) = top_p {
         let mut mass = 0.0;
-        kept = probs[..kept].iter().take_while(|&&p| {
-            let before = mass;
-            mass += p;
-            before < top_p
-        }).count().max(1);
+        kept = probs[..kept]
+            .iter()
+            .take_while(|&&p| {
+                let before = mass;
+                mass += p;
+                before < top_p
+            })
+            .count()
+            .max(1);
     }
     let total: f32 = probs[..kept].iter().sum();
     let mut target = u * total;

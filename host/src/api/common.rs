@@ -10,8 +10,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
 use super::bindings::inferlet::core::common::{
-    Host, HostBlob, HostBlobResult, HostDebugQueryResult, HostModel, HostQueue, HostSynchronizationResult, Pointer,
-    Priority,
+    Host, HostBlob, HostBlobResult, HostDebugQueryResult, HostModel, HostQueue, HostSynchronizationResult, Pointer, Priority,
 };
 use super::{InferletView, misuse};
 use crate::engine::holdings::{Holdings, HoldingsError};
@@ -273,9 +272,10 @@ impl HostBlobResult for InferletView<'_> {
     async fn get(&mut self, this: Resource<BlobResult>) -> wasmtime::Result<Option<Resource<Blob>>> {
         let result = self.table.get_mut(&this)?;
         if result.blob.is_none()
-            && let Some(Ok(mut from)) = result.from.as_ref().map(|f| f.try_lock()) {
-                result.blob = from.try_recv().ok().map(Blob);
-            }
+            && let Some(Ok(mut from)) = result.from.as_ref().map(|f| f.try_lock())
+        {
+            result.blob = from.try_recv().ok().map(Blob);
+        }
         match result.blob.take() {
             Some(blob) => Ok(Some(self.table.push(blob)?)),
             None => Ok(None),
@@ -297,10 +297,11 @@ impl HostSynchronizationResult for InferletView<'_> {
         let sync = self.table.get_mut(&this)?;
         if !sync.done
             && let Some(barrier) = &mut sync.barrier
-                && barrier.try_recv().is_ok() {
-                    sync.barrier = None;
-                    sync.done = true;
-                }
+            && barrier.try_recv().is_ok()
+        {
+            sync.barrier = None;
+            sync.done = true;
+        }
         Ok(sync.done.then_some(true))
     }
 
@@ -330,13 +331,7 @@ impl Host for InferletView<'_> {
         })
     }
 
-    async fn export_resources(
-        &mut self,
-        queue: Resource<QueueHandle>,
-        resource_type: u32,
-        ptrs: Vec<Pointer>,
-        name: String,
-    ) -> wasmtime::Result<()> {
+    async fn export_resources(&mut self, queue: Resource<QueueHandle>, resource_type: u32, ptrs: Vec<Pointer>, name: String) -> wasmtime::Result<()> {
         self.resource_call(&queue, resource_type, "common.export-resources", |h, kind| h.export(kind, &ptrs, &name))
     }
 

@@ -11,10 +11,10 @@ use crate::engine::holdings::Holdings;
 use crate::engine::service::ModelService;
 use crate::messaging::{Bus, ClientLink};
 use crate::models::ModelRegistry;
+use crate::providers::ProviderError;
 use crate::providers::Providers;
 use crate::providers::kvs::KvsProvider;
 use crate::providers::tokenize::TokenizeProvider;
-use crate::providers::ProviderError;
 
 /// Host-wide state every instance can read.
 pub struct InferletHost {

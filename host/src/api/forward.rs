@@ -260,7 +260,13 @@ impl Host for InferletView<'_> {
         Ok(())
     }
 
-    async fn output_distributions(&mut self, pass: Resource<PassBuilder>, indices: Vec<u32>, temperature: f32, top_k: Option<u32>) -> wasmtime::Result<()> {
+    async fn output_distributions(
+        &mut self,
+        pass: Resource<PassBuilder>,
+        indices: Vec<u32>,
+        temperature: f32,
+        top_k: Option<u32>,
+    ) -> wasmtime::Result<()> {
         const CALL: &str = "forward.output-distributions";
         let top_k = top_k.unwrap_or(32);
         let builder = self.pass(&pass, CALL)?;
@@ -287,7 +293,14 @@ impl Host for InferletView<'_> {
         self.want_tokens(&pass, "forward.output-tokens-min-p", indices, sampler(temperature, None, None, Some(min_p)))
     }
 
-    async fn output_tokens_top_k_top_p(&mut self, pass: Resource<PassBuilder>, indices: Vec<u32>, temperature: f32, top_k: u32, top_p: f32) -> wasmtime::Result<()> {
+    async fn output_tokens_top_k_top_p(
+        &mut self,
+        pass: Resource<PassBuilder>,
+        indices: Vec<u32>,
+        temperature: f32,
+        top_k: u32,
+        top_p: f32,
+    ) -> wasmtime::Result<()> {
         self.want_tokens(&pass, "forward.output-tokens-top-k-top-p", indices, sampler(temperature, Some(top_k), Some(top_p), None))
     }
 }

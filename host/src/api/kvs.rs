@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use super::InferletView;
 use super::bindings::inferlet::core::kvs::Host;
 use super::misuse;
 use crate::providers::kvs::KvsProvider;
-use super::InferletView;
 
 impl InferletView<'_> {
     fn kvs_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<KvsProvider>>> + Send + 'static {

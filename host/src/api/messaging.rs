@@ -6,9 +6,9 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
+use super::InferletView;
 use super::bindings::crust::host::messaging::{Host, HostClientMessage, HostTopicSubscription};
 use super::common::{Blob, BlobResult};
-use super::InferletView;
 use crate::messaging::{Inbox, Stream, Subscription};
 
 /// The next message from the client, once it arrives.
@@ -48,9 +48,10 @@ impl HostClientMessage for InferletView<'_> {
     async fn take(&mut self, this: Resource<ClientMessage>) -> wasmtime::Result<Option<String>> {
         let m = self.table.get_mut(&this)?;
         if m.message.is_none()
-            && let Ok(mut inbox) = m.inbox.try_lock() {
-                m.message = inbox.try_recv().ok();
-            }
+            && let Ok(mut inbox) = m.inbox.try_lock()
+        {
+            m.message = inbox.try_recv().ok();
+        }
         Ok(m.message.take())
     }
 

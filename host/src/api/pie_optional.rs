@@ -5,10 +5,10 @@
 
 use wasmtime::component::Resource;
 
+use super::InferletView;
 use super::bindings::inferlet::core::common::{Blob, BlobResult, Pointer, Queue};
 use super::bindings::inferlet::core::forward::ForwardPass;
 use super::bindings::inferlet::{adapter, image, zo};
-use super::InferletView;
 
 fn not_supported<T>(function: &str) -> wasmtime::Result<T> {
     Err(wasmtime::format_err!("not supported: {function} (Crust has no LoRA adapters or image input)"))
@@ -33,16 +33,7 @@ impl zo::evolve::Host for InferletView<'_> {
         not_supported("inferlet:zo/evolve.set-adapter-seed")
     }
 
-    async fn initialize_adapter(
-        &mut self,
-        _: Resource<Queue>,
-        _: Pointer,
-        _: u32,
-        _: f32,
-        _: u32,
-        _: f32,
-        _: f32,
-    ) -> wasmtime::Result<()> {
+    async fn initialize_adapter(&mut self, _: Resource<Queue>, _: Pointer, _: u32, _: f32, _: u32, _: f32, _: f32) -> wasmtime::Result<()> {
         not_supported("inferlet:zo/evolve.initialize-adapter")
     }
 

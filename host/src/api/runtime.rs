@@ -2,9 +2,9 @@
 
 use wasmtime::component::Resource;
 
+use super::InferletView;
 use super::bindings::inferlet::core::runtime::Host;
 use super::common::{DebugQueryResult, ModelHandle};
-use super::InferletView;
 
 impl Host for InferletView<'_> {
     async fn get_version(&mut self) -> wasmtime::Result<String> {

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
+use super::InferletView;
 use super::bindings::inferlet::core::tokenize::{Host, HostTokenizer};
 use super::common::ModelHandle;
 use super::misuse;
 use crate::providers::tokenize::{TokenizeProvider, TokenizerHandle};
-use super::InferletView;
 
 impl InferletView<'_> {
     fn tokenize_provider(&self, call: &'static str) -> impl Future<Output = wasmtime::Result<Arc<TokenizeProvider>>> + Send + 'static {

@@ -27,7 +27,10 @@ pub(crate) fn run(config: &Config, _args: ModelsArgs) -> anyhow::Result<()> {
         match LlamaConfig::from_gguf(&file) {
             Ok(c) => {
                 println!("  architecture: {}", c.architecture);
-                println!("  layers: {}, d_model: {}, heads: {} ({} KV), head dim: {}, ffn: {}", c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.head_dim, c.d_ff);
+                println!(
+                    "  layers: {}, d_model: {}, heads: {} ({} KV), head dim: {}, ffn: {}",
+                    c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.head_dim, c.d_ff
+                );
                 println!("  vocab: {}, context: {}, RoPE base: {}, RMS eps: {}", c.vocab, c.context_length, c.rope_base, c.rms_eps);
             }
             Err(e) => println!("  status: unsupported: {e}"),

@@ -72,7 +72,14 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
             };
         }
     });
-    let launch = Launch { arguments: args.arguments, output: Some(sink), instance_id: None, inbox: Some(client_messages(args.send)), blobs: None, export_scope: None };
+    let launch = Launch {
+        arguments: args.arguments,
+        output: Some(sink),
+        instance_id: None,
+        inbox: Some(client_messages(args.send)),
+        blobs: None,
+        export_scope: None,
+    };
     let outcome = runtime.run(&program, launch).await;
     let _ = printer.await;
     match outcome {

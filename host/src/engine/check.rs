@@ -137,10 +137,12 @@ impl PassCost {
             ("KV page references", self.page_table, limits.page_table_entries, None),
             ("attention-mask words", self.mask_words, limits.mask_words, None),
         ];
-        bounds
-            .into_iter()
-            .find(|&(_, count, max, _)| count > max as usize)
-            .map(|(what, count, max, setting)| Problem::TooLarge { what, count, max, setting })
+        bounds.into_iter().find(|&(_, count, max, _)| count > max as usize).map(|(what, count, max, setting)| Problem::TooLarge {
+            what,
+            count,
+            max,
+            setting,
+        })
     }
 
     pub fn fits(&self, limits: &PassLimits) -> bool {
@@ -274,14 +276,7 @@ pub fn check_pass(pass: &Pass, limits: &PassLimits) -> Result<PassCost, Invalid>
         }
     }
 
-    let cost = PassCost {
-        tokens: n,
-        logit_rows: logit_rows.len(),
-        samplers,
-        distributions,
-        page_table: pass.kv_pages.len(),
-        mask_words,
-    };
+    let cost = PassCost { tokens: n, logit_rows: logit_rows.len(), samplers, distributions, page_table: pass.kv_pages.len(), mask_words };
     match cost.over(limits) {
         Some(problem) => Err(problem.at(Part::Whole)),
         None => Ok(cost),

@@ -21,10 +21,7 @@ pub struct Resources {
 
 impl Resources {
     pub fn new(kv_pages: u32, embedding_slots: u32) -> Self {
-        Self {
-            pools: [SharedPool::new("KV pages", kv_pages), SharedPool::new("embedding slots", embedding_slots)],
-            exports: Default::default(),
-        }
+        Self { pools: [SharedPool::new("KV pages", kv_pages), SharedPool::new("embedding slots", embedding_slots)], exports: Default::default() }
     }
 
     pub fn pool(&mut self, kind: ResourceKind) -> &mut SharedPool {
@@ -62,11 +59,7 @@ impl Resources {
 
     /// A scope's export names with how many ids each holds.
     pub fn exports(&self, kind: ResourceKind, scope: &str) -> Vec<(String, u32)> {
-        self.exports[kind as usize]
-            .iter()
-            .filter(|((s, _), _)| s == scope)
-            .map(|((_, name), ids)| (name.clone(), ids.len() as u32))
-            .collect()
+        self.exports[kind as usize].iter().filter(|((s, _), _)| s == scope).map(|((_, name), ids)| (name.clone(), ids.len() as u32)).collect()
     }
 }
 

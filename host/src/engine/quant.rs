@@ -169,13 +169,9 @@ mod tests {
     #[test]
     fn quantize_then_dequantize_is_close() {
         let values: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) / 10.0).collect();
-        for (ty, tolerance) in [
-            (TensorType::F32, 0.0),
-            (TensorType::F16, 0.002),
-            (TensorType::Q8_0, 0.02),
-            (TensorType::Q4_1, 0.22),
-            (TensorType::Q4_0, 0.45),
-        ] {
+        for (ty, tolerance) in
+            [(TensorType::F32, 0.0), (TensorType::F16, 0.002), (TensorType::Q8_0, 0.02), (TensorType::Q4_1, 0.22), (TensorType::Q4_0, 0.45)]
+        {
             let back = dequantize(ty, &quantize(ty, &values));
             assert_eq!(back.len(), values.len());
             let err = values.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);

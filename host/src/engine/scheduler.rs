@@ -287,12 +287,7 @@ mod tests {
 
     #[test]
     fn high_priority_goes_first_when_not_everything_fits() {
-        let mut q: VecDeque<_> = [
-            waiting(0, 1, Priority::Low, 4),
-            waiting(1, 2, Priority::Normal, 4),
-            waiting(2, 3, Priority::High, 4),
-        ]
-        .into();
+        let mut q: VecDeque<_> = [waiting(0, 1, Priority::Low, 4), waiting(1, 2, Priority::Normal, 4), waiting(2, 3, Priority::High, 4)].into();
         assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [1, 2]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [0]);
     }
@@ -300,12 +295,7 @@ mod tests {
     #[test]
     fn an_owners_passes_keep_their_order_whatever_their_priority() {
         // Owner 1's high-priority pass waits behind its own earlier low one.
-        let mut q: VecDeque<_> = [
-            waiting(0, 1, Priority::Low, 4),
-            waiting(1, 2, Priority::Normal, 4),
-            waiting(2, 1, Priority::High, 4),
-        ]
-        .into();
+        let mut q: VecDeque<_> = [waiting(0, 1, Priority::Low, 4), waiting(1, 2, Priority::Normal, 4), waiting(2, 1, Priority::High, 4)].into();
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [1]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [0]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [2]);

@@ -48,10 +48,7 @@ impl ModelService {
             stats: stats.clone(),
         });
         let scheduler = Scheduler::new(runner, limits, stats);
-        std::thread::Builder::new()
-            .name(format!("crust-engine-{name}"))
-            .spawn(move || scheduler.run(rx))
-            .expect("spawning the engine thread");
+        std::thread::Builder::new().name(format!("crust-engine-{name}")).spawn(move || scheduler.run(rx)).expect("spawning the engine thread");
         service
     }
 

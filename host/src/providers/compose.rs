@@ -12,9 +12,11 @@ use wac_graph::{CompositionGraph, EncodeOptions, PlugError, plug};
 pub fn plug_into(inferlet: &[u8], provider: &[u8], provider_name: &str) -> Result<Option<Vec<u8>>, String> {
     let mut graph = CompositionGraph::new();
     let err = |what: &str, e: &dyn std::fmt::Display| format!("composing the {provider_name} provider into the inferlet: {what}: {e}");
-    let socket = Package::from_bytes("crust:inferlet", None, inferlet.to_vec(), graph.types_mut()).map_err(|e| err("reading the inferlet", &format!("{e:#}")))?;
+    let socket = Package::from_bytes("crust:inferlet", None, inferlet.to_vec(), graph.types_mut())
+        .map_err(|e| err("reading the inferlet", &format!("{e:#}")))?;
     let socket = graph.register_package(socket).map_err(|e| err("registering the inferlet", &e))?;
-    let provider = Package::from_bytes("crust:provider", None, provider.to_vec(), graph.types_mut()).map_err(|e| err("reading the provider", &format!("{e:#}")))?;
+    let provider = Package::from_bytes("crust:provider", None, provider.to_vec(), graph.types_mut())
+        .map_err(|e| err("reading the provider", &format!("{e:#}")))?;
     let provider = graph.register_package(provider).map_err(|e| err("registering the provider", &e))?;
     match plug(&mut graph, vec![provider], socket) {
         Ok(()) => {}

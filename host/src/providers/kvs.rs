@@ -8,8 +8,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::FsPerms;
 
-use super::{ProviderError, ProviderState};
 use super::shared::{ProviderBindings, SharedInstance, wasi_with_dir};
+use super::{ProviderError, ProviderState};
 
 mod bindings {
     wasmtime::component::bindgen!({

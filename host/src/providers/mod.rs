@@ -19,8 +19,8 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::config::Config;
 use crate::compiled::ComponentCache;
+use crate::config::Config;
 use kvs::KvsProvider;
 use tokenize::TokenizeProvider;
 

@@ -13,9 +13,7 @@ use super::{ProviderError, ProviderState};
 /// A provider's WASI context: stderr to the host's, and `dir` preopened as `guest`.
 pub fn wasi_with_dir(dir: &std::path::Path, guest: &str, perms: wasmtime_wasi::FsPerms) -> Result<WasiCtx, ProviderError> {
     let mut wasi = WasiCtx::builder();
-    wasi.inherit_stderr()
-        .preopened_dir(dir, guest, perms)
-        .map_err(|e| ProviderError::Unavailable(format!("preopening {}: {e}", dir.display())))?;
+    wasi.inherit_stderr().preopened_dir(dir, guest, perms).map_err(|e| ProviderError::Unavailable(format!("preopening {}: {e}", dir.display())))?;
     Ok(wasi.build())
 }
 
@@ -91,8 +89,9 @@ impl<B: ProviderBindings> SharedInstance<B> {
     pub async fn call_if_live(&self, generation: u64, call: impl AsyncFnOnce(&mut Live<B>) -> wasmtime::Result<()>) {
         let mut live = self.live.lock().await;
         if let Some(l) = live.as_mut().filter(|l| l.generation == generation)
-            && call(l).await.is_err() {
-                *live = None;
-            }
+            && call(l).await.is_err()
+        {
+            *live = None;
+        }
     }
 }

@@ -133,13 +133,17 @@ impl TokenizeProvider {
     }
 
     pub async fn tokenize(&self, handle: &mut TokenizerHandle, text: &str) -> Result<Vec<u32>, ProviderError> {
-        self.with_tokenizer(handle, "tokenize", async |l, t| l.bindings.inferlet_core_tokenize().tokenizer().call_tokenize(&mut l.store, t, text).await)
-            .await
+        self.with_tokenizer(handle, "tokenize", async |l, t| {
+            l.bindings.inferlet_core_tokenize().tokenizer().call_tokenize(&mut l.store, t, text).await
+        })
+        .await
     }
 
     pub async fn detokenize(&self, handle: &mut TokenizerHandle, tokens: &[u32]) -> Result<String, ProviderError> {
-        self.with_tokenizer(handle, "detokenize", async |l, t| l.bindings.inferlet_core_tokenize().tokenizer().call_detokenize(&mut l.store, t, tokens).await)
-            .await
+        self.with_tokenizer(handle, "detokenize", async |l, t| {
+            l.bindings.inferlet_core_tokenize().tokenizer().call_detokenize(&mut l.store, t, tokens).await
+        })
+        .await
     }
 
     pub async fn get_vocabs(&self, handle: &mut TokenizerHandle) -> Result<(Vec<u32>, Vec<Vec<u8>>), ProviderError> {

@@ -8,12 +8,12 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use super::Runtime;
 use super::limits::{LimitExceeded, MemoryLimiter};
-use crate::api::InferletCtx;
-use crate::messaging::{ClientLink, OutputSink, Stream};
 use super::program::{EntryPoint, Program};
 use super::state::InstanceState;
-use super::Runtime;
+use crate::api::InferletCtx;
+use crate::messaging::{ClientLink, OutputSink, Stream};
 
 /// What a launch is given.
 #[derive(Default)]
@@ -65,9 +65,7 @@ impl Runtime {
             Err(_elapsed) => Err(LimitExceeded::WallTime(wall_time).into()),
             Ok(Ok(())) => Ok(state.inferlet.return_value.take()),
             Ok(Err(EntryError::Failed(text))) => Err(InstanceError::Failed(text)),
-            Ok(Err(EntryError::Instantiate(e))) => {
-                Err(state.limiter.exceeded.take().map(Into::into).unwrap_or(InstanceError::Instantiate(e)))
-            }
+            Ok(Err(EntryError::Instantiate(e))) => Err(state.limiter.exceeded.take().map(Into::into).unwrap_or(InstanceError::Instantiate(e))),
             Ok(Err(EntryError::Trap(error))) => match classify_trap(state, error) {
                 InstanceError::Exit(0) => Ok(state.inferlet.return_value.take()),
                 error => Err(error),
@@ -140,11 +138,7 @@ enum EntryError {
 }
 
 async fn call_entry(store: &mut Store<InstanceState>, program: &Program) -> Result<(), EntryError> {
-    let instance = program
-        .pre
-        .instantiate_async(&mut *store)
-        .await
-        .map_err(|e| EntryError::Instantiate(format!("{e:#}")))?;
+    let instance = program.pre.instantiate_async(&mut *store).await.map_err(|e| EntryError::Instantiate(format!("{e:#}")))?;
     match program.entry {
         EntryPoint::InferletRun => {
             let run = instance
@@ -160,9 +154,9 @@ async fn call_entry(store: &mut Store<InstanceState>, program: &Program) -> Resu
             let (result,) = run.call_async(&mut *store, ()).await.map_err(EntryError::Trap)?;
             result.map_err(|()| EntryError::Failed("`main` returned an error".into()))
         }
-        EntryPoint::HttpHandler => Err(EntryError::Failed(
-            "this inferlet serves HTTP (`wasi:http/incoming-handler`): launch it as a server instance".into(),
-        )),
+        EntryPoint::HttpHandler => {
+            Err(EntryError::Failed("this inferlet serves HTTP (`wasi:http/incoming-handler`): launch it as a server instance".into()))
+        }
     }
 }
 
@@ -182,10 +176,8 @@ fn trap_message(error: &wasmtime::Error) -> String {
     let cause = error.root_cause().to_string();
     let context: Vec<String> = error.chain().map(|e| e.to_string()).filter(|e| *e != cause).collect();
     // The innermost frame, when the component kept its function names.
-    let frame = context
-        .iter()
-        .find_map(|c| c.lines().find(|l| l.trim_start().starts_with("0:")).map(str::trim))
-        .filter(|frame| !frame.contains("<unknown>"));
+    let frame =
+        context.iter().find_map(|c| c.lines().find(|l| l.trim_start().starts_with("0:")).map(str::trim)).filter(|frame| !frame.contains("<unknown>"));
     match frame {
         Some(frame) => format!("{cause} (at {frame})"),
         None => cause,

@@ -69,9 +69,7 @@ impl InstanceSeats {
     }
 
     pub(crate) fn take(self: &Arc<Self>) -> Result<Seat, LimitExceeded> {
-        self.live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
-            .map_err(LimitExceeded::Instances)?;
+        self.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).map_err(LimitExceeded::Instances)?;
         Ok(Seat(self.clone()))
     }
 

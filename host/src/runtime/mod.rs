@@ -13,10 +13,10 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Config as EngineConfig, Engine};
 
+pub use crate::messaging::{OutputChunk, OutputSink, Stream};
 pub use http::HttpLaunch;
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
-pub use crate::messaging::{OutputChunk, OutputSink, Stream};
 pub use program::{EntryPoint, Program, ProgramError, ProgramOrigin};
 pub use state::InstanceState;
 
@@ -50,8 +50,7 @@ impl Runtime {
             .concurrency_support(false);
         let engine = Engine::new(&engine_config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        crate::api::add_to_linker(&mut linker, InstanceState::inferlet_view)
-            .map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
+        crate::api::add_to_linker(&mut linker, InstanceState::inferlet_view).map_err(|e| anyhow::anyhow!("linking the host interfaces: {e:#}"))?;
         let components = Arc::new(ComponentCache::new(&engine, config.cache_dir()));
         let programs = Arc::new(ProgramCache::new(&engine, components.clone()));
         let providers = crate::providers::Providers::new(&engine, components, config);

@@ -79,12 +79,7 @@ impl ProgramCache {
 
     /// `prepare` may replace the bytes before compiling (providers composed in);
     /// the program is still known by the hash of the bytes given.
-    pub(crate) fn load(
-        &self,
-        bytes: &[u8],
-        linker: &Linker<InstanceState>,
-        prepare: &Prepare<'_>,
-    ) -> Result<Arc<Program>, ProgramError> {
+    pub(crate) fn load(&self, bytes: &[u8], linker: &Linker<InstanceState>, prepare: &Prepare<'_>) -> Result<Arc<Program>, ProgramError> {
         let hash = blake3::hash(bytes);
         if let Some(program) = self.loaded.lock().unwrap().get(&hash) {
             return Ok(Arc::new(Program { origin: ProgramOrigin::MemoryCache, ..clone_program(program) }));
@@ -96,9 +91,7 @@ impl ProgramCache {
             Compiled::Now => ProgramOrigin::Compiled,
             Compiled::FromDisk => ProgramOrigin::DiskCache,
         };
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| ProgramError::MissingImport(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| ProgramError::MissingImport(format!("{e:#}")))?;
         let (entry, entry_func) = find_entry_point(&self.engine, &component)?;
         let program = Arc::new(Program { hash, entry, entry_func, pre, origin });
         self.loaded.lock().unwrap().insert(hash, program.clone());

@@ -21,8 +21,7 @@ impl Auth {
     pub fn from_config(config: &ServerConfig, required: bool) -> Result<Self, String> {
         let keys = match &config.authorized_keys {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("server.authorized_keys: cannot read {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("server.authorized_keys: cannot read {}: {e}", path.display()))?;
                 keys::parse_authorized(&text).map_err(|e| format!("server.authorized_keys: {}: {e}", path.display()))?
             }
             None => Vec::new(),

@@ -70,9 +70,7 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
         };
         match frame {
             Some(Ok(Message::Binary(bytes))) => session.handle_frame(&bytes).await,
-            Some(Ok(Message::Text(_))) => {
-                session.server_event("a text frame is not part of the protocol: send msgpack maps in binary frames")
-            }
+            Some(Ok(Message::Text(_))) => session.server_event("a text frame is not part of the protocol: send msgpack maps in binary frames"),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             Some(Ok(_)) => {}
         }
@@ -131,9 +129,7 @@ impl Session {
             }
             M::Prove { corr_id, user, signature } => {
                 let answer = match self.challenge.take() {
-                    Some((asked, nonce)) if asked == user && self.server.auth.verify(&user, &nonce, &signature) => {
-                        Ok(self.log_in(user))
-                    }
+                    Some((asked, nonce)) if asked == user && self.server.auth.verify(&user, &nonce, &signature) => Ok(self.log_in(user)),
                     Some(_) => Err(format!("authentication failed: no authorized key of user {user} made this signature")),
                     None => Err("authentication failed: send `challenge` first".into()),
                 };

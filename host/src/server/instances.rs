@@ -74,10 +74,8 @@ impl Served {
         let size = message_size(&message);
         if delivery.buffered_bytes + size > self.buffer_cap {
             drop(delivery);
-            let why = format!(
-                "its output buffer is full ({} bytes buffered while no client was attached; server.output_buffer_kib)",
-                self.buffer_cap
-            );
+            let why =
+                format!("its output buffer is full ({} bytes buffered while no client was attached; server.output_buffer_kib)", self.buffer_cap);
             return self.stop(EventCode::OutOfResources, why);
         }
         delivery.buffered_bytes += size;
@@ -345,8 +343,7 @@ impl Instances {
     }
 
     pub fn list(&self, user: &str) -> Vec<InstanceInfo> {
-        let mut rows: Vec<InstanceInfo> =
-            self.table.lock().unwrap().values().filter(|s| s.owner == user).map(|s| s.info()).collect();
+        let mut rows: Vec<InstanceInfo> = self.table.lock().unwrap().values().filter(|s| s.owner == user).map(|s| s.info()).collect();
         rows.sort_by(|a, b| b.age_secs.total_cmp(&a.age_secs));
         rows
     }

@@ -12,11 +12,16 @@ pub fn render(server: &Server) -> String {
     let instances = server.instances.all();
     let running: Vec<_> = instances.iter().filter(|i| i.state == "running").collect();
     let attached = running.iter().filter(|i| i.attached).count();
-    gauge(&mut out, "crust_instances", "Instances by state (finished: ended, kept for a client to collect).", &[
-        ("state=\"attached\"", attached as f64),
-        ("state=\"detached\"", (running.len() - attached) as f64),
-        ("state=\"finished\"", (instances.len() - running.len()) as f64),
-    ]);
+    gauge(
+        &mut out,
+        "crust_instances",
+        "Instances by state (finished: ended, kept for a client to collect).",
+        &[
+            ("state=\"attached\"", attached as f64),
+            ("state=\"detached\"", (running.len() - attached) as f64),
+            ("state=\"finished\"", (instances.len() - running.len()) as f64),
+        ],
+    );
     let mut per_user: BTreeMap<&str, usize> = BTreeMap::new();
     running.iter().for_each(|i| *per_user.entry(&i.owner).or_default() += 1);
     let users: Vec<(String, f64)> = per_user.iter().map(|(u, n)| (format!("user=\"{}\"", escape(u)), *n as f64)).collect();
@@ -34,12 +39,18 @@ pub fn render(server: &Server) -> String {
     counter(&mut out, "crust_forward_tokens_total", "Input tokens run through forward passes.", &per_model(&|s| stat(s, |t| &t.batched_tokens)));
     counter(&mut out, "crust_batches_total", "Batches run on the GPU.", &per_model(&|s| stat(s, |t| &t.batches)));
     counter(&mut out, "crust_gpu_busy_seconds_total", "Time the GPU spent running batches.", &per_model(&|s| stat(s, |t| &t.busy_nanos) / 1e9));
-    gauge(&mut out, "crust_batch_size_mean", "Forward passes per batch, on average.", &per_model(&|s| {
-        stat(s, |t| &t.batched_passes) / stat(s, |t| &t.batches).max(1.0)
-    }));
-    gauge(&mut out, "crust_queue_depth", "Forward passes waiting for a batch.", &per_model(&|s| {
-        (stat(s, |t| &t.submitted_passes) - stat(s, |t| &t.batched_passes)).max(0.0)
-    }));
+    gauge(
+        &mut out,
+        "crust_batch_size_mean",
+        "Forward passes per batch, on average.",
+        &per_model(&|s| stat(s, |t| &t.batched_passes) / stat(s, |t| &t.batches).max(1.0)),
+    );
+    gauge(
+        &mut out,
+        "crust_queue_depth",
+        "Forward passes waiting for a batch.",
+        &per_model(&|s| (stat(s, |t| &t.submitted_passes) - stat(s, |t| &t.batched_passes)).max(0.0)),
+    );
     let mut pages = Vec::new();
     for s in &services {
         let free = s.free_pages() as f64;

@@ -59,10 +59,8 @@ pub struct ServeOptions {
 /// told), closes every connection, and returns.
 pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let listen = options.listen.clone().unwrap_or_else(|| config.server.listen.clone());
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot resolve the listen address {listen}: {e}"))?
-        .collect();
+    let addresses: Vec<SocketAddr> =
+        tokio::net::lookup_host(&listen).await.map_err(|e| anyhow::anyhow!("cannot resolve the listen address {listen}: {e}"))?.collect();
     if options.no_auth && !addresses.iter().all(|a| a.ip().is_loopback()) {
         anyhow::bail!("--no-auth is refused on {listen}: without authentication the server may only listen on a loopback address");
     }
@@ -82,16 +80,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     if let Err(e) = &openai_inferlet {
         tracing::warn!("the OpenAI API will answer 500: {e}");
     }
-    let listener = tokio::net::TcpListener::bind(&addresses[..])
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&addresses[..]).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
     let server = Arc::new(Server {
-        instances: Arc::new(Instances::new(
-            config.limits.max_instances,
-            config.server.max_instances_per_user,
-            config.server.output_buffer_bytes(),
-        )),
+        instances: Arc::new(Instances::new(config.limits.max_instances, config.server.max_instances_per_user, config.server.output_buffer_bytes())),
         programs: Programs::new(config.data_dir().join("programs")),
         registry: Registry::new(&config.registry, &config.cache_dir()),
         listen_ip: local.ip(),
@@ -111,9 +103,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         .route("/v1/completions", axum::routing::post(openai::completions))
         .with_state(server.clone());
     let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(
-        axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) }).into_future(),
-    );
+    let http = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) }).into_future());
     let auth_note = if server.auth.required() { "" } else { " (no authentication)" };
     println!("crust serve: listening on ws://{local}{auth_note}");
     tracing::info!(%local, "listening");

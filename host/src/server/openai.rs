@@ -56,13 +56,8 @@ pub async fn models(State(server): State<Arc<Server>>, headers: HeaderMap) -> Re
     if let Err(e) = user(&server, &headers) {
         return e.into_response();
     }
-    let data: Vec<Value> = server
-        .runtime
-        .models()
-        .names()
-        .into_iter()
-        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "crust"}))
-        .collect();
+    let data: Vec<Value> =
+        server.runtime.models().names().into_iter().map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "crust"})).collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -220,11 +215,9 @@ fn turn(message: &Value) -> Result<(String, String), ApiError> {
     };
     let content = match message.get("content") {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .map(|p| p.get("text").and_then(Value::as_str).ok_or_else(bad))
-            .collect::<Result<Vec<_>, _>>()?
-            .concat(),
+        Some(Value::Array(parts)) => {
+            parts.iter().map(|p| p.get("text").and_then(Value::as_str).ok_or_else(bad)).collect::<Result<Vec<_>, _>>()?.concat()
+        }
         _ => return Err(bad()),
     };
     Ok((role.to_string(), content))
@@ -430,14 +423,17 @@ async fn whole_response(meta: Meta, n: usize, mut reports: Reports) -> Result<Re
         .map(|(index, ((text, finish_reason), entries))| {
             let logprobs = entries.map_or(Value::Null, |e| logprobs_json(meta.kind, &e, &mut 0));
             match meta.kind {
-                Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": finish_reason}),
+                Kind::Chat => {
+                    json!({"index": index, "message": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": finish_reason})
+                }
                 Kind::Completion => json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}),
             }
         })
         .collect();
     let object = if meta.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
     let usage = usage(prompt_tokens, cached_tokens, completion_tokens);
-    Ok(Json(json!({"id": meta.id, "object": object, "created": meta.created, "model": meta.model, "choices": choices, "usage": usage})).into_response())
+    Ok(Json(json!({"id": meta.id, "object": object, "created": meta.created, "model": meta.model, "choices": choices, "usage": usage}))
+        .into_response())
 }
 
 /// What a stream keeps between chunks.

@@ -63,10 +63,26 @@ struct Request {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Report<'a> {
-    Prompt { prompt_tokens: usize, cached_tokens: usize },
-    Error { error: String, code: &'static str, param: String },
-    Text { index: usize, text: &'a str, #[serde(skip_serializing_if = "Option::is_none")] logprobs: Option<Vec<Value>> },
-    Finish { index: usize, finish_reason: &'static str, completion_tokens: usize },
+    Prompt {
+        prompt_tokens: usize,
+        cached_tokens: usize,
+    },
+    Error {
+        error: String,
+        code: &'static str,
+        param: String,
+    },
+    Text {
+        index: usize,
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logprobs: Option<Vec<Value>>,
+    },
+    Finish {
+        index: usize,
+        finish_reason: &'static str,
+        completion_tokens: usize,
+    },
 }
 
 fn report(report: &Report) {

@@ -46,11 +46,14 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             let mut prefix = model.create_context();
             prefix.fill(&arg(1)?);
             prefix.flush().await;
-            let mut forks: Vec<Context> = SUFFIXES.iter().map(|s| {
-                let mut fork = prefix.fork();
-                fork.fill(s);
-                fork
-            }).collect();
+            let mut forks: Vec<Context> = SUFFIXES
+                .iter()
+                .map(|s| {
+                    let mut fork = prefix.fork();
+                    fork.fill(s);
+                    fork
+                })
+                .collect();
             let texts = join_all(forks.iter_mut().map(|f| greedy(f, n))).await;
             for (i, text) in texts.iter().enumerate() {
                 println!("fork {i}: {text:?}");
@@ -68,7 +71,12 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             ctx.flush().await;
             ctx.queue().synchronize().await;
             ctx.queue().export_resource(Resource::KvPage, &ctx.get_kv_page_ptrs(), &arg(1)?);
-            println!("exported {} tokens, {} pages, last page {}", ctx.get_token_ids().len(), ctx.get_kv_page_ptrs().len(), ctx.get_kv_page_last_len());
+            println!(
+                "exported {} tokens, {} pages, last page {}",
+                ctx.get_token_ids().len(),
+                ctx.get_kv_page_ptrs().len(),
+                ctx.get_kv_page_last_len()
+            );
         }
         "import" => {
             let (name, prefix, suffix, n) = (arg(1)?, arg(2)?, arg(3)?, number(&arg(4)?)?);

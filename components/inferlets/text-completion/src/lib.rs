@@ -21,7 +21,8 @@ struct Options {
 }
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut o = Options { prompt: String::new(), system: None, raw: false, give_return: false, max_tokens: 64, temperature: 0.0, top_p: None, model: None };
+    let mut o =
+        Options { prompt: String::new(), system: None, raw: false, give_return: false, max_tokens: 64, temperature: 0.0, top_p: None, model: None };
     let mut prompt = None;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -36,7 +37,11 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--temperature" => o.temperature = number(value()?)?,
             "--top-p" => o.top_p = Some(number(value()?)?),
             "--model" => o.model = Some(value()?),
-            other => return Err(format!("unknown argument `{other}`; usage: --prompt TEXT [--system TEXT] [--raw] [--return] [--max-tokens N] [--temperature T] [--top-p P] [--model NAME]")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; usage: --prompt TEXT [--system TEXT] [--raw] [--return] [--max-tokens N] [--temperature T] [--top-p P] [--model NAME]"
+                ));
+            }
         }
     }
     o.prompt = prompt.ok_or("--prompt TEXT is required")?;

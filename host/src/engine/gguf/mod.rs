@@ -277,9 +277,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed, GgufError> {
             name: ggml_type_name(type_id),
         })?;
         let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        let len = elements.and_then(|e| ty.byte_size(e as usize)).ok_or_else(|| {
-            GgufError::Corrupt(format!("tensor `{name}` of type {ty:?} has shape {dims:?}, which does not fill whole blocks"))
-        })?;
+        let len = elements
+            .and_then(|e| ty.byte_size(e as usize))
+            .ok_or_else(|| GgufError::Corrupt(format!("tensor `{name}` of type {ty:?} has shape {dims:?}, which does not fill whole blocks")))?;
         let start = data_start.checked_add(offset).filter(|s| offset % alignment == 0 && *s <= usize::MAX as u64);
         let Some(start) = start else {
             return Err(GgufError::Corrupt(format!("tensor `{name}` has a misaligned or impossible offset {offset}")));

@@ -146,10 +146,8 @@ impl Kernels {
         let device = &self.device;
         self.pipelines.entry(kernel).or_insert_with(|| {
             let label = format!("{kernel:?}");
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&label),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-            });
+            let module = device
+                .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(kernel.source().into()) });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
                 layout,
@@ -169,11 +167,8 @@ impl Kernels {
             Kernel::Matrix(_) => self.matrix_layout.clone(),
             _ => self.pipeline(kernel).get_bind_group_layout(0),
         };
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
+        let entries: Vec<wgpu::BindGroupEntry> =
+            buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &layout, entries: &entries })
     }
 
@@ -215,7 +210,12 @@ mod tests {
             kernels.extend([Kernel::RopeKv(kv), Kernel::Attention(kv)]);
         }
         for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
-            let variants = [matrix::Variant::MatMul(ty), matrix::Variant::MatMulTiled(ty), matrix::Variant::MatVec(ty, false), matrix::Variant::MatVec(ty, true)];
+            let variants = [
+                matrix::Variant::MatMul(ty),
+                matrix::Variant::MatMulTiled(ty),
+                matrix::Variant::MatVec(ty, false),
+                matrix::Variant::MatVec(ty, true),
+            ];
             kernels.extend(variants.map(Kernel::Matrix));
             kernels.push(Kernel::Embed(ty));
         }
@@ -275,7 +275,8 @@ mod tests {
             let module = module(kernel);
             let mut layouter = naga::proc::Layouter::default();
             layouter.update(module.to_ctx()).unwrap();
-            let (handle, _) = module.types.iter().find(|(_, ty)| ty.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("{kernel:?} has no `{name}`"));
+            let (handle, _) =
+                module.types.iter().find(|(_, ty)| ty.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("{kernel:?} has no `{name}`"));
             assert_eq!(layouter[handle].size as usize, host_size, "{kernel:?}: `{name}`");
         }
     }

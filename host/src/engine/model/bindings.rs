@@ -37,13 +37,15 @@ fn bind_matrix(kernels: &mut Kernels, label: &str, weights: &GpuMatrix, x: &wgpu
 impl Bindings {
     pub fn new(kernels: &mut Kernels, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
         let e = &weights.embed;
-        let embedding = embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params: &u.embed }.bind(kernels);
+        let embedding = embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params: &u.embed }
+            .bind(kernels);
         let layers = weights
             .layers
             .iter()
             .zip(&kv.layers)
             .map(|(l, [k_cache, v_cache])| LayerBindings {
-                attn_norm: rms_norm::Bindings { x: &b.x, weight: &l.attn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, "attn_norm"),
+                attn_norm: rms_norm::Bindings { x: &b.x, weight: &l.attn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }
+                    .bind(kernels, "attn_norm"),
                 qkv: bind_matrix(kernels, "qkv", &l.qkv, &b.h, &b.qkv, &u.qkv),
                 rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
                 attention: attention::Bindings {
@@ -59,7 +61,8 @@ impl Bindings {
                 }
                 .bind(kernels),
                 o: bind_matrix(kernels, "o", &l.o, &b.attn, &b.x, &u.o),
-                ffn_norm: rms_norm::Bindings { x: &b.x, weight: &l.ffn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, "ffn_norm"),
+                ffn_norm: rms_norm::Bindings { x: &b.x, weight: &l.ffn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }
+                    .bind(kernels, "ffn_norm"),
                 gate_up: bind_matrix(kernels, "gate_up", &l.gate_up, &b.h, &b.ffn, &u.gate_up),
                 down: bind_matrix(kernels, "down", &l.down, &b.ffn, &b.x, &u.down),
             })
@@ -72,8 +75,15 @@ impl Bindings {
                 .bind(kernels, "output_norm"),
             head: bind_matrix(kernels, "lm_head", weights.head(), &b.h_out, &b.logits, &u.head),
             sample: sample::Bindings { logits: &b.logits, samplers: &b.samplers, sampled: &r.sampled, params: &u.sample }.bind(kernels),
-            distribution: distribution::Bindings { logits: &b.logits, requests: &b.requests, ids: &r.ids, probs: &r.probs, counts: &r.counts, params: &u.distribution }
-                .bind(kernels),
+            distribution: distribution::Bindings {
+                logits: &b.logits,
+                requests: &b.requests,
+                ids: &r.ids,
+                probs: &r.probs,
+                counts: &r.counts,
+                params: &u.distribution,
+            }
+            .bind(kernels),
         }
     }
 }

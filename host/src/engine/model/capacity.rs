@@ -54,7 +54,8 @@ impl Capacity {
 
     /// Whether the model's buffers hold `plan`.
     pub(super) fn check_fits(&self, plan: &BatchPlan) -> Result<(), BatchError> {
-        let over = |what: &str, n: usize, max: u32| (n > max as usize).then(|| BatchError::TooLarge(format!("{n} {what}, the engine's maximum is {max}")));
+        let over =
+            |what: &str, n: usize, max: u32| (n > max as usize).then(|| BatchError::TooLarge(format!("{n} {what}, the engine's maximum is {max}")));
         over("input rows", plan.ids.len(), self.batch_tokens)
             .or_else(|| over("output rows", plan.logit_rows.len(), self.batch_outputs))
             .or_else(|| over("page-table entries", plan.page_table.len(), self.page_table_entries))

@@ -33,11 +33,8 @@ pub enum ConfigError {
 
 impl LlamaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<Self, ConfigError> {
-        let arch = file
-            .get("general.architecture")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ConfigError::Missing("general.architecture".into()))?
-            .to_string();
+        let arch =
+            file.get("general.architecture").and_then(Value::as_str).ok_or_else(|| ConfigError::Missing("general.architecture".into()))?.to_string();
         if arch != "llama" {
             return Err(ConfigError::Architecture(arch));
         }
@@ -49,9 +46,7 @@ impl LlamaConfig {
                 _ => Err(ConfigError::Invalid { key, value: value.summary(), problem: "not a positive integer" }),
             }
         };
-        let float = |key: &str, default: f64| -> f32 {
-            file.get(&format!("{arch}.{key}")).and_then(Value::as_f64).unwrap_or(default) as f32
-        };
+        let float = |key: &str, default: f64| -> f32 { file.get(&format!("{arch}.{key}")).and_then(Value::as_f64).unwrap_or(default) as f32 };
         let n_layer = uint("block_count")?;
         let d_model = uint("embedding_length")?;
         let n_head = uint("attention.head_count")?;
@@ -60,10 +55,9 @@ impl LlamaConfig {
         let head_dim = d_model / n_head;
         let vocab = match file.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
             Some(tokens) => tokens.len(),
-            None => file
-                .tensor("token_embd.weight")
-                .map(|t| t.dims[1] as usize)
-                .ok_or_else(|| ConfigError::Missing("tokenizer.ggml.tokens".into()))?,
+            None => {
+                file.tensor("token_embd.weight").map(|t| t.dims[1] as usize).ok_or_else(|| ConfigError::Missing("tokenizer.ggml.tokens".into()))?
+            }
         };
         let rope_dim = file.get(&format!("{arch}.rope.dimension_count")).map_or(Ok(head_dim), |_| uint("rope.dimension_count"))?;
         let config = Self {

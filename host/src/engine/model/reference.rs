@@ -2,8 +2,8 @@
 //! plan and the same paged KV layout: what the kernels are checked against.
 //! Slow by design; it exists to be obviously right.
 
-use super::config::LlamaConfig;
 use super::capacity::Capacity;
+use super::config::LlamaConfig;
 use super::weights::ModelTensors;
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::kernels::{EMBED_SLOT_FLAG, NO_MASK};
@@ -143,9 +143,7 @@ impl Reference {
                 qs.push(q);
             }
             for (t, token) in plan.tokens.iter().enumerate() {
-                let attends = |s: usize| {
-                    token.mask_offset == NO_MASK || (plan.masks[token.mask_offset as usize + s / 32] >> (s % 32)) & 1 == 1
-                };
+                let attends = |s: usize| token.mask_offset == NO_MASK || (plan.masks[token.mask_offset as usize + s / 32] >> (s % 32)) & 1 == 1;
                 let slot_of = |s: usize| plan.page_table[token.table_offset as usize + s / page] as usize * page + s % page;
                 let mut attn = vec![0.0f32; c.n_head * hd];
                 for h in 0..c.n_head {
@@ -183,10 +181,7 @@ impl Reference {
             self.slots[slot as usize * d..(slot as usize + 1) * d].copy_from_slice(&x[row as usize]);
         }
         let head = self.head.as_ref().unwrap_or(&self.embed);
-        plan.logit_rows
-            .iter()
-            .map(|&row| matvec(head, &rms_norm(&x[row as usize], &self.output_norm, c.rms_eps), c.vocab))
-            .collect()
+        plan.logit_rows.iter().map(|&row| matvec(head, &rms_norm(&x[row as usize], &self.output_norm, c.rms_eps), c.vocab)).collect()
     }
 }
 

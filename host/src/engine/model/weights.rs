@@ -65,13 +65,7 @@ impl<'a> ModelTensors<'a> {
             if info.dims != expected {
                 return Err(WeightsError::Shape { tensor: name.into(), expected, actual: info.dims.clone() });
             }
-            Ok(TensorRef {
-                name: &info.name,
-                ty: info.ty,
-                rows: dims.get(1).copied().unwrap_or(1),
-                cols: dims[0],
-                bytes: file.tensor_bytes(info),
-            })
+            Ok(TensorRef { name: &info.name, ty: info.ty, rows: dims.get(1).copied().unwrap_or(1), cols: dims[0], bytes: file.tensor_bytes(info) })
         };
         let embed = get("token_embd.weight", &[c.d_model, c.vocab])?;
         let lm_head = if file.tensor("output.weight").is_some() { get("output.weight", &[c.d_model, c.vocab])? } else { embed };
