@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod every_inferlet_tested;
 mod instances;
+mod isolation;
 mod messaging;
 mod model_interfaces;
 mod pie_sdk;

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
@@ -15,8 +14,9 @@ use super::bindings::inferlet::core::common::Pointer;
 use super::bindings::inferlet::core::forward::{Host, HostForwardPass, HostForwardPassResult};
 use super::common::QueueHandle;
 use super::{InferletView, misuse};
-use crate::engine::batch::{BatchError, Input, Output, Pass, PassResult, Sampler};
+use crate::engine::batch::{Input, Output, Pass, PassResult, Sampler};
 use crate::engine::check::{self, Part, Problem};
+use crate::engine::chunks::Ticket;
 use crate::engine::holdings::PassError;
 use crate::engine::service::{ModelService, Priority};
 
@@ -35,31 +35,17 @@ pub struct PassBuilder {
 
 /// A submitted pass's result.
 pub struct PassOutcome {
-    pending: Option<oneshot::Receiver<Result<PassResult, BatchError>>>,
+    ticket: Ticket,
     result: Option<Result<PassResult, String>>,
     wants_tokens: bool,
     wants_distributions: bool,
 }
 
 impl PassOutcome {
-    /// `None`: the engine went away without an answer.
-    fn settle(&mut self, result: Option<Result<PassResult, BatchError>>) {
-        self.pending = None;
-        self.result = Some(match result {
-            Some(Ok(r)) => Ok(r),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("the engine stopped before the pass ran".into()),
-        });
-    }
-
     /// The result if it is in, without waiting.
     fn try_result(&mut self) -> Option<&Result<PassResult, String>> {
-        if let Some(pending) = &mut self.pending {
-            match pending.try_recv() {
-                Err(oneshot::error::TryRecvError::Empty) => return None,
-                Ok(r) => self.settle(Some(r)),
-                Err(oneshot::error::TryRecvError::Closed) => self.settle(None),
-            }
+        if self.result.is_none() {
+            self.result = self.ticket.try_result().map(|r| r.map_err(|e| e.to_string()));
         }
         self.result.as_ref()
     }
@@ -68,10 +54,9 @@ impl PassOutcome {
 #[async_trait::async_trait]
 impl Pollable for PassOutcome {
     async fn ready(&mut self) {
-        // Polled and dropped until ready: keep the receiver until it answers.
-        if let Some(pending) = &mut self.pending {
-            let r = pending.await;
-            self.settle(r.ok());
+        // Polled and dropped until ready: the ticket keeps what has arrived.
+        if self.result.is_none() {
+            self.result = Some(self.ticket.result().await.map_err(|e| e.to_string()));
         }
     }
 }
@@ -148,14 +133,14 @@ impl HostForwardPass for InferletView<'_> {
         let pass = std::mem::take(&mut builder.pass);
         let wants_tokens = pass.outputs.iter().any(|o| matches!(o, Output::Token { .. }));
         let wants_distributions = pass.outputs.iter().any(|o| matches!(o, Output::Distribution { .. }));
-        let reply = match self.ctx.holdings_on(service_id, &service).submit(pass, priority) {
-            Ok(reply) => reply,
+        let ticket = match self.ctx.holdings_on(service_id, &service).submit(pass, priority) {
+            Ok(ticket) => ticket,
             Err(e) => return misuse(refused(e)),
         };
         if !wants_tokens && !wants_distributions {
             return Ok(None);
         }
-        let outcome = PassOutcome { pending: Some(reply), result: None, wants_tokens, wants_distributions };
+        let outcome = PassOutcome { ticket, result: None, wants_tokens, wants_distributions };
         Ok(Some(self.table.push(outcome)?))
     }
 

@@ -203,6 +203,16 @@ pub fn masks_anything(runs: &[u32]) -> bool {
 /// Checks every argument of `pass` and that it fits in one batch; returns
 /// what it costs a batch.
 pub fn check_pass(pass: &Pass, limits: &PassLimits) -> Result<PassCost, Invalid> {
+    let cost = check_arguments(pass, limits)?;
+    match cost.over(limits) {
+        Some(problem) => Err(problem.at(Part::Whole)),
+        None => Ok(cost),
+    }
+}
+
+/// Checks every argument of `pass`, whatever its size; returns what it
+/// would cost a batch.
+pub fn check_arguments(pass: &Pass, limits: &PassLimits) -> Result<PassCost, Invalid> {
     let n = pass.inputs.len();
     if n == 0 {
         return Err(Problem::NoInputs.at(Part::InputTokens));
@@ -271,16 +281,12 @@ pub fn check_pass(pass: &Pass, limits: &PassLimits) -> Result<PassCost, Invalid>
                 continue;
             }
         }
-        if !logit_rows.contains(&index) {
-            logit_rows.push(index);
-        }
+        logit_rows.push(index);
     }
-
-    let cost = PassCost { tokens: n, logit_rows: logit_rows.len(), samplers, distributions, page_table: pass.kv_pages.len(), mask_words };
-    match cost.over(limits) {
-        Some(problem) => Err(problem.at(Part::Whole)),
-        None => Ok(cost),
-    }
+    // Rows asked for more than once are computed once (sorting keeps a huge list cheap).
+    logit_rows.sort_unstable();
+    logit_rows.dedup();
+    Ok(PassCost { tokens: n, logit_rows: logit_rows.len(), samplers, distributions, page_table: pass.kv_pages.len(), mask_words })
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::batch::{Input, Output, Pass, context_length};
-use super::check::{Invalid, check_pass};
+use super::check::{Invalid, check_arguments};
+use super::chunks::{Ticket, split};
 use super::exports::ExportError;
 use super::pool::{PoolExhausted, ResourceKind};
-use super::scheduler::{PassReply, Priority, Submitter};
+use super::scheduler::{Priority, Submitter};
 use super::service::ModelService;
 
 /// Why a resource call or a pass was refused.
@@ -100,6 +101,8 @@ impl Holdings {
     pub fn allocate(&mut self, kind: ResourceKind, count: u32) -> Result<Vec<u32>, HoldingsError> {
         self.check_quota(kind, count as usize)?;
         let ids = self.service.resources.lock().unwrap().pool(kind).allocate(count as usize)?;
+        // A freed page still holds its last holder's keys and values.
+        self.service.clear(kind, ids.clone());
         Ok(self.adopt(kind, ids))
     }
 
@@ -147,11 +150,13 @@ impl Holdings {
 
     /// The one way a pass reaches the scheduler. `pass` names this
     /// instance's pointers (KV pages, embedding slots); they are resolved,
-    /// the pass is checked against every limit its batch applies, each page
-    /// it writes that someone else also holds is replaced by a private copy
-    /// (copy-on-write, so sharers never see this instance's tokens), and it
-    /// is queued.
-    pub fn submit(&mut self, mut pass: Pass, priority: Priority) -> Result<PassReply, PassError> {
+    /// the pass is checked, each page it writes that someone else also holds
+    /// is replaced by a private copy (copy-on-write, so sharers never see
+    /// this instance's tokens), and it is queued — in chunks when it has
+    /// more rows than a batch holds — holding a reference to each page and
+    /// slot it uses until it has run (so deallocating them, or the
+    /// instance's end, frees nothing under it).
+    pub fn submit(&mut self, mut pass: Pass, priority: Priority) -> Result<Ticket, PassError> {
         let page_pointers = std::mem::take(&mut pass.kv_pages);
         pass.kv_pages = self.resolve_all(ResourceKind::KvPage, &page_pointers)?;
         for input in &mut pass.inputs {
@@ -164,22 +169,60 @@ impl Holdings {
                 *slot = self.resolve(ResourceKind::EmbeddingSlot, *slot)?;
             }
         }
-        let cost = check_pass(&pass, &self.service.limits)?;
-        let copies = self.make_written_pages_private(&mut pass, &page_pointers)?;
+        let limits = self.service.limits;
+        let cost = check_arguments(&pass, &limits)?;
+        let page_size = limits.page_size as u64;
+        let first_written = ((context_length(&pass, limits.page_size) - pass.inputs.len() as u64) / page_size) as usize;
+        let (chunks, assembly) = split(pass, cost, &limits)?;
+        // Copy-on-write once for the whole pass; its chunks share its pages.
+        let mut copies = self.make_written_pages_private(&page_pointers, first_written)?;
         let by = Submitter { owner: self.owner, priority };
-        Ok(self.service.submit_checked(pass, cost, copies, by))
+        let replies = chunks
+            .into_iter()
+            .map(|(mut chunk, chunk_cost)| {
+                for page in &mut chunk.kv_pages {
+                    if let Some(&(_, copy)) = copies.iter().find(|(from, _)| from == page) {
+                        *page = copy;
+                    }
+                }
+                let holds = self.hold_for(&chunk);
+                self.service.submit_checked(chunk, chunk_cost, std::mem::take(&mut copies), holds, by)
+            })
+            .collect();
+        Ok(Ticket::new(replies, assembly))
     }
 
-    /// Copy-on-write of the pages the pass's inputs go into: returns the page
-    /// copies to run before it.
-    fn make_written_pages_private(&mut self, pass: &mut Pass, pointers: &[u32]) -> Result<Vec<(u32, u32)>, HoldingsError> {
-        let page_size = self.service.page_size() as u64;
-        let first_written = ((context_length(pass, page_size as u32) - pass.inputs.len() as u64) / page_size) as usize;
-        let mut copies = Vec::new();
+    /// One more reference to every page and slot `pass` uses, for the pass itself.
+    fn hold_for(&self, pass: &Pass) -> Vec<(ResourceKind, u32)> {
+        let mut holds: Vec<(ResourceKind, u32)> = pass.kv_pages.iter().map(|&id| (ResourceKind::KvPage, id)).collect();
+        holds.extend(pass.inputs.iter().filter_map(|i| match *i {
+            Input::Embedding(slot) => Some((ResourceKind::EmbeddingSlot, slot)),
+            Input::Token(_) => None,
+        }));
+        holds.extend(pass.outputs.iter().filter_map(|o| match *o {
+            Output::Embedding { slot, .. } => Some((ResourceKind::EmbeddingSlot, slot)),
+            _ => None,
+        }));
+        holds.sort_by_key(|&(kind, id)| (kind as usize, id));
+        holds.dedup();
+        let mut resources = self.service.resources.lock().unwrap();
+        for &(kind, id) in &holds {
+            resources.pool(kind).retain_for_pass(id);
+        }
+        holds
+    }
+
+    /// Copy-on-write of the pages from `first_written` on (those the pass's
+    /// inputs go into): each one someone else also holds is replaced, under
+    /// the same pointer, by a fresh page. Returns the copies (from, to) to
+    /// run before the pass.
+    fn make_written_pages_private(&mut self, pointers: &[u32], first_written: usize) -> Result<Vec<(u32, u32)>, HoldingsError> {
+        let mut copies: Vec<(u32, u32)> = Vec::new();
         let mut resources = self.service.resources.lock().unwrap();
         let pool = resources.pool(ResourceKind::KvPage);
-        for (i, &pointer) in pointers.iter().enumerate().skip(first_written) {
-            let id = pass.kv_pages[i];
+        for &pointer in pointers.iter().skip(first_written) {
+            let id = self.pointers[ResourceKind::KvPage as usize][&pointer];
+            // A pointer listed twice was made private the first time.
             if !pool.is_shared(id) {
                 continue;
             }
@@ -187,8 +230,6 @@ impl Holdings {
             pool.release(id);
             copies.push((id, copy));
             self.pointers[ResourceKind::KvPage as usize].insert(pointer, copy);
-            // The pointer may be listed more than once.
-            pass.kv_pages.iter_mut().filter(|p| **p == id).for_each(|p| *p = copy);
         }
         Ok(copies)
     }

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod check;
+pub mod chunks;
 pub mod device;
 pub mod exports;
 pub mod gguf;

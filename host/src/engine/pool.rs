@@ -49,12 +49,16 @@ impl IdPool {
 /// to the pool when its last holder lets go.
 pub struct SharedPool {
     pool: IdPool,
+    /// Holders: instances and export names.
     refs: Vec<u32>,
+    /// Queued passes that use the id; they keep it from the pool, but do not share it.
+    pass_refs: Vec<u32>,
 }
 
 impl SharedPool {
     pub fn new(what: &'static str, capacity: u32) -> Self {
-        Self { pool: IdPool::new(what, capacity), refs: vec![0; capacity as usize] }
+        let refs = vec![0; capacity as usize];
+        Self { pool: IdPool::new(what, capacity), pass_refs: refs.clone(), refs }
     }
 
     pub fn allocate(&mut self, n: usize) -> Result<Vec<u32>, PoolExhausted> {
@@ -68,9 +72,22 @@ impl SharedPool {
     }
 
     pub fn release(&mut self, id: u32) {
-        let refs = &mut self.refs[id as usize];
-        *refs -= 1;
-        if *refs == 0 {
+        self.refs[id as usize] -= 1;
+        self.free_if_unused(id);
+    }
+
+    /// A queued pass uses `id` until [`Self::release_from_pass`].
+    pub fn retain_for_pass(&mut self, id: u32) {
+        self.pass_refs[id as usize] += 1;
+    }
+
+    pub fn release_from_pass(&mut self, id: u32) {
+        self.pass_refs[id as usize] -= 1;
+        self.free_if_unused(id);
+    }
+
+    fn free_if_unused(&mut self, id: u32) {
+        if self.refs[id as usize] == 0 && self.pass_refs[id as usize] == 0 {
             self.pool.release(&[id]);
         }
     }
@@ -82,6 +99,12 @@ impl SharedPool {
 
     pub fn free_count(&self) -> usize {
         self.pool.free_count()
+    }
+
+    /// Ids no instance or export holds: free, or only used by passes still
+    /// queued (they come back when those have run).
+    pub fn unheld_count(&self) -> usize {
+        self.free_count() + self.refs.iter().zip(&self.pass_refs).filter(|&(&r, &p)| r == 0 && p > 0).count()
     }
 
     pub fn capacity(&self) -> u32 {

@@ -7,18 +7,23 @@
 //! never ahead of an earlier pass of the same owner: a pass sees the KV of
 //! every pass its owner submitted before it. A page copy (copy-on-write) runs
 //! after every pass submitted before it; a barrier resolves once every pass
-//! submitted before it has run. A batch that fails is retried pass by pass,
-//! so only the pass at fault fails.
+//! submitted before it has run. A batch that fails (or panics the runner) is
+//! retried pass by pass, so only the pass at fault fails, and the engine goes
+//! on. KV pages and embedding slots reach a new holder cleared, and a pass
+//! keeps a reference to every page and slot it uses until it has run, so
+//! nothing is freed (or handed out again) under a queued pass.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
 
 use super::batch::{BatchError, Pass, PassResult};
 use super::check::{PassCost, PassLimits};
+use super::exports::Resources;
+use super::pool::ResourceKind;
 
 /// What runs batches: the GPU model, or a fake in the scheduler's tests.
 pub trait Runner: Send + 'static {
@@ -26,6 +31,8 @@ pub trait Runner: Send + 'static {
     fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError>;
     /// Copies one KV page's contents onto another.
     fn copy_page(&mut self, from: u32, to: u32);
+    /// Zeroes KV pages or embedding slots, so a new holder reads nothing of the last one's.
+    fn clear(&mut self, kind: ResourceKind, ids: &[u32]);
 }
 
 impl Runner for super::model::Llama {
@@ -35,6 +42,13 @@ impl Runner for super::model::Llama {
 
     fn copy_page(&mut self, from: u32, to: u32) {
         self.copy_kv_page(from, to);
+    }
+
+    fn clear(&mut self, kind: ResourceKind, ids: &[u32]) {
+        match kind {
+            ResourceKind::KvPage => self.clear_kv_pages(ids),
+            ResourceKind::EmbeddingSlot => self.clear_embedding_slots(ids),
+        }
     }
 }
 
@@ -69,14 +83,26 @@ pub struct Submission {
     pub cost: PassCost,
     /// Page copies (from, to) that must run before it: its copy-on-write.
     pub copies: Vec<(u32, u32)>,
+    /// Pool ids the pass holds a reference to until it has run.
+    pub holds: Vec<(ResourceKind, u32)>,
     pub by: Submitter,
     pub reply: oneshot::Sender<Result<PassResult, BatchError>>,
 }
 
 pub enum Job {
     Forward(Box<Submission>),
-    CopyPage { from: u32, to: u32 },
-    Barrier { reply: oneshot::Sender<()> },
+    CopyPage {
+        from: u32,
+        to: u32,
+    },
+    /// Ids just allocated: cleared before any later pass or copy runs.
+    Clear {
+        kind: ResourceKind,
+        ids: Vec<u32>,
+    },
+    Barrier {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What the scheduler has done so far (how much batching happened).
@@ -89,12 +115,15 @@ pub struct ServiceStats {
     pub batched_tokens: AtomicU64,
     /// Time spent running batches (submission to results), in nanoseconds.
     pub busy_nanos: AtomicU64,
+    /// Times the runner panicked; each time the passes involved failed and the engine went on.
+    pub engine_restarts: AtomicU64,
 }
 
 struct Waiting {
     seq: u64,
     pass: Pass,
     cost: PassCost,
+    holds: Vec<(ResourceKind, u32)>,
     by: Submitter,
     reply: oneshot::Sender<Result<PassResult, BatchError>>,
 }
@@ -103,6 +132,10 @@ pub struct Scheduler<R: Runner> {
     runner: R,
     limits: PassLimits,
     stats: Arc<ServiceStats>,
+    /// Where the references a pass holds go back when it has run.
+    resources: Arc<Mutex<Resources>>,
+    /// Ids allocated since the last batch, per kind, still to be cleared.
+    to_clear: [Vec<u32>; 2],
     waiting: VecDeque<Waiting>,
     /// Barriers with the sequence number they wait behind.
     barriers: Vec<(u64, oneshot::Sender<()>)>,
@@ -110,8 +143,9 @@ pub struct Scheduler<R: Runner> {
 }
 
 impl<R: Runner> Scheduler<R> {
-    pub fn new(runner: R, limits: PassLimits, stats: Arc<ServiceStats>) -> Self {
-        Self { runner, limits, stats, waiting: VecDeque::new(), barriers: Vec::new(), next_seq: 0 }
+    pub fn new(runner: R, limits: PassLimits, stats: Arc<ServiceStats>, resources: Arc<Mutex<Resources>>) -> Self {
+        let to_clear = Default::default();
+        Self { runner, limits, stats, resources, to_clear, waiting: VecDeque::new(), barriers: Vec::new(), next_seq: 0 }
     }
 
     /// Runs jobs until every sender is gone.
@@ -134,13 +168,15 @@ impl<R: Runner> Scheduler<R> {
         self.next_seq += 1;
         match job {
             Job::Forward(submission) => {
-                let Submission { pass, cost, copies, by, reply } = *submission;
+                let Submission { pass, cost, copies, holds, by, reply } = *submission;
                 for (from, to) in copies {
                     self.copy_page(from, to);
                 }
-                self.waiting.push_back(Waiting { seq, pass, cost, by, reply });
+                self.waiting.push_back(Waiting { seq, pass, cost, holds, by, reply });
             }
             Job::CopyPage { from, to } => self.copy_page(from, to),
+            // No queued pass holds a freed id, so clearing can wait for the next batch.
+            Job::Clear { kind, ids } => self.to_clear[kind as usize].extend(ids),
             Job::Barrier { reply } => {
                 self.barriers.push((seq, reply));
                 self.resolve_barriers();
@@ -153,7 +189,41 @@ impl<R: Runner> Scheduler<R> {
         while !self.waiting.is_empty() {
             self.run_next_batch();
         }
-        self.runner.copy_page(from, to);
+        self.clear_allocated();
+        // A failure is logged and counted there; the pass after it still runs.
+        let _ = self.supervised(|runner| runner.copy_page(from, to));
+    }
+
+    fn clear_allocated(&mut self) {
+        for kind in ResourceKind::ALL {
+            let ids = std::mem::take(&mut self.to_clear[kind as usize]);
+            if !ids.is_empty() {
+                let _ = self.supervised(|runner| runner.clear(kind, &ids));
+            }
+        }
+    }
+
+    /// Runs `work` on the runner; a panic is logged and counted, not fatal.
+    fn supervised<T>(&mut self, work: impl FnOnce(&mut R) -> T) -> Result<T, BatchError> {
+        let runner = &mut self.runner;
+        catch_unwind(AssertUnwindSafe(|| work(runner))).map_err(|panic| {
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            let what = what.unwrap_or_else(|| "a panic".into());
+            tracing::error!("the engine panicked ({what}); the passes involved fail and the engine goes on");
+            self.stats.engine_restarts.fetch_add(1, Ordering::Relaxed);
+            BatchError::Gpu(format!("the engine failed on this pass ({what})"))
+        })
+    }
+
+    /// Gives back the references a pass held.
+    fn release(&self, holds: Vec<(ResourceKind, u32)>) {
+        if holds.is_empty() {
+            return;
+        }
+        let mut resources = self.resources.lock().unwrap();
+        for (kind, id) in holds {
+            resources.pool(kind).release_from_pass(id);
+        }
     }
 
     /// Answers every barrier with nothing submitted before it still waiting.
@@ -170,14 +240,22 @@ impl<R: Runner> Scheduler<R> {
         if self.waiting.is_empty() {
             return;
         }
+        self.clear_allocated();
         let batch = take_batch(&mut self.waiting, &self.limits);
-        let (passes, replies): (Vec<Pass>, Vec<_>) = batch.into_iter().map(|w| (w.pass, w.reply)).unzip();
+        let mut passes = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut holds = Vec::new();
+        for w in batch {
+            passes.push(w.pass);
+            replies.push(w.reply);
+            holds.extend(w.holds);
+        }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.batched_passes.fetch_add(passes.len() as u64, Ordering::Relaxed);
         self.stats.batched_tokens.fetch_add(passes.iter().map(|p| p.inputs.len() as u64).sum(), Ordering::Relaxed);
         tracing::debug!(passes = passes.len(), waiting = self.waiting.len(), "batch");
         let started = std::time::Instant::now();
-        let ran = self.runner.forward(&passes);
+        let ran = self.supervised(|runner| runner.forward(&passes)).and_then(|ran| ran);
         self.stats.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match ran {
             Ok(results) => replies.into_iter().zip(results).for_each(|(reply, r)| drop(reply.send(Ok(r)))),
@@ -185,12 +263,13 @@ impl<R: Runner> Scheduler<R> {
             Err(e) if passes.len() > 1 => {
                 tracing::warn!("a batch of {} passes failed ({e}); running them one by one", passes.len());
                 for (pass, reply) in passes.into_iter().zip(replies) {
-                    let result = self.runner.forward(std::slice::from_ref(&pass)).map(|mut r| r.remove(0));
-                    let _ = reply.send(result);
+                    let alone = self.supervised(|runner| runner.forward(std::slice::from_ref(&pass))).and_then(|ran| ran);
+                    let _ = reply.send(alone.map(|mut r| r.remove(0)));
                 }
             }
             Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
         }
+        self.release(holds);
         self.resolve_barriers();
     }
 }
@@ -271,7 +350,7 @@ mod tests {
 
     fn waiting(seq: u64, owner: u64, priority: Priority, tokens: usize) -> Waiting {
         let pass = pass(seq as u32, tokens);
-        Waiting { seq, cost: cost(&pass), pass, by: Submitter { owner, priority }, reply: oneshot::channel().0 }
+        Waiting { seq, cost: cost(&pass), pass, holds: vec![], by: Submitter { owner, priority }, reply: oneshot::channel().0 }
     }
 
     fn seqs(batch: &[Waiting]) -> Vec<u64> {
@@ -319,12 +398,15 @@ mod tests {
         /// A batch, by the tags of its passes.
         Batch(Vec<u32>),
         Copy(u32, u32),
+        Clear(ResourceKind, Vec<u32>),
     }
 
-    /// Records every call; fails any batch holding a pass tagged `poison`.
+    /// Records every call; fails any batch holding a pass tagged `poison`
+    /// and panics on one holding a pass tagged `panic`.
     struct FakeRunner {
         events: Arc<Mutex<Vec<Event>>>,
         poison: Option<u32>,
+        panic: Option<u32>,
     }
 
     impl Runner for FakeRunner {
@@ -334,31 +416,55 @@ mod tests {
             if self.poison.is_some_and(|poison| tags.contains(&poison)) {
                 return Err(BatchError::Gpu("poisoned".into()));
             }
+            if self.panic.is_some_and(|panic| tags.contains(&panic)) {
+                panic!("the fake GPU fell over");
+            }
             Ok(tags.iter().map(|&t| PassResult { tokens: vec![t], distributions: vec![] }).collect())
         }
 
         fn copy_page(&mut self, from: u32, to: u32) {
             self.events.lock().unwrap().push(Event::Copy(from, to));
         }
+
+        fn clear(&mut self, kind: ResourceKind, ids: &[u32]) {
+            self.events.lock().unwrap().push(Event::Clear(kind, ids.to_vec()));
+        }
     }
 
     struct Harness {
         scheduler: Scheduler<FakeRunner>,
         events: Arc<Mutex<Vec<Event>>>,
+        resources: Arc<Mutex<Resources>>,
     }
 
     impl Harness {
         fn new(limits: PassLimits, poison: Option<u32>) -> Self {
+            Self::with_runner(limits, poison, None)
+        }
+
+        fn with_runner(limits: PassLimits, poison: Option<u32>, panic: Option<u32>) -> Self {
             let events = Arc::new(Mutex::new(Vec::new()));
-            let runner = FakeRunner { events: events.clone(), poison };
-            Self { scheduler: Scheduler::new(runner, limits, Arc::default()), events }
+            let runner = FakeRunner { events: events.clone(), poison, panic };
+            let resources = Arc::new(Mutex::new(Resources::new(4, 1)));
+            Self { scheduler: Scheduler::new(runner, limits, Arc::default(), resources.clone()), events, resources }
         }
 
         fn submit(&mut self, tag: u32, owner: u64, priority: Priority, copies: Vec<(u32, u32)>) -> PassReply {
+            self.submit_holding(tag, owner, priority, copies, vec![])
+        }
+
+        fn submit_holding(
+            &mut self,
+            tag: u32,
+            owner: u64,
+            priority: Priority,
+            copies: Vec<(u32, u32)>,
+            holds: Vec<(ResourceKind, u32)>,
+        ) -> PassReply {
             let pass = pass(tag, 2);
             let (reply, rx) = oneshot::channel();
             let by = Submitter { owner, priority };
-            self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, by, reply })));
+            self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, holds, by, reply })));
             rx
         }
 
@@ -442,5 +548,53 @@ mod tests {
         let results: Vec<_> = replies.into_iter().map(answer).collect();
         assert!(results[0].is_ok() && results[2].is_ok());
         assert_eq!(results[1], Err(BatchError::Gpu("poisoned".into())));
+    }
+
+    #[test]
+    fn allocated_ids_are_cleared_before_the_next_pass_or_copy() {
+        let mut h = Harness::new(limits(100, 100), None);
+        h.scheduler.accept(Job::Clear { kind: ResourceKind::KvPage, ids: vec![3] });
+        h.submit(0, 1, Priority::Normal, vec![]);
+        h.scheduler.accept(Job::Clear { kind: ResourceKind::EmbeddingSlot, ids: vec![0] });
+        h.submit(1, 2, Priority::Normal, vec![(2, 3)]);
+        h.run_all();
+        assert_eq!(
+            h.events(),
+            // Clearing early is safe: no queued pass holds an id that was free.
+            [
+                Event::Clear(ResourceKind::KvPage, vec![3]),
+                Event::Clear(ResourceKind::EmbeddingSlot, vec![0]),
+                Event::Batch(vec![0]),
+                Event::Copy(2, 3),
+                Event::Batch(vec![1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_queued_pass_keeps_its_pages_until_it_has_run() {
+        let mut h = Harness::new(limits(100, 100), None);
+        let page = h.resources.lock().unwrap().pool(ResourceKind::KvPage).allocate(1).unwrap()[0];
+        // The pass takes its own reference; then its instance lets go.
+        h.resources.lock().unwrap().pool(ResourceKind::KvPage).retain_for_pass(page);
+        h.submit_holding(0, 1, Priority::Normal, vec![], vec![(ResourceKind::KvPage, page)]);
+        h.resources.lock().unwrap().pool(ResourceKind::KvPage).release(page);
+        assert_eq!(h.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count(), 3, "still held by the queued pass");
+        h.run_all();
+        assert_eq!(h.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count(), 4);
+    }
+
+    #[test]
+    fn a_panicking_runner_fails_only_the_pass_at_fault_and_the_engine_goes_on() {
+        let mut h = Harness::with_runner(limits(100, 100), None, Some(1));
+        let replies: Vec<_> = (0..3).map(|t| h.submit(t, t as u64, Priority::Normal, vec![])).collect();
+        h.run_all();
+        let results: Vec<_> = replies.into_iter().map(answer).collect();
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert!(matches!(&results[1], Err(BatchError::Gpu(e)) if e.contains("the fake GPU fell over")), "{:?}", results[1]);
+        assert_eq!(h.scheduler.stats.engine_restarts.load(Ordering::Relaxed), 2, "the batch, then the pass alone");
+        let later = h.submit(5, 5, Priority::Normal, vec![]);
+        h.run_all();
+        assert_eq!(answer(later).unwrap().tokens, [5]);
     }
 }

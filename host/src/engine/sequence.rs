@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::batch::{BatchError, Input, Output, Pass, PassResult, Sampler};
+use super::batch::{Input, Output, Pass, PassResult, Sampler};
+use super::chunks::TicketError;
 use super::holdings::{Holdings, HoldingsError, PassError};
 use super::pool::ResourceKind;
 use super::scheduler::{Priority, next_owner};
@@ -17,9 +18,7 @@ pub enum SequenceError {
     #[error("{0}")]
     Refused(#[from] PassError),
     #[error("{0}")]
-    Failed(#[from] BatchError),
-    #[error("the engine stopped before the pass ran")]
-    Stopped,
+    Failed(#[from] TicketError),
     #[error("the text has no tokens")]
     Empty,
 }
@@ -82,9 +81,9 @@ impl Sequence {
             mask: vec![],
             outputs,
         };
-        let reply = self.holdings.submit(pass, Priority::Normal)?;
+        let mut ticket = self.holdings.submit(pass, Priority::Normal)?;
         self.len = len;
-        Ok(reply.await.map_err(|_| SequenceError::Stopped)??)
+        Ok(ticket.result().await?)
     }
 
     /// Appends `tokens` (in as many passes as the engine needs) and samples

@@ -22,7 +22,7 @@ pub struct ModelService {
     /// What every pass is checked against.
     pub limits: PassLimits,
     pub capacity: Capacity,
-    pub resources: Mutex<Resources>,
+    pub resources: Arc<Mutex<Resources>>,
     jobs: Mutex<mpsc::Sender<Job>>,
     pub stats: Arc<ServiceStats>,
 }
@@ -43,11 +43,11 @@ impl ModelService {
             name: name.to_string(),
             limits,
             capacity,
-            resources: Mutex::new(Resources::new(capacity.kv_pages, capacity.embedding_slots)),
+            resources: Arc::new(Mutex::new(Resources::new(capacity.kv_pages, capacity.embedding_slots))),
             jobs: Mutex::new(tx),
             stats: stats.clone(),
         });
-        let scheduler = Scheduler::new(runner, limits, stats);
+        let scheduler = Scheduler::new(runner, limits, stats, service.resources.clone());
         std::thread::Builder::new().name(format!("crust-engine-{name}")).spawn(move || scheduler.run(rx)).expect("spawning the engine thread");
         service
     }
@@ -64,7 +64,7 @@ impl ModelService {
     /// when its batch has run (or at once, with what is wrong with it).
     pub fn submit(&self, pass: Pass) -> PassReply {
         match check_pass(&pass, &self.limits) {
-            Ok(cost) => self.submit_checked(pass, cost, vec![], Submitter::default()),
+            Ok(cost) => self.submit_checked(pass, cost, vec![], vec![], Submitter::default()),
             Err(problem) => {
                 let (reply, rx) = oneshot::channel();
                 let _ = reply.send(Err(BatchError::Invalid { pass: 0, problem }));
@@ -73,12 +73,27 @@ impl ModelService {
         }
     }
 
-    /// Queues a pass `check_pass` accepted, after the page copies it needs.
-    pub(crate) fn submit_checked(&self, pass: Pass, cost: PassCost, copies: Vec<(u32, u32)>, by: Submitter) -> PassReply {
+    /// Queues a pass `check_pass` accepted, after the page copies it needs;
+    /// `holds` are the references it keeps until it has run.
+    pub(crate) fn submit_checked(
+        &self,
+        pass: Pass,
+        cost: PassCost,
+        copies: Vec<(u32, u32)>,
+        holds: Vec<(ResourceKind, u32)>,
+        by: Submitter,
+    ) -> PassReply {
         let (reply, rx) = oneshot::channel();
         self.stats.submitted_passes.fetch_add(1, Ordering::Relaxed);
-        self.send(Job::Forward(Box::new(Submission { pass, cost, copies, by, reply })));
+        self.send(Job::Forward(Box::new(Submission { pass, cost, copies, holds, by, reply })));
         rx
+    }
+
+    /// Zeroes ids just allocated before any later pass can read them.
+    pub(crate) fn clear(&self, kind: ResourceKind, ids: Vec<u32>) {
+        if !ids.is_empty() {
+            self.send(Job::Clear { kind, ids });
+        }
     }
 
     /// Copies a KV page's contents, after every pass already submitted.
@@ -93,9 +108,10 @@ impl ModelService {
         rx
     }
 
-    /// KV pages not held by anyone.
+    /// KV pages no instance or export holds (some may still be in use by
+    /// passes queued before their holder let go).
     pub fn free_pages(&self) -> usize {
-        self.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count()
+        self.resources.lock().unwrap().pool(ResourceKind::KvPage).unheld_count()
     }
 
     fn send(&self, job: Job) {

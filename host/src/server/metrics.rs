@@ -38,6 +38,12 @@ pub fn render(server: &Server) -> String {
     counter(&mut out, "crust_forward_passes_total", "Forward passes run.", &per_model(&|s| stat(s, |t| &t.batched_passes)));
     counter(&mut out, "crust_forward_tokens_total", "Input tokens run through forward passes.", &per_model(&|s| stat(s, |t| &t.batched_tokens)));
     counter(&mut out, "crust_batches_total", "Batches run on the GPU.", &per_model(&|s| stat(s, |t| &t.batches)));
+    counter(
+        &mut out,
+        "crust_engine_restarts_total",
+        "Times the engine failed inside a batch (a panic): the passes involved failed, the engine went on.",
+        &per_model(&|s| stat(s, |t| &t.engine_restarts)),
+    );
     counter(&mut out, "crust_gpu_busy_seconds_total", "Time the GPU spent running batches.", &per_model(&|s| stat(s, |t| &t.busy_nanos) / 1e9));
     gauge(
         &mut out,

@@ -93,4 +93,12 @@ impl Buffers {
             encoder.copy_buffer_to_buffer(&self.x, row as u64 * row_bytes, &self.slots, slot as u64 * row_bytes, row_bytes);
         }
     }
+
+    /// Zeroes embedding slots (a new holder reads nothing of the last one's).
+    pub fn clear_slots(&self, encoder: &mut wgpu::CommandEncoder, slots: &[u32], d_model: usize) {
+        let row_bytes = d_model as u64 * 4;
+        for &slot in slots {
+            encoder.clear_buffer(&self.slots, slot as u64 * row_bytes, Some(row_bytes));
+        }
+    }
 }

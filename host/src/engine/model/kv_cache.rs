@@ -45,4 +45,13 @@ impl KvCache {
         }
         gpu.queue.submit([encoder.finish()]);
     }
+
+    /// Zeroes pages in every layer's keys and values.
+    pub fn clear_pages(&self, encoder: &mut wgpu::CommandEncoder, pages: &[u32]) {
+        for cache in self.layers.iter().flatten() {
+            for &page in pages {
+                encoder.clear_buffer(cache, page as u64 * self.page_bytes, Some(self.page_bytes));
+            }
+        }
+    }
 }

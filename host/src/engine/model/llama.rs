@@ -126,4 +126,18 @@ impl Llama {
     pub fn copy_kv_page(&mut self, from: u32, to: u32) {
         self.kv.copy_page(&self.gpu, from, to);
     }
+
+    /// Zeroes KV pages (every layer's keys and values).
+    pub fn clear_kv_pages(&mut self, pages: &[u32]) {
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear_kv_pages") });
+        self.kv.clear_pages(&mut encoder, pages);
+        self.gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Zeroes embedding slots.
+    pub fn clear_embedding_slots(&mut self, slots: &[u32]) {
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear_slots") });
+        self.buffers.clear_slots(&mut encoder, slots, self.config.d_model);
+        self.gpu.queue.submit([encoder.finish()]);
+    }
 }
