@@ -25,6 +25,7 @@
 //!
 //! [limits]
 //! wall_time_secs = 300.0          # an instance running longer is stopped
+//! cpu_time_secs = 10.0            # an instance computing longer is stopped (waits on the GPU, messages, I/O not counted)
 //! memory_mib = 1024               # linear memory per instance
 //! max_instances = 1024            # instances alive at once
 //! kv_pages_per_instance = 256     # KV pages one instance may hold, per model
@@ -176,6 +177,8 @@ pub fn models_dir() -> PathBuf {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub wall_time_secs: f64,
+    /// CPU time an instance may compute (waiting on the GPU, messages or I/O is not counted).
+    pub cpu_time_secs: f64,
     pub memory_mib: u64,
     pub max_instances: usize,
     /// KV pages one instance may hold at once, on each model.
@@ -186,13 +189,24 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { wall_time_secs: 300.0, memory_mib: 1024, max_instances: 1024, kv_pages_per_instance: 256, embedding_slots_per_instance: 64 }
+        Self {
+            wall_time_secs: 300.0,
+            cpu_time_secs: 10.0,
+            memory_mib: 1024,
+            max_instances: 1024,
+            kv_pages_per_instance: 256,
+            embedding_slots_per_instance: 64,
+        }
     }
 }
 
 impl LimitsConfig {
     pub fn wall_time(&self) -> Duration {
         Duration::from_secs_f64(self.wall_time_secs)
+    }
+
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_secs_f64(self.cpu_time_secs)
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -222,6 +236,9 @@ impl Config {
         let l = &self.limits;
         if !(l.wall_time_secs.is_finite() && l.wall_time_secs > 0.0) {
             return Err(ConfigError::Invalid(format!("limits.wall_time_secs must be a positive number of seconds, got {}", l.wall_time_secs)));
+        }
+        if !(l.cpu_time_secs.is_finite() && l.cpu_time_secs > 0.0) {
+            return Err(ConfigError::Invalid(format!("limits.cpu_time_secs must be a positive number of seconds, got {}", l.cpu_time_secs)));
         }
         if l.memory_mib == 0 {
             return Err(ConfigError::Invalid("limits.memory_mib must be at least 1".into()));

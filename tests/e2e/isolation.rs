@@ -103,3 +103,18 @@ fn a_prefill_longer_than_a_batch_runs_in_chunks_with_the_same_answer() {
     assert!(long.stdout.starts_with("distribution "), "{}", long.stdout);
     assert_eq!(long.stdout, split.stdout, "one long pass and passes of 50 give the same distribution");
 }
+
+#[test]
+fn a_spinning_inferlet_is_stopped_by_its_cpu_budget_and_a_waiting_one_is_not() {
+    let limits = LimitsConfig { wall_time_secs: 120.0, cpu_time_secs: 2.0, ..LimitsConfig::default() };
+    let runtime = Runtime::new(&Config { cache_dir: Some(scratch_dir("iso-cpu-time")), limits, ..Config::default() }).unwrap();
+    let tokio = tokio();
+    let spin = inferlet("misuse");
+    // The neighbour waits on the GPU for most of its run: that is not CPU time.
+    let (waiting, spinning) = tokio.block_on(async { futures::join!(neighbour(&runtime), run_instance(&runtime, &spin, &["hold", "1"])) });
+    assert!(waiting.stdout.contains("Paris"), "{}", waiting.stdout);
+    match spinning.outcome {
+        Err(InstanceError::Limit(limit)) => assert!(limit.to_string().starts_with("CPU-time limit of 2s exceeded"), "{limit}"),
+        other => panic!("the spinner was not stopped by its CPU budget: {other:?}"),
+    }
+}

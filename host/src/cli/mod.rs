@@ -58,6 +58,9 @@ pub(crate) struct LimitFlags {
     /// Stop an instance after this many seconds of wall time.
     #[arg(long, value_name = "SECS")]
     wall_time: Option<f64>,
+    /// Stop an instance after this many seconds of CPU time (waiting on the GPU or messages is not counted).
+    #[arg(long, value_name = "SECS")]
+    cpu_time: Option<f64>,
     /// Cap each instance's linear memory, in MiB.
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
@@ -73,6 +76,7 @@ impl LimitFlags {
     fn apply(&self, config: &mut Config) {
         let limits = &mut config.limits;
         limits.wall_time_secs = self.wall_time.unwrap_or(limits.wall_time_secs);
+        limits.cpu_time_secs = self.cpu_time.unwrap_or(limits.cpu_time_secs);
         limits.memory_mib = self.memory_limit.unwrap_or(limits.memory_mib);
         limits.max_instances = self.max_instances.unwrap_or(limits.max_instances);
         if let Some(dir) = &self.cache_dir {

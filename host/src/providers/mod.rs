@@ -106,23 +106,30 @@ impl Providers {
         compose::plug_into(inferlet, provider, "message")
     }
 
-    /// The provider's component, checked to export `interface`.
-    fn compile(&self, path: &Result<PathBuf, String>, interface: &str) -> Result<(Component, PathBuf), ProviderError> {
+    /// The provider's component, checked to export `interface`. Compiling
+    /// takes a while: it runs off the async threads (and is charged to no
+    /// instance's CPU time).
+    async fn compile(&self, path: &Result<PathBuf, String>, interface: &'static str) -> Result<(Component, PathBuf), ProviderError> {
         let unavailable = ProviderError::Unavailable;
         let path = path.clone().map_err(unavailable)?;
-        let bytes = std::fs::read(&path).map_err(|e| unavailable(format!("reading {}: {e}", path.display())))?;
-        let (component, _) = self.components.compile(&bytes).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-        let exports: Vec<String> = component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        if !exports.iter().any(|e| e == interface || e.starts_with(&format!("{interface}@"))) {
-            return Err(unavailable(format!("{} is not a provider of `{interface}`: it exports [{}]", path.display(), exports.join(", "))));
-        }
-        Ok((component, path))
+        let (engine, components) = (self.engine.clone(), self.components.clone());
+        tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).map_err(|e| unavailable(format!("reading {}: {e}", path.display())))?;
+            let (component, _) = components.compile(&bytes).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
+            if !exports.iter().any(|e| e == interface || e.starts_with(&format!("{interface}@"))) {
+                return Err(unavailable(format!("{} is not a provider of `{interface}`: it exports [{}]", path.display(), exports.join(", "))));
+            }
+            Ok((component, path))
+        })
+        .await
+        .unwrap_or_else(|e| Err(unavailable(format!("compiling the {interface} provider panicked: {e}"))))
     }
 
     pub async fn tokenize(&self) -> Result<Arc<TokenizeProvider>, ProviderError> {
         self.tokenize
             .get_or_init(|| async {
-                let (component, path) = self.compile(&self.tokenize_path, "inferlet:core/tokenize")?;
+                let (component, path) = self.compile(&self.tokenize_path, "inferlet:core/tokenize").await?;
                 TokenizeProvider::new(&self.engine, component, self.tokenizers_dir.clone())
                     .map(Arc::new)
                     .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", path.display())))
@@ -134,7 +141,7 @@ impl Providers {
     pub async fn kvs(&self) -> Result<Arc<KvsProvider>, ProviderError> {
         self.kvs
             .get_or_init(|| async {
-                let (component, path) = self.compile(&self.kvs_path, "inferlet:core/kvs")?;
+                let (component, path) = self.compile(&self.kvs_path, "inferlet:core/kvs").await?;
                 KvsProvider::new(&self.engine, component, self.kvs_dir.clone())
                     .map(Arc::new)
                     .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", path.display())))

@@ -79,7 +79,7 @@ impl Runtime {
             blobs: None,
             export_scope: None,
         });
-        self.limit_wall_time(&mut store);
+        let (_, cpu) = self.limit_time(&mut store);
         let (sender, response) = tokio::sync::oneshot::channel();
         let prepared = store
             .data_mut()
@@ -91,11 +91,11 @@ impl Runtime {
             Err(e) => return failure(hyper::StatusCode::BAD_REQUEST, format!("{e:#}")),
         };
         // The handler may go on writing the body after it has set the response.
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(cpu.meter(async move {
             let _seat = seat;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
-        });
+        }));
         match response.await {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => failure(hyper::StatusCode::INTERNAL_SERVER_ERROR, format!("the handler failed: {code:?}")),

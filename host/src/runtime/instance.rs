@@ -9,7 +9,9 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::Runtime;
-use super::limits::{LimitExceeded, MemoryLimiter};
+use std::sync::Arc;
+
+use super::limits::{CpuMeter, LimitExceeded, MemoryLimiter};
 use super::program::{EntryPoint, Program};
 use super::state::InstanceState;
 use crate::api::InferletCtx;
@@ -57,8 +59,8 @@ impl Runtime {
     pub async fn run(&self, program: &Program, launch: Launch) -> Result<Option<String>, InstanceError> {
         let _seat = self.seats.take()?;
         let mut store = self.new_store(launch);
-        let wall_time = self.limit_wall_time(&mut store);
-        let ran = tokio::time::timeout(wall_time, call_entry(&mut store, program)).await;
+        let (wall_time, cpu) = self.limit_time(&mut store);
+        let ran = tokio::time::timeout(wall_time, cpu.meter(call_entry(&mut store, program))).await;
         let state = store.data_mut();
         match ran {
             // Blocked in the host past the deadline: the epoch callback never got to run.
@@ -73,21 +75,28 @@ impl Runtime {
         }
     }
 
-    /// Stops the instance once it has run for `limits.wall_time_secs`; returns that time.
-    pub(super) fn limit_wall_time(&self, store: &mut Store<InstanceState>) -> std::time::Duration {
-        let wall_time = self.limits.wall_time();
+    /// Stops the instance once it has run for `limits.wall_time_secs`, or
+    /// computed for `limits.cpu_time_secs` (checked at every epoch tick while
+    /// it runs); returns the wall time and the meter its task must run under.
+    pub(super) fn limit_time(&self, store: &mut Store<InstanceState>) -> (std::time::Duration, Arc<CpuMeter>) {
+        let (wall_time, cpu_time) = (self.limits.wall_time(), self.limits.cpu_time());
         let deadline = Instant::now() + wall_time;
+        let meter = CpuMeter::new();
+        let cpu = meter.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut store| {
-            if Instant::now() < deadline {
+            let limit = if Instant::now() >= deadline {
+                LimitExceeded::WallTime(wall_time)
+            } else if cpu.spent() > cpu_time {
+                LimitExceeded::CpuTime(cpu_time)
+            } else {
                 // Yield so other instances and timers run while this one computes.
                 return Ok(UpdateDeadline::Yield(1));
-            }
-            let limit = LimitExceeded::WallTime(wall_time);
-            store.data_mut().wall_time_exceeded = Some(limit.clone());
+            };
+            store.data_mut().time_exceeded = Some(limit.clone());
             Err(wasmtime::Error::new(limit))
         });
-        wall_time
+        (wall_time, meter)
     }
 
     pub(super) fn new_store(&self, launch: Launch) -> Store<InstanceState> {
@@ -103,7 +112,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes()),
-            wall_time_exceeded: None,
+            time_exceeded: None,
             inferlet: InferletCtx {
                 id,
                 arguments: launch.arguments,
@@ -162,7 +171,7 @@ async fn call_entry(store: &mut Store<InstanceState>, program: &Program) -> Resu
 
 /// Names the limit behind a trap when one caused it; a plain `exit(0)` is success.
 fn classify_trap(state: &mut InstanceState, error: wasmtime::Error) -> InstanceError {
-    if let Some(limit) = state.wall_time_exceeded.take().or_else(|| state.limiter.exceeded.take()) {
+    if let Some(limit) = state.time_exceeded.take().or_else(|| state.limiter.exceeded.take()) {
         return limit.into();
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {

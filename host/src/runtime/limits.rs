@@ -2,10 +2,13 @@
 //! live instances. Each violation ends only that instance, with a message
 //! that names the limit.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, ResourceLimiter};
 
@@ -20,10 +23,65 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 pub enum LimitExceeded {
     #[error("wall-time limit of {0:?} exceeded (limits.wall_time_secs)")]
     WallTime(Duration),
+    #[error(
+        "CPU-time limit of {0:?} exceeded: the inferlet computed that long (limits.cpu_time_secs; waiting on the GPU, messages or I/O is not counted)"
+    )]
+    CpuTime(Duration),
     #[error("memory limit of {} MiB exceeded: the instance asked for {} MiB (limits.memory_mib)", .limit >> 20, .requested.div_ceil(1 << 20))]
     Memory { limit: usize, requested: usize },
     #[error("instance limit reached: {0} instances are already running (limits.max_instances)")]
     Instances(usize),
+}
+
+/// The CPU time an instance's task spends being polled — running its wasm,
+/// or host code on its behalf. Time it spends waiting (on the GPU, a
+/// message, I/O) is not counted: the task is not polled then.
+pub(crate) struct CpuMeter {
+    base: Instant,
+    spent_nanos: AtomicU64,
+    /// When the poll in progress began (nanoseconds after `base`, plus one); 0: none.
+    polling_since: AtomicU64,
+}
+
+impl CpuMeter {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self { base: Instant::now(), spent_nanos: AtomicU64::new(0), polling_since: AtomicU64::new(0) })
+    }
+
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// CPU time so far, the poll in progress included.
+    pub(crate) fn spent(&self) -> Duration {
+        let since = self.polling_since.load(Ordering::Relaxed);
+        let current = if since == 0 { 0 } else { self.now().saturating_sub(since - 1) };
+        Duration::from_nanos(self.spent_nanos.load(Ordering::Relaxed) + current)
+    }
+
+    /// `future`, with the time spent polling it counted here.
+    pub(crate) fn meter<F: Future>(self: &Arc<Self>, future: F) -> Metered<F> {
+        Metered { inner: Box::pin(future), meter: self.clone() }
+    }
+}
+
+pub(crate) struct Metered<F> {
+    inner: Pin<Box<F>>,
+    meter: Arc<CpuMeter>,
+}
+
+impl<F: Future> Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let start = self.meter.now();
+        self.meter.polling_since.store(start + 1, Ordering::Relaxed);
+        let polled = self.inner.as_mut().poll(cx);
+        let meter = &self.meter;
+        meter.polling_since.store(0, Ordering::Relaxed);
+        meter.spent_nanos.fetch_add(meter.now() - start, Ordering::Relaxed);
+        polled
+    }
 }
 
 /// Caps an instance's linear memory; remembers that it did, because the guest

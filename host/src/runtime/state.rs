@@ -14,8 +14,8 @@ pub struct InstanceState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
-    /// Set when the wall-time deadline stopped the guest.
-    pub(crate) wall_time_exceeded: Option<LimitExceeded>,
+    /// Set when the wall-time or CPU-time limit stopped the guest.
+    pub(crate) time_exceeded: Option<LimitExceeded>,
     pub inferlet: InferletCtx,
 }
 
