@@ -30,6 +30,8 @@
 //! max_instances = 1024            # instances alive at once
 //! kv_pages_per_instance = 256     # KV pages one instance may hold, per model
 //! embedding_slots_per_instance = 64
+//! queued_passes_per_instance = 256 # passes one instance may have waiting, per model
+//! max_priority = "normal"          # the highest `set-priority` an instance gets (low, normal, high)
 //!
 //! [server]                        # `crust serve` (docs/server.md)
 //! listen = "127.0.0.1:8080"       # WebSocket endpoint and `GET /metrics`
@@ -185,6 +187,30 @@ pub struct LimitsConfig {
     pub kv_pages_per_instance: usize,
     /// Embedding slots one instance may hold at once, on each model.
     pub embedding_slots_per_instance: usize,
+    /// Passes one instance may have waiting at once, on each model.
+    pub queued_passes_per_instance: usize,
+    /// The highest priority an instance's queues may take: `set-priority` is capped to it.
+    pub max_priority: PriorityCap,
+}
+
+/// `limits.max_priority`: `low`, `normal` or `high`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityCap {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl From<PriorityCap> for crate::engine::service::Priority {
+    fn from(cap: PriorityCap) -> Self {
+        match cap {
+            PriorityCap::Low => Self::Low,
+            PriorityCap::Normal => Self::Normal,
+            PriorityCap::High => Self::High,
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -196,6 +222,8 @@ impl Default for LimitsConfig {
             max_instances: 1024,
             kv_pages_per_instance: 256,
             embedding_slots_per_instance: 64,
+            queued_passes_per_instance: 256,
+            max_priority: PriorityCap::Normal,
         }
     }
 }
@@ -236,6 +264,9 @@ impl Config {
         let l = &self.limits;
         if !(l.wall_time_secs.is_finite() && l.wall_time_secs > 0.0) {
             return Err(ConfigError::Invalid(format!("limits.wall_time_secs must be a positive number of seconds, got {}", l.wall_time_secs)));
+        }
+        if l.queued_passes_per_instance == 0 {
+            return Err(ConfigError::Invalid("limits.queued_passes_per_instance must be at least 1".into()));
         }
         if !(l.cpu_time_secs.is_finite() && l.cpu_time_secs > 0.0) {
             return Err(ConfigError::Invalid(format!("limits.cpu_time_secs must be a positive number of seconds, got {}", l.cpu_time_secs)));

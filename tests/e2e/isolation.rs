@@ -69,6 +69,25 @@ fn one_page_listed_many_times_is_refused_and_fails_no_batch() {
 }
 
 #[test]
+fn a_flood_of_passes_is_capped_and_its_priority_too() {
+    let run = beside_a_neighbour("iso-flood", &["flood", "20000"]);
+    let message = trap_message(&run);
+    assert!(
+        message.contains(
+            "forward.forward-pass.execute: 256 passes of this instance are waiting, the most it may queue (limits.queued_passes_per_instance)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_export_listing_a_page_twice_is_refused() {
+    let run = beside_a_neighbour("iso-export-duplicates", &["export-duplicates"]);
+    let message = trap_message(&run);
+    assert!(message.contains("common.export-resources: pointer 0 is listed twice"), "{message}");
+}
+
+#[test]
 fn a_page_freed_under_a_queued_pass_stays_with_that_pass() {
     let run = beside_a_neighbour("iso-freed-under-pass", &["freed-under-pass", "100"]);
     assert!(run.outcome.is_ok(), "{:?}", run.outcome);
@@ -106,7 +125,7 @@ fn a_prefill_longer_than_a_batch_runs_in_chunks_with_the_same_answer() {
 
 #[test]
 fn a_spinning_inferlet_is_stopped_by_its_cpu_budget_and_a_waiting_one_is_not() {
-    let limits = LimitsConfig { wall_time_secs: 120.0, cpu_time_secs: 2.0, ..LimitsConfig::default() };
+    let limits = LimitsConfig { wall_time_secs: 120.0, cpu_time_secs: 3.0, ..LimitsConfig::default() };
     let runtime = Runtime::new(&Config { cache_dir: Some(scratch_dir("iso-cpu-time")), limits, ..Config::default() }).unwrap();
     let tokio = tokio();
     let spin = inferlet("misuse");
@@ -114,7 +133,7 @@ fn a_spinning_inferlet_is_stopped_by_its_cpu_budget_and_a_waiting_one_is_not() {
     let (waiting, spinning) = tokio.block_on(async { futures::join!(neighbour(&runtime), run_instance(&runtime, &spin, &["hold", "1"])) });
     assert!(waiting.stdout.contains("Paris"), "{}", waiting.stdout);
     match spinning.outcome {
-        Err(InstanceError::Limit(limit)) => assert!(limit.to_string().starts_with("CPU-time limit of 2s exceeded"), "{limit}"),
+        Err(InstanceError::Limit(limit)) => assert!(limit.to_string().starts_with("CPU-time limit of 3s exceeded"), "{limit}"),
         other => panic!("the spinner was not stopped by its CPU budget: {other:?}"),
     }
 }

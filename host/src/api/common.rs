@@ -202,11 +202,13 @@ impl HostQueue for InferletView<'_> {
     }
 
     async fn set_priority(&mut self, this: Resource<QueueHandle>, priority: Priority) -> wasmtime::Result<()> {
-        self.table.get_mut(&this)?.priority = match priority {
+        let asked = match priority {
             Priority::Low => service::Priority::Low,
             Priority::Normal => service::Priority::Normal,
             Priority::High => service::Priority::High,
         };
+        // Capped, not refused: Pie's SDK asks for high priority as a matter of course.
+        self.table.get_mut(&this)?.priority = asked.min(self.ctx.max_priority);
         Ok(())
     }
 

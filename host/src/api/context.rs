@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, ResourceTable};
 
-use crate::engine::holdings::Holdings;
+use crate::engine::holdings::{Holdings, Quotas};
 use crate::engine::service::ModelService;
+use crate::engine::service::Priority;
 use crate::messaging::{Bus, ClientLink};
 use crate::models::ModelRegistry;
 use crate::providers::ProviderError;
@@ -45,8 +46,10 @@ pub struct InferletCtx {
     pub owner: u64,
     /// What the instance holds on each model it opened a queue on, by service id.
     pub holdings: HashMap<u32, Holdings>,
-    /// KV pages and embedding slots one instance may hold per model.
-    pub quotas: [usize; 2],
+    /// KV pages and embedding slots one instance may hold, and passes it may queue, per model.
+    pub quotas: Quotas,
+    /// The highest priority its queues may take (`queue.set-priority` is capped to it).
+    pub max_priority: Priority,
     /// Whose export names the instance sees: `""`, everyone's (see `Launch::export_scope`).
     pub export_scope: String,
     pub client: ClientLink,

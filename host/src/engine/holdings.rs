@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::batch::{Input, Output, Pass, context_length};
 use super::check::{Invalid, check_arguments};
 use super::chunks::{Ticket, split};
 use super::exports::ExportError;
 use super::pool::{PoolExhausted, ResourceKind};
-use super::scheduler::{Priority, Submitter};
+use super::scheduler::{Priority, QueuedPass, Submitter};
 use super::service::ModelService;
 
 /// Why a resource call or a pass was refused.
@@ -32,6 +33,28 @@ pub enum HoldingsError {
     CopyOnWrite(PoolExhausted),
     #[error("{0}")]
     Export(#[from] ExportError),
+    #[error("pointer {0} is listed twice: an export names each page once")]
+    ExportedTwice(u32),
+    #[error("{queued} passes of this instance are waiting, the most it may queue (limits.queued_passes_per_instance)")]
+    TooManyQueued { queued: usize },
+}
+
+/// What one instance may hold and queue on one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub kv_pages: usize,
+    pub embedding_slots: usize,
+    /// Passes submitted and not yet run.
+    pub queued_passes: usize,
+}
+
+impl Quotas {
+    fn of(&self, kind: ResourceKind) -> usize {
+        match kind {
+            ResourceKind::KvPage => self.kv_pages,
+            ResourceKind::EmbeddingSlot => self.embedding_slots,
+        }
+    }
 }
 
 /// Why a pass was refused before it reached the scheduler.
@@ -64,14 +87,16 @@ pub struct Holdings {
     /// Per kind: pointer → pool id.
     pointers: [HashMap<u32, u32>; 2],
     next_pointer: u32,
-    quotas: [usize; 2],
+    quotas: Quotas,
+    /// This instance's passes submitted and not yet run (each one's guard counts itself).
+    queued: Arc<AtomicUsize>,
     /// The export names this instance sees (`Resources`' scopes).
     export_scope: String,
 }
 
 impl Holdings {
-    pub fn new(service: Arc<ModelService>, owner: u64, quotas: [usize; 2], export_scope: String) -> Self {
-        Self { service, owner, pointers: Default::default(), next_pointer: 0, quotas, export_scope }
+    pub fn new(service: Arc<ModelService>, owner: u64, quotas: Quotas, export_scope: String) -> Self {
+        Self { service, owner, pointers: Default::default(), next_pointer: 0, quotas, queued: Arc::default(), export_scope }
     }
 
     pub fn held(&self, kind: ResourceKind) -> usize {
@@ -79,7 +104,7 @@ impl Holdings {
     }
 
     fn check_quota(&self, kind: ResourceKind, asked: usize) -> Result<(), HoldingsError> {
-        let (held, quota) = (self.held(kind), self.quotas[kind as usize]);
+        let (held, quota) = (self.held(kind), self.quotas.of(kind));
         if held + asked > quota {
             return Err(HoldingsError::Quota { kind, asked, held, quota });
         }
@@ -128,6 +153,11 @@ impl Holdings {
 
     pub fn export(&mut self, kind: ResourceKind, pointers: &[u32], name: &str) -> Result<(), HoldingsError> {
         let ids = self.resolve_all(kind, pointers)?;
+        let mut sorted = pointers.to_vec();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(HoldingsError::ExportedTwice(pair[0]));
+        }
         Ok(self.service.resources.lock().unwrap().export(kind, &self.export_scope, name, &ids)?)
     }
 
@@ -174,6 +204,10 @@ impl Holdings {
         let page_size = limits.page_size as u64;
         let first_written = ((context_length(&pass, limits.page_size) - pass.inputs.len() as u64) / page_size) as usize;
         let (chunks, assembly) = split(pass, cost, &limits)?;
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued + chunks.len() > self.quotas.queued_passes {
+            return Err(HoldingsError::TooManyQueued { queued }.into());
+        }
         // Copy-on-write once for the whole pass; its chunks share its pages.
         let mut copies = self.make_written_pages_private(&page_pointers, first_written)?;
         let by = Submitter { owner: self.owner, priority };
@@ -186,7 +220,8 @@ impl Holdings {
                     }
                 }
                 let holds = self.hold_for(&chunk);
-                self.service.submit_checked(chunk, chunk_cost, std::mem::take(&mut copies), holds, by)
+                let queued = QueuedPass::new(self.queued.clone());
+                self.service.submit_checked(chunk, chunk_cost, std::mem::take(&mut copies), holds, queued, by)
             })
             .collect();
         Ok(Ticket::new(replies, assembly))

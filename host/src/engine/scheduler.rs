@@ -77,6 +77,29 @@ pub struct Submitter {
 
 pub type PassReply = oneshot::Receiver<Result<PassResult, BatchError>>;
 
+/// Counts a pass among its instance's queued ones until it has run (or is dropped).
+pub struct QueuedPass(Option<Arc<std::sync::atomic::AtomicUsize>>);
+
+impl QueuedPass {
+    pub fn new(counter: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Some(counter))
+    }
+
+    /// For passes no instance counts (the host's own, tests).
+    pub fn uncounted() -> Self {
+        Self(None)
+    }
+}
+
+impl Drop for QueuedPass {
+    fn drop(&mut self) {
+        if let Some(counter) = &self.0 {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A checked pass on its way to a batch.
 pub struct Submission {
     pub pass: Pass,
@@ -85,6 +108,7 @@ pub struct Submission {
     pub copies: Vec<(u32, u32)>,
     /// Pool ids the pass holds a reference to until it has run.
     pub holds: Vec<(ResourceKind, u32)>,
+    pub queued: QueuedPass,
     pub by: Submitter,
     pub reply: oneshot::Sender<Result<PassResult, BatchError>>,
 }
@@ -124,6 +148,7 @@ struct Waiting {
     pass: Pass,
     cost: PassCost,
     holds: Vec<(ResourceKind, u32)>,
+    _queued: QueuedPass,
     by: Submitter,
     reply: oneshot::Sender<Result<PassResult, BatchError>>,
 }
@@ -168,11 +193,11 @@ impl<R: Runner> Scheduler<R> {
         self.next_seq += 1;
         match job {
             Job::Forward(submission) => {
-                let Submission { pass, cost, copies, holds, by, reply } = *submission;
+                let Submission { pass, cost, copies, holds, queued, by, reply } = *submission;
                 for (from, to) in copies {
                     self.copy_page(from, to);
                 }
-                self.waiting.push_back(Waiting { seq, pass, cost, holds, by, reply });
+                self.waiting.push_back(Waiting { seq, pass, cost, holds, _queued: queued, by, reply });
             }
             Job::CopyPage { from, to } => self.copy_page(from, to),
             // No queued pass holds a freed id, so clearing can wait for the next batch.
@@ -274,13 +299,24 @@ impl<R: Runner> Scheduler<R> {
     }
 }
 
-/// The next batch: high priority first, each owner's passes in order, as
-/// many as fit the batch's room in every dimension (the first always goes:
-/// every pass was checked to fit a batch alone). The rest stay waiting, in
-/// order.
+/// The next batch: high priority first; within a priority, round-robin
+/// across owners (every owner's first waiting pass, then every owner's
+/// second, …, so one owner's flood cannot crowd out the rest); each owner's
+/// passes in order; as many as fit the batch's room in every dimension (the
+/// first always goes: every pass was checked to fit a batch alone). The rest
+/// stay waiting, in order.
 fn take_batch(waiting: &mut VecDeque<Waiting>, limits: &PassLimits) -> Vec<Waiting> {
+    let mut turns: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let turn: Vec<usize> = waiting
+        .iter()
+        .map(|w| {
+            let n = turns.entry(w.by.owner).or_default();
+            *n += 1;
+            *n - 1
+        })
+        .collect();
     let mut order: Vec<usize> = (0..waiting.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(waiting[i].by.priority)); // stable: FIFO within a priority
+    order.sort_by_key(|&i| (std::cmp::Reverse(waiting[i].by.priority), turn[i])); // stable: FIFO within a turn
     let mut used = PassCost::default();
     let mut chosen = vec![false; waiting.len()];
     let mut blocked: HashSet<u64> = HashSet::new();
@@ -350,7 +386,8 @@ mod tests {
 
     fn waiting(seq: u64, owner: u64, priority: Priority, tokens: usize) -> Waiting {
         let pass = pass(seq as u32, tokens);
-        Waiting { seq, cost: cost(&pass), pass, holds: vec![], by: Submitter { owner, priority }, reply: oneshot::channel().0 }
+        let by = Submitter { owner, priority };
+        Waiting { seq, cost: cost(&pass), pass, holds: vec![], _queued: QueuedPass::uncounted(), by, reply: oneshot::channel().0 }
     }
 
     fn seqs(batch: &[Waiting]) -> Vec<u64> {
@@ -378,6 +415,14 @@ mod tests {
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [1]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [0]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(4, 100))), [2]);
+    }
+
+    #[test]
+    fn owners_take_turns_so_a_flood_does_not_crowd_out_the_rest() {
+        let mut q: VecDeque<_> = (0..6).map(|i| waiting(i, 1, Priority::Normal, 2)).collect();
+        q.extend((6..8).map(|i| waiting(i, 2, Priority::Normal, 2)));
+        assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [0, 1, 6, 7]);
+        assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [2, 3, 4, 5]);
     }
 
     #[test]
@@ -464,7 +509,8 @@ mod tests {
             let pass = pass(tag, 2);
             let (reply, rx) = oneshot::channel();
             let by = Submitter { owner, priority };
-            self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, holds, by, reply })));
+            let queued = QueuedPass::uncounted();
+            self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, holds, queued, by, reply })));
             rx
         }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::batch::{Input, Output, Pass, PassResult, Sampler};
 use super::chunks::TicketError;
-use super::holdings::{Holdings, HoldingsError, PassError};
+use super::holdings::{Holdings, HoldingsError, PassError, Quotas};
 use super::pool::ResourceKind;
 use super::scheduler::{Priority, next_owner};
 use super::service::ModelService;
@@ -56,7 +56,8 @@ pub struct Sequence {
 impl Sequence {
     /// An empty context that may use the whole pool.
     pub fn new(service: Arc<ModelService>) -> Self {
-        let quotas = [service.capacity.kv_pages as usize, service.capacity.embedding_slots as usize];
+        let (kv_pages, embedding_slots) = (service.capacity.kv_pages as usize, service.capacity.embedding_slots as usize);
+        let quotas = Quotas { kv_pages, embedding_slots, queued_passes: usize::MAX };
         Self { holdings: Holdings::new(service, next_owner(), quotas, String::new()), pages: Vec::new(), len: 0 }
     }
 

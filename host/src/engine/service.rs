@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::batch::{BatchError, Pass};
 use super::check::{PassCost, PassLimits, check_pass};
 use super::model::{Capacity, Llama};
-use super::scheduler::{Job, Runner, Scheduler, Submission};
+use super::scheduler::{Job, QueuedPass, Runner, Scheduler, Submission};
 
 pub use super::exports::{ExportError, Resources};
 pub use super::pool::{ResourceKind, SharedPool};
@@ -64,7 +64,7 @@ impl ModelService {
     /// when its batch has run (or at once, with what is wrong with it).
     pub fn submit(&self, pass: Pass) -> PassReply {
         match check_pass(&pass, &self.limits) {
-            Ok(cost) => self.submit_checked(pass, cost, vec![], vec![], Submitter::default()),
+            Ok(cost) => self.submit_checked(pass, cost, vec![], vec![], QueuedPass::uncounted(), Submitter::default()),
             Err(problem) => {
                 let (reply, rx) = oneshot::channel();
                 let _ = reply.send(Err(BatchError::Invalid { pass: 0, problem }));
@@ -81,11 +81,12 @@ impl ModelService {
         cost: PassCost,
         copies: Vec<(u32, u32)>,
         holds: Vec<(ResourceKind, u32)>,
+        queued: QueuedPass,
         by: Submitter,
     ) -> PassReply {
         let (reply, rx) = oneshot::channel();
         self.stats.submitted_passes.fetch_add(1, Ordering::Relaxed);
-        self.send(Job::Forward(Box::new(Submission { pass, cost, copies, holds, by, reply })));
+        self.send(Job::Forward(Box::new(Submission { pass, cost, copies, holds, queued, by, reply })));
         rx
     }
 

@@ -120,7 +120,12 @@ impl Runtime {
                 host: self.host.clone(),
                 owner: crate::engine::scheduler::next_owner(),
                 holdings: Default::default(),
-                quotas: [self.limits.kv_pages_per_instance, self.limits.embedding_slots_per_instance],
+                quotas: crate::engine::holdings::Quotas {
+                    kv_pages: self.limits.kv_pages_per_instance,
+                    embedding_slots: self.limits.embedding_slots_per_instance,
+                    queued_passes: self.limits.queued_passes_per_instance,
+                },
+                max_priority: self.limits.max_priority.into(),
                 export_scope: launch.export_scope.unwrap_or_default(),
                 client: ClientLink {
                     output: launch.output.clone(),

@@ -16,7 +16,7 @@ use wasmtime::{Engine, ResourceLimiter};
 /// often a busy guest yields to the executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Table growth past this many elements fails like an out-of-memory would.
+/// Table growth past this many elements (all tables together) fails like an out-of-memory would.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -84,31 +84,43 @@ impl<F: Future> Future for Metered<F> {
     }
 }
 
-/// Caps an instance's linear memory; remembers that it did, because the guest
-/// may turn the refusal into its own trap (a Rust guest aborts on OOM).
+/// Caps an instance's linear memories and tables, all of them together (a
+/// component may have many); remembers that it did, because the guest may
+/// turn the refusal into its own trap (a Rust guest aborts on OOM).
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
+    /// Bytes of every linear memory so far (each growth reports its memory's size before and after).
+    bytes: usize,
+    /// Elements of every table so far.
+    table_elements: usize,
     pub(crate) exceeded: Option<LimitExceeded>,
 }
 
 impl MemoryLimiter {
     pub(crate) fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, exceeded: None }
+        Self { max_bytes, bytes: 0, table_elements: 0, exceeded: None }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired <= self.max_bytes {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.bytes.saturating_sub(current).saturating_add(desired);
+        if total <= self.max_bytes {
+            self.bytes = total;
             return Ok(true);
         }
-        let limit = LimitExceeded::Memory { limit: self.max_bytes, requested: desired };
+        let limit = LimitExceeded::Memory { limit: self.max_bytes, requested: total };
         self.exceeded = Some(limit.clone());
         Err(wasmtime::Error::new(limit))
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements.saturating_sub(current).saturating_add(desired);
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 }
 
@@ -171,5 +183,20 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_counts_every_memory_together() {
+        let mut limiter = MemoryLimiter::new(100);
+        assert!(limiter.memory_growing(0, 60, None).unwrap(), "memory A");
+        assert!(limiter.memory_growing(0, 30, None).unwrap(), "memory B");
+        assert!(limiter.memory_growing(30, 50, None).is_err(), "B to 50 makes 110 in all");
+        assert_eq!(limiter.exceeded, Some(LimitExceeded::Memory { limit: 100, requested: 110 }));
+        assert!(limiter.memory_growing(60, 70, None).unwrap(), "A to 70 makes 100 in all");
     }
 }

@@ -10,6 +10,8 @@
 //! - `long-prefill N`: N tokens in one pass (more than a batch holds); prints the
 //!   distribution after them.
 //! - `split-prefill N`: the same N tokens in passes of 50; prints the same distribution.
+//! - `flood N`: queues N passes without waiting for any, at high priority.
+//! - `export-duplicates`: exports one page under a name twice in the same list.
 
 use crust_sdk::{common, forward, runtime, wait_for};
 
@@ -103,6 +105,18 @@ fn run() -> Result<(), String> {
                     pass.execute();
                 }
             }
+        }
+        "flood" => {
+            queue.set_priority(common::Priority::High);
+            let pages = common::allocate_resources(&queue, KV_PAGE, 1);
+            for _ in 0..n {
+                pass_over(&queue, &pages, &[1], 0, page_size).execute();
+            }
+            println!("flooded {n}");
+        }
+        "export-duplicates" => {
+            let pages = common::allocate_resources(&queue, KV_PAGE, 1);
+            common::export_resources(&queue, KV_PAGE, &[pages[0], pages[0]], "hostile-duplicates");
         }
         other => return Err(format!("unknown attack `{other}`")),
     }
