@@ -31,6 +31,7 @@
 //! kv_pages_per_instance = 256     # KV pages one instance may hold, per model
 //! embedding_slots_per_instance = 64
 //! queued_passes_per_instance = 256 # passes one instance may have waiting, per model
+//! host_memory_mib = 64            # blobs, passes being built and subscriptions the host keeps for an instance
 //! max_priority = "normal"          # the highest `set-priority` an instance gets (low, normal, high)
 //!
 //! [server]                        # `crust serve` (docs/server.md)
@@ -189,6 +190,8 @@ pub struct LimitsConfig {
     pub embedding_slots_per_instance: usize,
     /// Passes one instance may have waiting at once, on each model.
     pub queued_passes_per_instance: usize,
+    /// What the host may keep for one instance outside its linear memory (blobs, passes being built, subscriptions).
+    pub host_memory_mib: u64,
     /// The highest priority an instance's queues may take: `set-priority` is capped to it.
     pub max_priority: PriorityCap,
 }
@@ -223,6 +226,7 @@ impl Default for LimitsConfig {
             kv_pages_per_instance: 256,
             embedding_slots_per_instance: 64,
             queued_passes_per_instance: 256,
+            host_memory_mib: 64,
             max_priority: PriorityCap::Normal,
         }
     }
@@ -239,6 +243,10 @@ impl LimitsConfig {
 
     pub fn memory_bytes(&self) -> usize {
         (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
+
+    pub fn host_memory_bytes(&self) -> usize {
+        (self.host_memory_mib as usize).saturating_mul(1 << 20)
     }
 }
 

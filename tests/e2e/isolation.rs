@@ -88,6 +88,15 @@ fn an_export_listing_a_page_twice_is_refused() {
 }
 
 #[test]
+fn host_memory_kept_for_an_instance_is_bounded() {
+    for (attack, call) in [("blob-hog", "common.blob"), ("builder-hog", "forward.input-tokens")] {
+        let run = beside_a_neighbour(&format!("iso-{attack}"), &[attack]);
+        let message = trap_message(&run);
+        assert!(message.contains(call) && message.contains("over its budget of 65536 KiB (limits.host_memory_mib)"), "{attack}: {message}");
+    }
+}
+
+#[test]
 fn a_page_freed_under_a_queued_pass_stays_with_that_pass() {
     let run = beside_a_neighbour("iso-freed-under-pass", &["freed-under-pass", "100"]);
     assert!(run.outcome.is_ok(), "{:?}", run.outcome);

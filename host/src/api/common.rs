@@ -246,6 +246,7 @@ impl InferletView<'_> {
 
 impl HostBlob for InferletView<'_> {
     async fn new(&mut self, init: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
+        self.charge("common.blob", init.len())?;
         Ok(self.table.push(Blob(init))?)
     }
 
@@ -261,7 +262,8 @@ impl HostBlob for InferletView<'_> {
     }
 
     async fn drop(&mut self, this: Resource<Blob>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        let blob = self.table.delete(this)?;
+        self.refund(blob.0.len());
         Ok(())
     }
 }
@@ -279,7 +281,10 @@ impl HostBlobResult for InferletView<'_> {
             result.blob = from.try_recv().ok().map(Blob);
         }
         match result.blob.take() {
-            Some(blob) => Ok(Some(self.table.push(blob)?)),
+            Some(blob) => {
+                self.charge("message.receive-blob", blob.0.len())?;
+                Ok(Some(self.table.push(blob)?))
+            }
             None => Ok(None),
         }
     }

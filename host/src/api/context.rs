@@ -53,6 +53,8 @@ pub struct InferletCtx {
     /// Whose export names the instance sees: `""`, everyone's (see `Launch::export_scope`).
     pub export_scope: String,
     pub client: ClientLink,
+    /// What the host keeps for the instance outside its linear memory.
+    pub host_memory: super::HostMemory,
 }
 
 impl InferletCtx {

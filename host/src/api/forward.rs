@@ -31,6 +31,8 @@ pub struct PassBuilder {
     pass: Pass,
     has_kv_cache: bool,
     executed: bool,
+    /// Bytes charged to the instance's host memory for what the pass holds.
+    charged: usize,
 }
 
 /// A submitted pass's result.
@@ -112,11 +114,19 @@ impl InferletView<'_> {
         Ok(pass)
     }
 
+    /// The pass, after charging what `call` adds to it (`bytes`) to the instance's host memory.
+    fn growing_pass(&mut self, pass: &Resource<PassBuilder>, call: &str, bytes: usize) -> wasmtime::Result<&mut PassBuilder> {
+        self.charge(call, bytes)?;
+        let builder = self.pass(pass, call)?;
+        builder.charged += bytes;
+        Ok(builder)
+    }
+
     fn want_tokens(&mut self, pass: &Resource<PassBuilder>, call: &str, indices: Vec<u32>, sampler: Sampler) -> wasmtime::Result<()> {
         if let Err(problem) = check::sampler(&sampler) {
             return bad_argument(call, problem);
         }
-        let pass = self.pass(pass, call)?;
+        let pass = self.growing_pass(pass, call, indices.len() * size_of::<Output>())?;
         pass.pass.outputs.extend(indices.into_iter().map(|index| Output::Token { index, sampler }));
         Ok(())
     }
@@ -126,11 +136,14 @@ impl HostForwardPass for InferletView<'_> {
     async fn execute(&mut self, this: Resource<PassBuilder>) -> wasmtime::Result<Option<Resource<PassOutcome>>> {
         let builder = self.pass(&this, EXECUTE)?;
         builder.executed = true;
+        // Queued, the pass counts against `limits.queued_passes_per_instance` instead.
+        let charged = std::mem::take(&mut builder.charged);
         if !builder.has_kv_cache {
             return misuse(format!("{EXECUTE}: the pass has no KV cache (call forward.kv-cache first)"));
         }
         let (service_id, service, priority) = (builder.service_id, builder.service.clone(), builder.priority);
         let pass = std::mem::take(&mut builder.pass);
+        self.refund(charged);
         let wants_tokens = pass.outputs.iter().any(|o| matches!(o, Output::Token { .. }));
         let wants_distributions = pass.outputs.iter().any(|o| matches!(o, Output::Distribution { .. }));
         let ticket = match self.ctx.holdings_on(service_id, &service).submit(pass, priority) {
@@ -145,7 +158,8 @@ impl HostForwardPass for InferletView<'_> {
     }
 
     async fn drop(&mut self, this: Resource<PassBuilder>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        let builder = self.table.delete(this)?;
+        self.refund(builder.charged);
         Ok(())
     }
 }
@@ -191,18 +205,20 @@ impl Host for InferletView<'_> {
             pass: Pass::default(),
             has_kv_cache: false,
             executed: false,
+            charged: 0,
         };
         Ok(self.table.push(pass)?)
     }
 
     async fn attention_mask(&mut self, pass: Resource<PassBuilder>, mask: Vec<Vec<u32>>) -> wasmtime::Result<()> {
-        self.pass(&pass, "forward.attention-mask")?.pass.mask = mask;
+        let bytes = mask.iter().map(|runs| size_of::<Vec<u32>>() + runs.len() * 4).sum();
+        self.growing_pass(&pass, "forward.attention-mask", bytes)?.pass.mask = mask;
         Ok(())
     }
 
     async fn kv_cache(&mut self, pass: Resource<PassBuilder>, kv_page_ptrs: Vec<Pointer>, last_kv_page_len: u32) -> wasmtime::Result<()> {
         const CALL: &str = "forward.kv-cache";
-        let builder = self.pass(&pass, CALL)?;
+        let builder = self.growing_pass(&pass, CALL, kv_page_ptrs.len() * 4)?;
         if let Err(problem) = check::kv_cache(kv_page_ptrs.len(), last_kv_page_len, builder.service.page_size()) {
             return bad_argument(CALL, problem);
         }
@@ -215,7 +231,7 @@ impl Host for InferletView<'_> {
         if emb_ptrs.len() != positions.len() {
             return misuse(format!("{CALL}: {} embedding pointers but {} positions", emb_ptrs.len(), positions.len()));
         }
-        let builder = self.pass(&pass, CALL)?;
+        let builder = self.growing_pass(&pass, CALL, emb_ptrs.len() * (size_of::<Input>() + 4))?;
         builder.pass.inputs.extend(emb_ptrs.into_iter().map(Input::Embedding));
         builder.pass.positions.extend(positions);
         Ok(())
@@ -226,7 +242,7 @@ impl Host for InferletView<'_> {
         if input_tokens.len() != positions.len() {
             return misuse(format!("{CALL}: {} tokens but {} positions", input_tokens.len(), positions.len()));
         }
-        let builder = self.pass(&pass, CALL)?;
+        let builder = self.growing_pass(&pass, CALL, input_tokens.len() * (size_of::<Input>() + 4))?;
         if let Err(problem) = check::token_ids(&input_tokens, builder.service.vocab()) {
             return bad_argument(CALL, problem);
         }
@@ -240,7 +256,7 @@ impl Host for InferletView<'_> {
         if emb_ptrs.len() != indices.len() {
             return misuse(format!("{CALL}: {} embedding pointers but {} indices", emb_ptrs.len(), indices.len()));
         }
-        let builder = self.pass(&pass, CALL)?;
+        let builder = self.growing_pass(&pass, CALL, indices.len() * size_of::<Output>())?;
         builder.pass.outputs.extend(indices.into_iter().zip(emb_ptrs).map(|(index, slot)| Output::Embedding { index, slot }));
         Ok(())
     }
@@ -254,7 +270,7 @@ impl Host for InferletView<'_> {
     ) -> wasmtime::Result<()> {
         const CALL: &str = "forward.output-distributions";
         let top_k = top_k.unwrap_or(32);
-        let builder = self.pass(&pass, CALL)?;
+        let builder = self.growing_pass(&pass, CALL, indices.len() * size_of::<Output>())?;
         if let Err(problem) = check::distribution(temperature, top_k, builder.service.limits.max_top_k) {
             return bad_argument(CALL, problem);
         }

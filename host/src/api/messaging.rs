@@ -63,6 +63,7 @@ impl HostClientMessage for InferletView<'_> {
 
 impl HostTopicSubscription for InferletView<'_> {
     async fn new(&mut self, topic: String) -> wasmtime::Result<Resource<TopicSubscription>> {
+        self.charge("message.subscribe", super::host_memory::SUBSCRIPTION_COST)?;
         let queue = self.ctx.host.bus.subscribe(&topic);
         Ok(self.table.push(TopicSubscription { queue })?)
     }
@@ -86,6 +87,7 @@ impl HostTopicSubscription for InferletView<'_> {
 
     async fn drop(&mut self, this: Resource<TopicSubscription>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
+        self.refund(super::host_memory::SUBSCRIPTION_COST);
         Ok(())
     }
 }
@@ -98,6 +100,7 @@ impl Host for InferletView<'_> {
 
     async fn client_send_blob(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
         let blob = self.table.delete(blob)?;
+        self.refund(blob.0.len());
         self.ctx.client.send(Stream::Blob, blob.0);
         Ok(())
     }

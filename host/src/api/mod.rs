@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod common;
 mod context;
 pub mod forward;
+mod host_memory;
 mod kvs;
 pub mod messaging;
 mod pie_optional;
@@ -21,6 +22,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use bindings::{crust, inferlet};
 pub use context::{HasInferlet, InferletCtx, InferletHost, InferletView};
+pub use host_memory::HostMemory;
 
 /// WASI p2, outgoing `wasi:http`, and every interface an inferlet may import
 /// (`inferlet:core/message` through the composed message provider). `view`

@@ -126,6 +126,7 @@ impl Runtime {
                     queued_passes: self.limits.queued_passes_per_instance,
                 },
                 max_priority: self.limits.max_priority.into(),
+                host_memory: crate::api::HostMemory::new(self.limits.host_memory_bytes()),
                 export_scope: launch.export_scope.unwrap_or_default(),
                 client: ClientLink {
                     output: launch.output.clone(),

@@ -12,6 +12,8 @@
 //! - `split-prefill N`: the same N tokens in passes of 50; prints the same distribution.
 //! - `flood N`: queues N passes without waiting for any, at high priority.
 //! - `export-duplicates`: exports one page under a name twice in the same list.
+//! - `blob-hog`: keeps making 1 MiB blobs.
+//! - `builder-hog`: keeps adding tokens to a pass it never executes.
 
 use crust_sdk::{common, forward, runtime, wait_for};
 
@@ -117,6 +119,20 @@ fn run() -> Result<(), String> {
         "export-duplicates" => {
             let pages = common::allocate_resources(&queue, KV_PAGE, 1);
             common::export_resources(&queue, KV_PAGE, &[pages[0], pages[0]], "hostile-duplicates");
+        }
+        "blob-hog" => {
+            let mut kept = Vec::new();
+            loop {
+                kept.push(common::Blob::new(&vec![7; 1 << 20]));
+            }
+        }
+        "builder-hog" => {
+            let pass = forward::create_forward_pass(&queue);
+            let tokens = vec![1; 1 << 16];
+            let positions: Vec<u32> = (0..1 << 16).collect();
+            loop {
+                forward::input_tokens(&pass, &tokens, &positions);
+            }
         }
         other => return Err(format!("unknown attack `{other}`")),
     }
