@@ -41,6 +41,9 @@
 //! max_upload_mib = 64             # the largest program or blob a client may upload
 //! output_buffer_kib = 1024        # what a detached instance may buffer before it is ended
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
+//! [server.users.alice]            # one user's instances, in place of [limits]
+//! cpu_time_secs = 60.0
+//! max_priority = "high"
 //! [server.tokens]                 # Pie's `authenticate`: user = "token"
 //! alice = "a-long-random-token"
 //!
@@ -106,6 +109,16 @@ pub struct ServerConfig {
     pub openai_inferlet: Option<PathBuf>,
     /// KV pages the endpoint inferlet may keep for shared system prompts, per model (0: none).
     pub openai_prefix_cache_pages: usize,
+    /// Limits of some users' instances in place of `[limits]`, by user.
+    pub users: std::collections::BTreeMap<String, UserLimits>,
+}
+
+/// `[server.users.<name>]`: what one user's instances get instead of `[limits]`.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserLimits {
+    pub cpu_time_secs: Option<f64>,
+    pub max_priority: Option<PriorityCap>,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +132,7 @@ impl Default for ServerConfig {
             output_buffer_kib: 1024,
             openai_inferlet: None,
             openai_prefix_cache_pages: 128,
+            users: Default::default(),
         }
     }
 }
@@ -272,6 +286,11 @@ impl Config {
         let l = &self.limits;
         if !(l.wall_time_secs.is_finite() && l.wall_time_secs > 0.0) {
             return Err(ConfigError::Invalid(format!("limits.wall_time_secs must be a positive number of seconds, got {}", l.wall_time_secs)));
+        }
+        for (user, limits) in &self.server.users {
+            if limits.cpu_time_secs.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+                return Err(ConfigError::Invalid(format!("server.users.{user}.cpu_time_secs must be a positive number of seconds")));
+            }
         }
         if l.queued_passes_per_instance == 0 {
             return Err(ConfigError::Invalid("limits.queued_passes_per_instance must be at least 1".into()));

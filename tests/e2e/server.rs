@@ -580,3 +580,14 @@ async fn two_hundred_concurrent_clients_all_get_their_answers() {
         assert!(events.iter().all(|e| matches!(e, Event::Stdout(_) | Event::Stderr(_))), "{events:?}");
     }
 }
+
+/// `[server.users.<name>]` gives one user's instances their own limits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_own_limits_apply_to_their_instances() {
+    let server = ServerProcess::start("server-user-limits", "[server.users.bob]\ncpu_time_secs = 1.0\nmax_priority = \"high\"");
+    let bob = server.client(BOB).await;
+    let misuse = bob.ensure_program(&wasm("misuse")).await.unwrap();
+    let mut spinning = bob.launch(&misuse, &["hold".to_string(), "1".to_string()], false).await.unwrap();
+    let (_, code, why) = until_end(&mut spinning).await;
+    assert!(why.contains("CPU-time limit of 1s exceeded"), "{code:?}: {why}");
+}

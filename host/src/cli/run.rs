@@ -79,6 +79,7 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
         inbox: Some(client_messages(args.send)),
         blobs: None,
         export_scope: None,
+        limits: None,
     };
     let outcome = runtime.run(&program, launch).await;
     let _ = printer.await;

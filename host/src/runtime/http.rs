@@ -27,6 +27,8 @@ pub struct HttpLaunch {
     pub output: Option<OutputSink>,
     /// `runtime.get-instance-id` for every request: the server instance's id.
     pub instance_id: String,
+    /// In place of the runtime's `[limits]`: the launching user's own settings.
+    pub limits: Option<crate::config::UserLimits>,
 }
 
 impl Runtime {
@@ -71,6 +73,7 @@ impl Runtime {
             Ok(seat) => seat,
             Err(limit) => return failure(hyper::StatusCode::SERVICE_UNAVAILABLE, limit.to_string()),
         };
+        let user_limits = launch.limits.unwrap_or_default();
         let mut store = self.new_store(Launch {
             arguments: launch.arguments,
             output: launch.output,
@@ -78,8 +81,9 @@ impl Runtime {
             inbox: None,
             blobs: None,
             export_scope: None,
+            limits: launch.limits,
         });
-        let (_, cpu) = self.limit_time(&mut store);
+        let (_, cpu) = self.limit_time(&mut store, user_limits);
         let (sender, response) = tokio::sync::oneshot::channel();
         let prepared = store
             .data_mut()

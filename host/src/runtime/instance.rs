@@ -35,6 +35,8 @@ pub struct Launch {
     /// the same scope see — so that what the launcher's instances export (a
     /// user's cached prompts) no other program can read, replace or release.
     pub export_scope: Option<String>,
+    /// In place of the runtime's `[limits]`: a server user's own settings.
+    pub limits: Option<crate::config::UserLimits>,
 }
 
 /// How an instance failed. Every variant says what happened in words a user
@@ -58,8 +60,9 @@ impl Runtime {
     /// `runtime.set-return`, if any.
     pub async fn run(&self, program: &Program, launch: Launch) -> Result<Option<String>, InstanceError> {
         let _seat = self.seats.take()?;
+        let user_limits = launch.limits.unwrap_or_default();
         let mut store = self.new_store(launch);
-        let (wall_time, cpu) = self.limit_time(&mut store);
+        let (wall_time, cpu) = self.limit_time(&mut store, user_limits);
         let ran = tokio::time::timeout(wall_time, cpu.meter(call_entry(&mut store, program))).await;
         let state = store.data_mut();
         match ran {
@@ -78,8 +81,9 @@ impl Runtime {
     /// Stops the instance once it has run for `limits.wall_time_secs`, or
     /// computed for `limits.cpu_time_secs` (checked at every epoch tick while
     /// it runs); returns the wall time and the meter its task must run under.
-    pub(super) fn limit_time(&self, store: &mut Store<InstanceState>) -> (std::time::Duration, Arc<CpuMeter>) {
-        let (wall_time, cpu_time) = (self.limits.wall_time(), self.limits.cpu_time());
+    pub(super) fn limit_time(&self, store: &mut Store<InstanceState>, user: crate::config::UserLimits) -> (std::time::Duration, Arc<CpuMeter>) {
+        let wall_time = self.limits.wall_time();
+        let cpu_time = user.cpu_time_secs.map_or(self.limits.cpu_time(), std::time::Duration::from_secs_f64);
         let deadline = Instant::now() + wall_time;
         let meter = CpuMeter::new();
         let cpu = meter.clone();
@@ -125,7 +129,7 @@ impl Runtime {
                     embedding_slots: self.limits.embedding_slots_per_instance,
                     queued_passes: self.limits.queued_passes_per_instance,
                 },
-                max_priority: self.limits.max_priority.into(),
+                max_priority: launch.limits.and_then(|l| l.max_priority).unwrap_or(self.limits.max_priority).into(),
                 host_memory: crate::api::HostMemory::new(self.limits.host_memory_bytes()),
                 export_scope: launch.export_scope.unwrap_or_default(),
                 client: ClientLink {

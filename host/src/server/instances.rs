@@ -189,6 +189,9 @@ pub struct LaunchRequest {
     pub export_scope: Option<String>,
 }
 
+/// What each user's instances are limited to where `[limits]` is not what applies.
+pub type UsersLimits = std::collections::BTreeMap<String, crate::config::UserLimits>;
+
 /// An admitted instance, not yet started (so its launch can be answered first).
 #[must_use = "an admitted instance counts against the caps until it starts and ends"]
 pub struct Pending {
@@ -226,11 +229,13 @@ pub struct Instances {
     max_total: usize,
     max_per_user: usize,
     buffer_cap: usize,
+    users: UsersLimits,
 }
 
 impl Instances {
-    pub fn new(max_total: usize, max_per_user: usize, buffer_cap: usize) -> Self {
-        Self { table: Mutex::default(), running: AtomicUsize::new(0), all_ended: Notify::new(), max_total, max_per_user, buffer_cap }
+    pub fn new(max_total: usize, max_per_user: usize, buffer_cap: usize, users: UsersLimits) -> Self {
+        let running = AtomicUsize::new(0);
+        Self { table: Mutex::default(), running, all_ended: Notify::new(), max_total, max_per_user, buffer_cap, users }
     }
 
     /// Admits an instance; an error says which cap it hit. It runs once started.
@@ -271,6 +276,7 @@ impl Instances {
             inbox: Some(inbox_rx),
             blobs: Some(blobs_rx),
             export_scope: request.export_scope,
+            limits: self.users.get(&served.owner).copied(),
         };
         tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
         let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program.clone(), served.clone());
@@ -282,7 +288,7 @@ impl Instances {
                     match serve_on {
                         None => ending_of(runtime.run(&program, launch).await),
                         Some(listener) => {
-                            let http = HttpLaunch { arguments: launch.arguments, output: launch.output, instance_id: id };
+                            let http = HttpLaunch { arguments: launch.arguments, output: launch.output, instance_id: id, limits: launch.limits };
                             let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
                             (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
                         }

@@ -83,7 +83,12 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let listener = tokio::net::TcpListener::bind(&addresses[..]).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
     let server = Arc::new(Server {
-        instances: Arc::new(Instances::new(config.limits.max_instances, config.server.max_instances_per_user, config.server.output_buffer_bytes())),
+        instances: Arc::new(Instances::new(
+            config.limits.max_instances,
+            config.server.max_instances_per_user,
+            config.server.output_buffer_bytes(),
+            config.server.users.clone(),
+        )),
         programs: Programs::new(config.data_dir().join("programs")),
         registry: Registry::new(&config.registry, &config.cache_dir()),
         listen_ip: local.ip(),
