@@ -107,6 +107,25 @@ bench-engine: setup fetch-model
 bench-serving: setup fetch-model build-components
     cargo bench -p crust-tests --bench serving
 
+# bench-serving of this tree and of git revision REV (say, the commit before a change), built into
+# the same target directory and run in turns, ROUNDS times each: a same-run before/after.
+bench-serving-against REV ROUNDS="2": setup fetch-model build-components
+    #!/usr/bin/env bash
+    set -euo pipefail
+    target="$PWD/target"
+    base="$(mktemp -d)/base"
+    git worktree add --detach "$base" "{{REV}}" >/dev/null
+    trap 'git worktree remove --force "$base"' EXIT
+    # The same dependencies: only the two trees' own crates are built twice.
+    cargo bench -p crust-tests --bench serving --no-run
+    (cd "$base" && CARGO_TARGET_DIR="$target" cargo bench -p crust-tests --bench serving --no-run)
+    for round in $(seq {{ROUNDS}}); do
+        echo "== round $round: {{REV}}"
+        (cd "$base" && CARGO_TARGET_DIR="$target" cargo bench -q -p crust-tests --bench serving)
+        echo "== round $round: this tree"
+        cargo bench -q -p crust-tests --bench serving
+    done
+
 # Provider costs: kvs calls (disk and memory), tokenize vs native tokenizers, launch with and without providers.
 bench-providers: setup fetch-model build-components
     cargo bench -p crust-tests --bench providers

@@ -33,6 +33,7 @@
 //! queued_passes_per_instance = 256 # passes one instance may have waiting, per model
 //! host_memory_mib = 64            # blobs, passes being built and subscriptions the host keeps for an instance
 //! max_priority = "normal"          # the highest `set-priority` an instance gets (low, normal, high)
+//! export_ttl_secs = 3600.0        # the longest an export is kept past its owner's last instance
 //!
 //! [server]                        # `crust serve` (docs/server.md)
 //! listen = "127.0.0.1:8080"       # WebSocket endpoint and `GET /metrics`
@@ -68,6 +69,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub outbound: OutboundConfig,
     #[serde(default)]
     pub engine: EngineConfig,
     #[serde(default)]
@@ -190,6 +193,54 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache/crust/models"))
 }
 
+/// `[outbound]`: what inferlets' outgoing HTTP may reach (`runtime/outbound.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// `[scheme://]host[:port]` rules; none: every request is denied.
+    pub allowed_hosts: Vec<String>,
+    pub max_requests_in_flight: usize,
+    pub max_response_mib: u64,
+    pub connect_timeout_secs: f64,
+    pub timeout_secs: f64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        let policy = crate::runtime::OutboundPolicy::default();
+        Self {
+            allowed_hosts: Vec::new(),
+            max_requests_in_flight: policy.max_in_flight,
+            max_response_mib: policy.max_response_bytes >> 20,
+            connect_timeout_secs: policy.connect_timeout.as_secs_f64(),
+            timeout_secs: policy.timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl OutboundConfig {
+    pub fn policy(&self) -> Result<crate::runtime::OutboundPolicy, ConfigError> {
+        let seconds = |key: &str, secs: f64| {
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError::Invalid(format!("outbound.{key} must be a positive number of seconds, got {secs}")))
+        };
+        let allowed = self
+            .allowed_hosts
+            .iter()
+            .map(|rule| rule.parse().map_err(|e: crate::runtime::BadRule| ConfigError::Invalid(format!("outbound: {e}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(crate::runtime::OutboundPolicy {
+            allowed,
+            max_in_flight: self.max_requests_in_flight,
+            max_response_bytes: self.max_response_mib.saturating_mul(1 << 20),
+            connect_timeout: seconds("connect_timeout_secs", self.connect_timeout_secs)?,
+            timeout: seconds("timeout_secs", self.timeout_secs)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -208,6 +259,8 @@ pub struct LimitsConfig {
     pub host_memory_mib: u64,
     /// The highest priority an instance's queues may take: `set-priority` is capped to it.
     pub max_priority: PriorityCap,
+    /// The longest an owner may keep an export past its last instance (`crust:host/exports.keep-export`).
+    pub export_ttl_secs: f64,
 }
 
 /// `limits.max_priority`: `low`, `normal` or `high`.
@@ -242,6 +295,7 @@ impl Default for LimitsConfig {
             queued_passes_per_instance: 256,
             host_memory_mib: 64,
             max_priority: PriorityCap::Normal,
+            export_ttl_secs: 3600.0,
         }
     }
 }
@@ -253,6 +307,10 @@ impl LimitsConfig {
 
     pub fn cpu_time(&self) -> Duration {
         Duration::from_secs_f64(self.cpu_time_secs)
+    }
+
+    pub fn export_ttl(&self) -> Duration {
+        Duration::try_from_secs_f64(self.export_ttl_secs).unwrap_or(Duration::ZERO)
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -294,6 +352,10 @@ impl Config {
         }
         if l.queued_passes_per_instance == 0 {
             return Err(ConfigError::Invalid("limits.queued_passes_per_instance must be at least 1".into()));
+        }
+        self.outbound.policy()?;
+        if !(l.export_ttl_secs.is_finite() && l.export_ttl_secs >= 0.0) {
+            return Err(ConfigError::Invalid(format!("limits.export_ttl_secs must be a number of seconds ≥ 0, got {}", l.export_ttl_secs)));
         }
         if !(l.cpu_time_secs.is_finite() && l.cpu_time_secs > 0.0) {
             return Err(ConfigError::Invalid(format!("limits.cpu_time_secs must be a positive number of seconds, got {}", l.cpu_time_secs)));

@@ -16,9 +16,17 @@ fn tokio() -> tokio::runtime::Runtime {
 /// Batches of 64 rows, so a long prefill stays short on a CPU adapter.
 const BATCH_TOKENS: u32 = 64;
 
+/// Limits for a slow CPU adapter: the wall time is not what these tests test.
+fn limits() -> LimitsConfig {
+    LimitsConfig { wall_time_secs: 600.0, ..LimitsConfig::default() }
+}
+
 fn runtime(cache: &str) -> Runtime {
+    runtime_with(cache, limits())
+}
+
+fn runtime_with(cache: &str, limits: LimitsConfig) -> Runtime {
     let engine = EngineConfig { batch_tokens: BATCH_TOKENS, ..EngineConfig::default() };
-    let limits = LimitsConfig { wall_time_secs: 120.0, ..LimitsConfig::default() };
     Runtime::new(&Config { cache_dir: Some(scratch_dir(cache)), engine, limits, ..Config::default() }).expect("starting the runtime")
 }
 
@@ -37,14 +45,23 @@ async fn attack(runtime: &Runtime, arguments: &[&str]) -> InstanceRun {
 /// Runs the attack next to the neighbour; checks the neighbour's answer and
 /// that no page leaked; returns the attack's run.
 fn beside_a_neighbour(cache: &str, arguments: &[&str]) -> InstanceRun {
-    let runtime = runtime(cache);
+    beside_a_neighbour_in(runtime(cache), arguments)
+}
+
+fn beside_a_neighbour_in(runtime: Runtime, arguments: &[&str]) -> InstanceRun {
     let tokio = tokio();
     let alone = tokio.block_on(neighbour(&runtime)).stdout;
     let (next_to, attacked) = tokio.block_on(async { futures::join!(neighbour(&runtime), attack(&runtime, arguments)) });
     assert_eq!(next_to.stdout, alone, "the neighbour's answer changed beside `{}`", arguments.join(" "));
-    let service = runtime.models().loaded().next().expect("the model is loaded");
-    assert_eq!(service.free_pages(), service.capacity.kv_pages as usize, "every page is back in the pool");
+    let (free, capacity) = free_pages(&runtime);
+    assert_eq!(free, capacity, "every page is back in the pool");
     attacked
+}
+
+/// KV pages no one holds, and the pool's size.
+fn free_pages(runtime: &Runtime) -> (usize, usize) {
+    let service = runtime.models().loaded().next().expect("the model is loaded");
+    (service.free_pages(), service.capacity.kv_pages as usize)
 }
 
 fn trap_message(run: &InstanceRun) -> &str {
@@ -70,11 +87,13 @@ fn one_page_listed_many_times_is_refused_and_fails_no_batch() {
 
 #[test]
 fn a_flood_of_passes_is_capped_and_its_priority_too() {
-    let run = beside_a_neighbour("iso-flood", &["flood", "20000"]);
+    // A low cap: the passes queued before it run anyway, and a CPU adapter is slow.
+    let runtime = runtime_with("iso-flood", LimitsConfig { queued_passes_per_instance: 32, ..limits() });
+    let run = beside_a_neighbour_in(runtime, &["flood", "20000"]);
     let message = trap_message(&run);
     assert!(
         message.contains(
-            "forward.forward-pass.execute: 256 passes of this instance are waiting, the most it may queue (limits.queued_passes_per_instance)"
+            "forward.forward-pass.execute: 32 passes of this instance are waiting, the most it may queue (limits.queued_passes_per_instance)"
         ),
         "{message}"
     );
@@ -134,7 +153,7 @@ fn a_prefill_longer_than_a_batch_runs_in_chunks_with_the_same_answer() {
 
 #[test]
 fn a_spinning_inferlet_is_stopped_by_its_cpu_budget_and_a_waiting_one_is_not() {
-    let limits = LimitsConfig { wall_time_secs: 120.0, cpu_time_secs: 3.0, ..LimitsConfig::default() };
+    let limits = LimitsConfig { cpu_time_secs: 3.0, ..limits() };
     let runtime = Runtime::new(&Config { cache_dir: Some(scratch_dir("iso-cpu-time")), limits, ..Config::default() }).unwrap();
     let tokio = tokio();
     let spin = inferlet("misuse");
@@ -145,4 +164,53 @@ fn a_spinning_inferlet_is_stopped_by_its_cpu_budget_and_a_waiting_one_is_not() {
         Err(InstanceError::Limit(limit)) => assert!(limit.to_string().starts_with("CPU-time limit of 3s exceeded"), "{limit}"),
         other => panic!("the spinner was not stopped by its CPU budget: {other:?}"),
     }
+}
+
+/// Allocate the quota, export it, end, repeat: each export goes with its
+/// instance (under `crust run` an instance is its own owner), so three
+/// rounds of 256 pages never drain a pool of 512.
+#[test]
+fn exporting_the_quota_and_ending_drains_nothing() {
+    let runtime = runtime("iso-export-all");
+    let tokio = tokio();
+    let alone = tokio.block_on(neighbour(&runtime)).stdout;
+    for round in 0..3 {
+        let run = tokio.block_on(attack(&runtime, &["export-all", "256"]));
+        assert!(run.outcome.is_ok(), "round {round}: {:?} {}", run.outcome, run.stderr);
+        assert_eq!(run.stdout.trim(), "exported 256");
+        let (free, capacity) = free_pages(&runtime);
+        assert_eq!(free, capacity, "round {round}: the export went with its owner");
+    }
+    assert_eq!(tokio.block_on(neighbour(&runtime)).stdout, alone);
+}
+
+#[test]
+fn an_owners_exports_count_against_its_page_budget() {
+    let run = beside_a_neighbour("iso-export-budget", &["export-twice", "200"]);
+    let message = trap_message(&run);
+    assert!(
+        message.contains(
+            "common.export-resources: exporting 200 KV pages as `hostile-second` would make its owner's exports hold 400; \
+             an owner's exports may hold 256 (limits.kv_pages_per_instance)"
+        ),
+        "{message}"
+    );
+}
+
+/// A kept export outlives its instance for the time granted (capped by
+/// `limits.export_ttl_secs`); no other owner may keep it; a release ends it.
+#[test]
+fn a_kept_export_outlives_its_instance_and_only_its_owner_keeps_it() {
+    let runtime = runtime_with("iso-keep", LimitsConfig { export_ttl_secs: 60.0, ..limits() });
+    let tokio = tokio();
+    let kept = tokio.block_on(attack(&runtime, &["keep", "hostile-kept"]));
+    assert!(kept.outcome.is_ok(), "{:?} {}", kept.outcome, kept.stderr);
+    assert_eq!(kept.stdout.trim(), "kept Ok(60)", "an hour asked, the cap granted");
+    let (free, capacity) = free_pages(&runtime);
+    assert_eq!(free, capacity - 2, "the kept export holds its 2 pages past its instance");
+    let other = tokio.block_on(attack(&runtime, &["keep-only", "hostile-kept"]));
+    assert_eq!(other.stdout.trim(), r#"kept Err("exports.keep-export: `hostile-kept` was exported by another owner: only its owner may keep it")"#);
+    let release = tokio.block_on(attack(&runtime, &["release", "hostile-kept"]));
+    assert!(release.outcome.is_ok(), "{:?}", release.outcome);
+    assert_eq!(free_pages(&runtime).0, capacity, "released: every page is back");
 }

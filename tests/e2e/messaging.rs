@@ -101,3 +101,36 @@ fn a_swarm_of_agents_collects_every_idea() {
         assert!(line.starts_with(&format!("agent {i}: ")) && line.len() > 10, "{first}");
     }
 }
+
+/// Topics live in namespaces (a server user's, `Launch::namespace`): what
+/// bob publishes on `news` never reaches alice's subscription to `news`.
+#[test]
+fn a_topic_of_one_namespace_is_not_anothers() {
+    let runtime = runtime("messaging-namespaces");
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let probe = runtime.load_program_file(&inferlet("pubsub-probe")).unwrap();
+    let launch = |namespace: &str, arguments: [&str; 3], output: Option<OutputSink>| Launch {
+        arguments: arguments.map(String::from).to_vec(),
+        namespace: Some(namespace.to_string()),
+        output,
+        ..Launch::default()
+    };
+    tokio.block_on(async {
+        let (sink, mut output) = OutputSink::channel();
+        let listener = runtime.run(&probe, launch("user/alice", ["listen", "news", "4"], Some(sink)));
+        let publishers = async {
+            while output.recv().await.is_some_and(|chunk| &chunk.bytes[..] != b"subscribed") {}
+            // Bob's three first: were they delivered, alice would get 0, 1, 2, 0.
+            assert!(runtime.run(&probe, launch("user/bob", ["publish", "news", "3"], None)).await.is_ok());
+            assert!(runtime.run(&probe, launch("user/alice", ["publish", "news", "4"], None)).await.is_ok());
+        };
+        let (listened, ()) = futures::join!(listener, publishers);
+        assert!(listened.is_ok(), "{listened:?}");
+        let mut stdout = Vec::new();
+        while let Ok(chunk) = output.try_recv() {
+            stdout.extend_from_slice(&chunk.bytes);
+        }
+        let text = String::from_utf8(stdout).unwrap();
+        assert!(text.starts_with("0\n1\n2\n3\n"), "only alice's: {text}");
+    });
+}

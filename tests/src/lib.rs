@@ -64,16 +64,33 @@ pub struct InstanceRun {
 /// arguments are copied, so the future borrows only the runtime and path.
 pub fn run_instance<'a>(runtime: &'a Runtime, inferlet: &'a Path, arguments: &[&str]) -> impl Future<Output = InstanceRun> + use<'a> {
     let arguments: Vec<String> = arguments.iter().map(|s| s.to_string()).collect();
-    async move { run_owned(runtime, inferlet, arguments).await }
+    async move { run_owned(runtime, inferlet, arguments, None).await }
 }
 
-async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>) -> InstanceRun {
+/// [`run_instance`] acting for `owner`, as a server user's instance does (`Launch::owner`).
+pub fn run_instance_as<'a>(runtime: &'a Runtime, inferlet: &'a Path, arguments: &[&str], owner: &str) -> impl Future<Output = InstanceRun> + use<'a> {
+    let arguments: Vec<String> = arguments.iter().map(|s| s.to_string()).collect();
+    let owner = Some(owner.to_string());
+    async move { run_owned(runtime, inferlet, arguments, owner).await }
+}
+
+async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>, owner: Option<String>) -> InstanceRun {
     let program = runtime.load_program_file(inferlet).expect("loading the inferlet");
     let (sink, mut rx) = OutputSink::channel();
-    let launch = Launch { arguments, output: Some(sink), ..Launch::default() };
-    let outcome = runtime.run(&program, launch).await;
+    let launch = Launch { arguments, output: Some(sink), owner, ..Launch::default() };
+    // Read while it runs: an instance whose output is not read waits for it.
+    let mut chunks = Vec::new();
+    let run = runtime.run(&program, launch);
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            Some(chunk) = rx.recv() => chunks.push(chunk),
+        }
+    };
+    chunks.extend(std::iter::from_fn(|| rx.try_recv().ok()));
     let (mut stdout, mut stderr, mut messages) = (Vec::new(), Vec::new(), Vec::new());
-    while let Ok(OutputChunk { stream, bytes }) = rx.try_recv() {
+    for OutputChunk { stream, bytes } in chunks {
         match stream {
             Stream::Stdout => stdout.extend_from_slice(&bytes),
             Stream::Stderr => stderr.extend_from_slice(&bytes),

@@ -39,6 +39,10 @@ pub mod sampling;
 
 pub use context::{Context, Draw, Finish, Generation, Sampler, Stop, TokenLogprob, UNLIKELY_LOGPROB};
 pub use executor::{block_on, join_all, wait_for};
+/// Crust's additions to `inferlet:core` (`wit/deps/host`).
+pub mod host {
+    pub use crate::crust::host::exports;
+}
 pub use inferlet::core::{common, forward, kvs, message, runtime, tokenize};
 pub use model::{Model, Queue, Tokenizer};
 

@@ -82,6 +82,13 @@ impl Queue {
         common::get_all_exported_resources(&self.inner, 0)
     }
 
+    /// Keeps the export `name` (this owner's) for `ttl_secs` past the owner's
+    /// last instance, or renews it; the host caps the time and returns the
+    /// seconds granted. Without it an export goes with its owner's last instance.
+    pub fn keep_exported_pages(&self, name: &str, ttl_secs: u32) -> Result<u32, String> {
+        crate::crust::host::exports::keep_export(&self.inner, 0, name, ttl_secs)
+    }
+
     /// Drops the export `name` (its pages go back once no instance holds them);
     /// nothing happens if it is not exported.
     pub fn release_exported_pages(&self, name: &str) {

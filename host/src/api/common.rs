@@ -92,7 +92,7 @@ impl Pollable for BlobResult {
 }
 
 /// Resource type 0 and 1; anything else is named in the error.
-fn kind(resource_type: u32, call: &str) -> Result<ResourceKind, String> {
+pub(super) fn kind(resource_type: u32, call: &str) -> Result<ResourceKind, String> {
     match resource_type {
         0 => Ok(ResourceKind::KvPage),
         1 => Ok(ResourceKind::EmbeddingSlot),
@@ -116,7 +116,7 @@ impl InferletView<'_> {
         Ok(self.ctx.holdings_on(queue.service_id, &queue.service))
     }
 
-    fn resource_call<T>(
+    pub(super) fn resource_call<T>(
         &mut self,
         queue: &Resource<QueueHandle>,
         resource_type: u32,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 
 use crate::engine::holdings::{Holdings, Quotas};
+use crate::engine::owner::{Owner, Owners};
 use crate::engine::service::ModelService;
 use crate::engine::service::Priority;
 use crate::messaging::{Bus, ClientLink};
@@ -24,6 +25,8 @@ pub struct InferletHost {
     pub providers: Providers,
     /// Topics and subscribers of `message.broadcast`/`subscribe`.
     pub bus: Bus,
+    /// Whom the running instances act for.
+    pub owners: Owners,
 }
 
 impl InferletHost {
@@ -42,16 +45,19 @@ pub struct InferletCtx {
     pub arguments: Vec<String>,
     pub return_value: Option<String>,
     pub host: Arc<InferletHost>,
-    /// Orders this instance's passes among everyone's (unique per process).
-    pub owner: u64,
+    /// Whom the instance acts for (a server user, or itself): owners take
+    /// turns on the GPU, and an instance's exports are charged to its owner.
+    pub owner: Arc<Owner>,
     /// What the instance holds on each model it opened a queue on, by service id.
     pub holdings: HashMap<u32, Holdings>,
     /// KV pages and embedding slots one instance may hold, and passes it may queue, per model.
     pub quotas: Quotas,
+    /// The longest `crust:host/exports.keep-export` keeps an export.
+    pub export_ttl_cap: std::time::Duration,
     /// The highest priority its queues may take (`queue.set-priority` is capped to it).
     pub max_priority: Priority,
-    /// Whose export names the instance sees: `""`, everyone's (see `Launch::export_scope`).
-    pub export_scope: String,
+    /// Whose export names and topics the instance sees: `""`, everyone's (see `Launch::namespace`).
+    pub namespace: String,
     pub client: ClientLink,
     /// What the host keeps for the instance outside its linear memory.
     pub host_memory: super::HostMemory,
@@ -60,8 +66,8 @@ pub struct InferletCtx {
 impl InferletCtx {
     /// The instance's holdings on the model behind `service`, made on first use.
     pub(crate) fn holdings_on(&mut self, service_id: u32, service: &Arc<ModelService>) -> &mut Holdings {
-        let (owner, quotas, scope) = (self.owner, self.quotas, &self.export_scope);
-        self.holdings.entry(service_id).or_insert_with(|| Holdings::new(service.clone(), owner, quotas, scope.clone()))
+        let (owner, quotas, scope) = (&self.owner, self.quotas, &self.namespace);
+        self.holdings.entry(service_id).or_insert_with(|| Holdings::new(service.clone(), owner.clone(), quotas, scope.clone()))
     }
 }
 

@@ -136,17 +136,17 @@ impl HostForwardPass for InferletView<'_> {
     async fn execute(&mut self, this: Resource<PassBuilder>) -> wasmtime::Result<Option<Resource<PassOutcome>>> {
         let builder = self.pass(&this, EXECUTE)?;
         builder.executed = true;
-        // Queued, the pass counts against `limits.queued_passes_per_instance` instead.
         let charged = std::mem::take(&mut builder.charged);
         if !builder.has_kv_cache {
             return misuse(format!("{EXECUTE}: the pass has no KV cache (call forward.kv-cache first)"));
         }
         let (service_id, service, priority) = (builder.service_id, builder.service.clone(), builder.priority);
         let pass = std::mem::take(&mut builder.pass);
-        self.refund(charged);
+        // Queued, its bytes stay charged until it has run.
+        let bytes = self.ctx.host_memory.held(charged);
         let wants_tokens = pass.outputs.iter().any(|o| matches!(o, Output::Token { .. }));
         let wants_distributions = pass.outputs.iter().any(|o| matches!(o, Output::Distribution { .. }));
-        let ticket = match self.ctx.holdings_on(service_id, &service).submit(pass, priority) {
+        let ticket = match self.ctx.holdings_on(service_id, &service).submit(pass, priority, Some(bytes)) {
             Ok(ticket) => ticket,
             Err(e) => return misuse(refused(e)),
         };

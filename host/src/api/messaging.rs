@@ -64,7 +64,7 @@ impl HostClientMessage for InferletView<'_> {
 impl HostTopicSubscription for InferletView<'_> {
     async fn new(&mut self, topic: String) -> wasmtime::Result<Resource<TopicSubscription>> {
         self.charge("message.subscribe", super::host_memory::SUBSCRIPTION_COST)?;
-        let queue = self.ctx.host.bus.subscribe(&topic);
+        let queue = self.ctx.host.bus.subscribe(&self.ctx.namespace, &topic);
         Ok(self.table.push(TopicSubscription { queue })?)
     }
 
@@ -94,14 +94,14 @@ impl HostTopicSubscription for InferletView<'_> {
 
 impl Host for InferletView<'_> {
     async fn client_send(&mut self, message: String) -> wasmtime::Result<()> {
-        self.ctx.client.send(Stream::Message, message.into_bytes());
+        self.ctx.client.send(Stream::Message, message.into_bytes()).await;
         Ok(())
     }
 
     async fn client_send_blob(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
         let blob = self.table.delete(blob)?;
         self.refund(blob.0.len());
-        self.ctx.client.send(Stream::Blob, blob.0);
+        self.ctx.client.send(Stream::Blob, blob.0).await;
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl Host for InferletView<'_> {
     }
 
     async fn publish(&mut self, topic: String, message: String) -> wasmtime::Result<()> {
-        self.ctx.host.bus.publish(&topic, &message);
+        self.ctx.host.bus.publish(&self.ctx.namespace, &topic, &message);
         Ok(())
     }
 }

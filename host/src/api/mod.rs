@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod common;
 mod context;
+mod exports;
 pub mod forward;
 mod host_memory;
 mod kvs;
@@ -39,6 +40,7 @@ where
     inferlet::core::tokenize::add_to_linker::<_, HasInferlet>(linker, view)?;
     inferlet::core::kvs::add_to_linker::<_, HasInferlet>(linker, view)?;
     crust::host::messaging::add_to_linker::<_, HasInferlet>(linker, view)?;
+    crust::host::exports::add_to_linker::<_, HasInferlet>(linker, view)?;
     inferlet::adapter::common::add_to_linker::<_, HasInferlet>(linker, view)?;
     inferlet::zo::evolve::add_to_linker::<_, HasInferlet>(linker, view)?;
     inferlet::image::image::add_to_linker::<_, HasInferlet>(linker, view)?;

@@ -67,6 +67,10 @@ pub(crate) struct LimitFlags {
     /// Cap the number of instances alive at once.
     #[arg(long, value_name = "N")]
     max_instances: Option<usize>,
+    /// Let inferlets' outgoing HTTP reach HOST (`[scheme://]host[:port]`, a name, an IP, a CIDR range
+    /// or `*` for every public host); repeatable. Without any, outgoing HTTP is denied.
+    #[arg(long = "allow-http", value_name = "HOST")]
+    allow_http: Vec<String>,
     /// Where compiled programs are cached (default: $CRUST_CACHE_DIR or the user cache dir).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -79,6 +83,7 @@ impl LimitFlags {
         limits.cpu_time_secs = self.cpu_time.unwrap_or(limits.cpu_time_secs);
         limits.memory_mib = self.memory_limit.unwrap_or(limits.memory_mib);
         limits.max_instances = self.max_instances.unwrap_or(limits.max_instances);
+        config.outbound.allowed_hosts.extend(self.allow_http.iter().cloned());
         if let Some(dir) = &self.cache_dir {
             config.cache_dir = Some(dir.clone());
         }

@@ -78,7 +78,8 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
         instance_id: None,
         inbox: Some(client_messages(args.send)),
         blobs: None,
-        export_scope: None,
+        namespace: None,
+        owner: None,
         limits: None,
     };
     let outcome = runtime.run(&program, launch).await;

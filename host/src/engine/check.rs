@@ -73,6 +73,8 @@ pub enum Problem {
     MaskRows { masks: usize, inputs: usize },
     #[error("row {row}: the runs cover {covered} slots, expected {expected} (the row's context, its own slot included)")]
     MaskCover { row: usize, covered: u64, expected: u32 },
+    #[error("row {row}: {runs} runs for a context of {expected}; a row has at most one run more than its context")]
+    MaskRuns { row: usize, runs: usize, expected: u32 },
     #[error("output index {index} is past the pass's {inputs} inputs")]
     OutputIndex { index: u32, inputs: usize },
     #[error("temperature {0} must be a finite number ≥ 0")]
@@ -244,6 +246,10 @@ pub fn check_arguments(pass: &Pass, limits: &PassLimits) -> Result<PassCost, Inv
         let first_slot = slots - n as u64;
         for (row, runs) in pass.mask.iter().enumerate() {
             let expected = (first_slot + row as u64 + 1) as u32;
+            // Empty runs beyond a leading one only cost the engine time.
+            if runs.len() > expected as usize + 1 {
+                return Err(Problem::MaskRuns { row, runs: runs.len(), expected }.at(Part::AttentionMask));
+            }
             let covered: u64 = runs.iter().map(|&r| r as u64).sum();
             if covered != expected as u64 {
                 return Err(Problem::MaskCover { row, covered, expected }.at(Part::AttentionMask));
@@ -366,6 +372,11 @@ mod tests {
             (Pass { last_page_len: 5, ..pass(1) }, Part::KvCache, "last-kv-page-len is 5, must be 1..=4"),
             (Pass { kv_pages: vec![8], ..pass(1) }, Part::KvCache, "page 8 does not exist"),
             (Pass { mask: vec![vec![2]], ..pass(1) }, Part::AttentionMask, "row 0: the runs cover 2 slots, expected 1"),
+            (
+                Pass { mask: vec![vec![0, 0, 1]], ..pass(1) },
+                Part::AttentionMask,
+                "row 0: 3 runs for a context of 1; a row has at most one run more than its context",
+            ),
             (Pass { outputs: vec![greedy(1)], ..pass(1) }, Part::OutputTokens, "output index 1 is past the pass's 1 inputs"),
             (
                 Pass { outputs: vec![Output::Distribution { index: 0, temperature: 1.0, top_k: 6 }], ..pass(1) },

@@ -7,24 +7,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::batch::{Input, Output, Pass, context_length};
 use super::check::{Invalid, check_arguments};
 use super::chunks::{Ticket, split};
 use super::exports::ExportError;
+use super::owner::Owner;
 use super::pool::{PoolExhausted, ResourceKind};
-use super::scheduler::{Priority, QueuedPass, Submitter};
+use super::scheduler::{Held, Priority, QueuedPass, Submitter, next_owner};
 use super::service::ModelService;
 
 /// Why a resource call or a pass was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HoldingsError {
-    #[error("{} pointer {pointer} was not allocated or imported by this instance", what(*.kind))]
+    #[error("{} pointer {pointer} was not allocated or imported by this instance", kind.noun())]
     UnknownPointer { kind: ResourceKind, pointer: u32 },
     #[error(
         "asked for {asked} more {}s while holding {held}; the per-instance quota is {quota} (limits.{})",
-        what(*.kind),
-        quota_setting(*.kind)
+        kind.noun(),
+        kind.quota_setting()
     )]
     Quota { kind: ResourceKind, asked: usize, held: usize, quota: usize },
     #[error("{0}")]
@@ -66,24 +68,12 @@ pub enum PassError {
     Holdings(#[from] HoldingsError),
 }
 
-fn what(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::KvPage => "KV page",
-        ResourceKind::EmbeddingSlot => "embedding slot",
-    }
-}
-
-fn quota_setting(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::KvPage => "kv_pages_per_instance",
-        ResourceKind::EmbeddingSlot => "embedding_slots_per_instance",
-    }
-}
-
 pub struct Holdings {
     pub service: Arc<ModelService>,
-    /// Orders this instance's passes among everyone's.
-    owner: u64,
+    /// Whom the instance acts for: it takes turns with other owners, and its exports are charged to it.
+    owner: Arc<Owner>,
+    /// This instance's passes run in the order it submitted them.
+    instance: u64,
     /// Per kind: pointer → pool id.
     pointers: [HashMap<u32, u32>; 2],
     next_pointer: u32,
@@ -91,12 +81,12 @@ pub struct Holdings {
     /// This instance's passes submitted and not yet run (each one's guard counts itself).
     queued: Arc<AtomicUsize>,
     /// The export names this instance sees (`Resources`' scopes).
-    export_scope: String,
+    namespace: String,
 }
 
 impl Holdings {
-    pub fn new(service: Arc<ModelService>, owner: u64, quotas: Quotas, export_scope: String) -> Self {
-        Self { service, owner, pointers: Default::default(), next_pointer: 0, quotas, queued: Arc::default(), export_scope }
+    pub fn new(service: Arc<ModelService>, owner: Arc<Owner>, quotas: Quotas, namespace: String) -> Self {
+        Self { service, owner, instance: next_owner(), pointers: Default::default(), next_pointer: 0, quotas, queued: Arc::default(), namespace }
     }
 
     pub fn held(&self, kind: ResourceKind) -> usize {
@@ -125,7 +115,7 @@ impl Holdings {
 
     pub fn allocate(&mut self, kind: ResourceKind, count: u32) -> Result<Vec<u32>, HoldingsError> {
         self.check_quota(kind, count as usize)?;
-        let ids = self.service.resources.lock().unwrap().pool(kind).allocate(count as usize)?;
+        let ids = self.service.resources.lock().unwrap().allocate(kind, count as usize)?;
         // A freed page still holds its last holder's keys and values.
         self.service.clear(kind, ids.clone());
         Ok(self.adopt(kind, ids))
@@ -158,24 +148,33 @@ impl Holdings {
         if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(HoldingsError::ExportedTwice(pair[0]));
         }
-        Ok(self.service.resources.lock().unwrap().export(kind, &self.export_scope, name, &ids)?)
+        // An owner's exports together may hold what one instance may.
+        let budget = self.quotas.of(kind);
+        self.service.resources.lock().unwrap().export(kind, &self.namespace, name, &ids, &self.owner, budget)?;
+        self.owner.exports_on(&self.service);
+        Ok(())
+    }
+
+    /// Keeps this owner's export `name` for `ttl` from now, past the owner's end.
+    pub fn keep(&mut self, kind: ResourceKind, name: &str, ttl: Duration) -> Result<(), HoldingsError> {
+        Ok(self.service.resources.lock().unwrap().keep(kind, &self.namespace, name, &self.owner, Instant::now() + ttl)?)
     }
 
     pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, HoldingsError> {
         let mut resources = self.service.resources.lock().unwrap();
-        let count = resources.exports(kind, &self.export_scope).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
+        let count = resources.exports(kind, &self.namespace).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
         self.check_quota(kind, count)?;
-        let ids = resources.import(kind, &self.export_scope, name);
+        let ids = resources.import(kind, &self.namespace, name);
         drop(resources);
         Ok(self.adopt(kind, ids))
     }
 
     pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
-        self.service.resources.lock().unwrap().release_export(kind, &self.export_scope, name);
+        self.service.resources.lock().unwrap().release_export(kind, &self.namespace, name);
     }
 
     pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {
-        self.service.resources.lock().unwrap().exports(kind, &self.export_scope)
+        self.service.resources.lock().unwrap().exports(kind, &self.namespace)
     }
 
     /// The one way a pass reaches the scheduler. `pass` names this
@@ -186,7 +185,7 @@ impl Holdings {
     /// more rows than a batch holds — holding a reference to each page and
     /// slot it uses until it has run (so deallocating them, or the
     /// instance's end, frees nothing under it).
-    pub fn submit(&mut self, mut pass: Pass, priority: Priority) -> Result<Ticket, PassError> {
+    pub fn submit(&mut self, mut pass: Pass, priority: Priority, mut bytes: Option<Held>) -> Result<Ticket, PassError> {
         let page_pointers = std::mem::take(&mut pass.kv_pages);
         pass.kv_pages = self.resolve_all(ResourceKind::KvPage, &page_pointers)?;
         for input in &mut pass.inputs {
@@ -210,17 +209,20 @@ impl Holdings {
         }
         // Copy-on-write once for the whole pass; its chunks share its pages.
         let mut copies = self.make_written_pages_private(&page_pointers, first_written)?;
-        let by = Submitter { owner: self.owner, priority };
+        let by = Submitter { owner: self.owner.id, instance: self.instance, priority };
+        let last = chunks.len().saturating_sub(1);
         let replies = chunks
             .into_iter()
-            .map(|(mut chunk, chunk_cost)| {
+            .enumerate()
+            .map(|(i, (mut chunk, chunk_cost))| {
                 for page in &mut chunk.kv_pages {
                     if let Some(&(_, copy)) = copies.iter().find(|(from, _)| from == page) {
                         *page = copy;
                     }
                 }
                 let holds = self.hold_for(&chunk);
-                let queued = QueuedPass::new(self.queued.clone());
+                // The pass's bytes stay charged until its last chunk has run.
+                let queued = QueuedPass { count: Some(Held::add(&self.queued, 1)), bytes: if i == last { bytes.take() } else { None } };
                 self.service.submit_checked(chunk, chunk_cost, std::mem::take(&mut copies), holds, queued, by)
             })
             .collect();
@@ -254,15 +256,14 @@ impl Holdings {
     fn make_written_pages_private(&mut self, pointers: &[u32], first_written: usize) -> Result<Vec<(u32, u32)>, HoldingsError> {
         let mut copies: Vec<(u32, u32)> = Vec::new();
         let mut resources = self.service.resources.lock().unwrap();
-        let pool = resources.pool(ResourceKind::KvPage);
         for &pointer in pointers.iter().skip(first_written) {
             let id = self.pointers[ResourceKind::KvPage as usize][&pointer];
             // A pointer listed twice was made private the first time.
-            if !pool.is_shared(id) {
+            if !resources.pool(ResourceKind::KvPage).is_shared(id) {
                 continue;
             }
-            let copy = pool.allocate(1).map_err(HoldingsError::CopyOnWrite)?[0];
-            pool.release(id);
+            let copy = resources.allocate(ResourceKind::KvPage, 1).map_err(HoldingsError::CopyOnWrite)?[0];
+            resources.pool(ResourceKind::KvPage).release(id);
             copies.push((id, copy));
             self.pointers[ResourceKind::KvPage as usize].insert(pointer, copy);
         }

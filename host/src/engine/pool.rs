@@ -121,6 +121,21 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     pub const ALL: [ResourceKind; 2] = [ResourceKind::KvPage, ResourceKind::EmbeddingSlot];
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            ResourceKind::KvPage => "KV page",
+            ResourceKind::EmbeddingSlot => "embedding slot",
+        }
+    }
+
+    /// The `[limits]` key that bounds how many of these an instance holds (and an owner exports).
+    pub fn quota_setting(self) -> &'static str {
+        match self {
+            ResourceKind::KvPage => "kv_pages_per_instance",
+            ResourceKind::EmbeddingSlot => "embedding_slots_per_instance",
+        }
+    }
 }
 
 #[cfg(test)]

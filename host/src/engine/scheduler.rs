@@ -4,8 +4,8 @@
 //! Everything waiting when the runner frees up goes into the next batch
 //! (work-conserving), up to the batch's room in every dimension a batch has
 //! (`PassCost`). When more waits than fits, high priority goes first, but
-//! never ahead of an earlier pass of the same owner: a pass sees the KV of
-//! every pass its owner submitted before it. A page copy (copy-on-write) runs
+//! never ahead of an earlier pass of the same instance: a pass sees the KV of
+//! every pass its instance submitted before it. A page copy (copy-on-write) runs
 //! after every pass submitted before it; a barrier resolves once every pass
 //! submitted before it has run. A batch that fails (or panics the runner) is
 //! retried pass by pass, so only the pass at fault fails, and the engine goes
@@ -15,7 +15,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
@@ -61,7 +61,7 @@ pub enum Priority {
     High,
 }
 
-/// A fresh owner id: one per instance (or host context), unique per process.
+/// A fresh id for an owner or an instance, unique per process.
 pub fn next_owner() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -70,33 +70,51 @@ pub fn next_owner() -> u64 {
 /// Who submitted a pass, and how urgent it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Submitter {
-    /// Passes of one owner (an instance) keep their submission order.
+    /// Owners take turns (a server user's instances are one owner).
     pub owner: u64,
+    /// Passes of one instance keep their submission order.
+    pub instance: u64,
     pub priority: Priority,
 }
 
 pub type PassReply = oneshot::Receiver<Result<PassResult, BatchError>>;
 
-/// Counts a pass among its instance's queued ones until it has run (or is dropped).
-pub struct QueuedPass(Option<Arc<std::sync::atomic::AtomicUsize>>);
+/// An amount counted in a shared counter until this is dropped.
+pub struct Held {
+    counter: Arc<AtomicUsize>,
+    amount: usize,
+}
 
-impl QueuedPass {
-    pub fn new(counter: Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Some(counter))
+impl Held {
+    pub fn add(counter: &Arc<AtomicUsize>, amount: usize) -> Self {
+        counter.fetch_add(amount, Ordering::Relaxed);
+        Self::counted(counter, amount)
     }
 
-    /// For passes no instance counts (the host's own, tests).
-    pub fn uncounted() -> Self {
-        Self(None)
+    /// For an amount the counter already holds.
+    pub fn counted(counter: &Arc<AtomicUsize>, amount: usize) -> Self {
+        Self { counter: counter.clone(), amount }
     }
 }
 
-impl Drop for QueuedPass {
+impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(counter) = &self.0 {
-            counter.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.counter.fetch_sub(self.amount, Ordering::Relaxed);
+    }
+}
+
+/// What a pass counts against its instance until it has run (or is
+/// dropped): one of its queued passes, and the host memory its inputs take.
+#[derive(Default)]
+pub struct QueuedPass {
+    pub count: Option<Held>,
+    pub bytes: Option<Held>,
+}
+
+impl QueuedPass {
+    /// For passes no instance counts (the host's own, tests).
+    pub fn uncounted() -> Self {
+        Self::default()
     }
 }
 
@@ -301,8 +319,8 @@ impl<R: Runner> Scheduler<R> {
 
 /// The next batch: high priority first; within a priority, round-robin
 /// across owners (every owner's first waiting pass, then every owner's
-/// second, …, so one owner's flood cannot crowd out the rest); each owner's
-/// passes in order; as many as fit the batch's room in every dimension (the
+/// second, …, so one owner's flood — or its many instances — cannot crowd
+/// out the rest); each instance's passes in order; as many as fit the batch's room in every dimension (the
 /// first always goes: every pass was checked to fit a batch alone). The rest
 /// stay waiting, in order.
 fn take_batch(waiting: &mut VecDeque<Waiting>, limits: &PassLimits) -> Vec<Waiting> {
@@ -322,17 +340,17 @@ fn take_batch(waiting: &mut VecDeque<Waiting>, limits: &PassLimits) -> Vec<Waiti
     let mut blocked: HashSet<u64> = HashSet::new();
     for i in order {
         let w = &waiting[i];
-        if blocked.contains(&w.by.owner) {
+        if blocked.contains(&w.by.instance) {
             continue;
         }
-        // An earlier pass of the same owner still waiting: this one waits too.
-        if waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.owner == w.by.owner) {
+        // An earlier pass of the same instance still waiting: this one waits too.
+        if waiting.iter().take(i).enumerate().any(|(j, e)| !chosen[j] && e.by.instance == w.by.instance) {
             continue;
         }
         let with = used.plus(w.cost);
         if used.tokens > 0 && !with.fits(limits) {
-            // Nothing later of this owner may overtake it.
-            blocked.insert(w.by.owner);
+            // Nothing later of this instance may overtake it.
+            blocked.insert(w.by.instance);
             continue;
         }
         chosen[i] = true;
@@ -386,7 +404,7 @@ mod tests {
 
     fn waiting(seq: u64, owner: u64, priority: Priority, tokens: usize) -> Waiting {
         let pass = pass(seq as u32, tokens);
-        let by = Submitter { owner, priority };
+        let by = Submitter { owner, instance: owner, priority };
         Waiting { seq, cost: cost(&pass), pass, holds: vec![], _queued: QueuedPass::uncounted(), by, reply: oneshot::channel().0 }
     }
 
@@ -423,6 +441,20 @@ mod tests {
         q.extend((6..8).map(|i| waiting(i, 2, Priority::Normal, 2)));
         assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [0, 1, 6, 7]);
         assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_users_many_instances_share_one_owners_turns() {
+        // Owner 1 runs six instances, owner 2 one: each owner gets half the batch.
+        let mut q: VecDeque<_> = (0..6)
+            .map(|i| {
+                let mut w = waiting(i, 1, Priority::Normal, 2);
+                w.by.instance = 10 + i;
+                w
+            })
+            .collect();
+        q.extend((6..8).map(|i| waiting(i, 2, Priority::Normal, 2)));
+        assert_eq!(seqs(&take_batch(&mut q, &limits(8, 100))), [0, 1, 6, 7]);
     }
 
     #[test]
@@ -508,7 +540,7 @@ mod tests {
         ) -> PassReply {
             let pass = pass(tag, 2);
             let (reply, rx) = oneshot::channel();
-            let by = Submitter { owner, priority };
+            let by = Submitter { owner, instance: owner, priority };
             let queued = QueuedPass::uncounted();
             self.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies, holds, queued, by, reply })));
             rx
@@ -628,6 +660,21 @@ mod tests {
         assert_eq!(h.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count(), 3, "still held by the queued pass");
         h.run_all();
         assert_eq!(h.resources.lock().unwrap().pool(ResourceKind::KvPage).free_count(), 4);
+    }
+
+    #[test]
+    fn a_queued_pass_counts_against_its_instance_until_it_has_run() {
+        let mut h = Harness::new(limits(100, 100), None);
+        let (count, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pass = pass(0, 2);
+        let queued = QueuedPass { count: Some(Held::add(&count, 1)), bytes: Some(Held::add(&bytes, 4096)) };
+        let (reply, rx) = oneshot::channel();
+        let by = Submitter { owner: 1, instance: 1, priority: Priority::Normal };
+        h.scheduler.accept(Job::Forward(Box::new(Submission { cost: cost(&pass), pass, copies: vec![], holds: vec![], queued, by, reply })));
+        assert_eq!((count.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed)), (1, 4096), "waiting: still charged");
+        h.run_all();
+        assert!(answer(rx).is_ok());
+        assert_eq!((count.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed)), (0, 0), "run: refunded");
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use super::batch::{Input, Output, Pass, PassResult, Sampler};
 use super::chunks::TicketError;
 use super::holdings::{Holdings, HoldingsError, PassError, Quotas};
+use super::owner::Owner;
 use super::pool::ResourceKind;
-use super::scheduler::{Priority, next_owner};
+use super::scheduler::Priority;
 use super::service::ModelService;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,7 +59,7 @@ impl Sequence {
     pub fn new(service: Arc<ModelService>) -> Self {
         let (kv_pages, embedding_slots) = (service.capacity.kv_pages as usize, service.capacity.embedding_slots as usize);
         let quotas = Quotas { kv_pages, embedding_slots, queued_passes: usize::MAX };
-        Self { holdings: Holdings::new(service, next_owner(), quotas, String::new()), pages: Vec::new(), len: 0 }
+        Self { holdings: Holdings::new(service, Owner::new("host"), quotas, String::new()), pages: Vec::new(), len: 0 }
     }
 
     fn service(&self) -> &ModelService {
@@ -82,7 +83,7 @@ impl Sequence {
             mask: vec![],
             outputs,
         };
-        let mut ticket = self.holdings.submit(pass, Priority::Normal)?;
+        let mut ticket = self.holdings.submit(pass, Priority::Normal, None)?;
         self.len = len;
         Ok(ticket.result().await?)
     }

@@ -20,9 +20,10 @@ pub struct ClientLink {
 }
 
 impl ClientLink {
-    pub fn send(&self, stream: Stream, bytes: Vec<u8>) {
+    /// Waits while the client has much unread (see `output.rs`).
+    pub async fn send(&self, stream: Stream, bytes: Vec<u8>) {
         if let Some(output) = &self.output {
-            output.send(stream, bytes);
+            output.send(stream, bytes).await;
         }
     }
 }

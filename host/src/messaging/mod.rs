@@ -6,6 +6,6 @@ pub mod bus;
 pub mod client;
 pub mod output;
 
-pub use bus::{Bus, SUBSCRIPTION_BUFFER, Subscription};
+pub use bus::{Bus, SUBSCRIPTION_BUFFER, SUBSCRIPTION_BYTES, Subscription};
 pub use client::{BlobInbox, ClientLink, Inbox};
-pub use output::{OutputChunk, OutputSink, Stream};
+pub use output::{IN_FLIGHT, OutputChunk, OutputReceiver, OutputSink, Stream};

@@ -29,6 +29,8 @@ pub struct HttpLaunch {
     pub instance_id: String,
     /// In place of the runtime's `[limits]`: the launching user's own settings.
     pub limits: Option<crate::config::UserLimits>,
+    /// The launching user, whom each request's instance acts for (see `Launch::owner`).
+    pub owner: Option<String>,
 }
 
 impl Runtime {
@@ -80,7 +82,8 @@ impl Runtime {
             instance_id: Some(launch.instance_id),
             inbox: None,
             blobs: None,
-            export_scope: None,
+            namespace: None,
+            owner: launch.owner,
             limits: launch.limits,
         });
         let (_, cpu) = self.limit_time(&mut store, user_limits);

@@ -30,11 +30,15 @@ pub struct Launch {
     pub inbox: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// Blobs from the client (`message.receive-blob`); `None`: no client, `receive-blob` gets nothing.
     pub blobs: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
-    /// The namespace of the instance's export names. `None`: the one every
-    /// instance shares. `Some(scope)`: one that only instances launched with
-    /// the same scope see — so that what the launcher's instances export (a
-    /// user's cached prompts) no other program can read, replace or release.
-    pub export_scope: Option<String>,
+    /// The namespace of the instance's export names and topics. `None`: the
+    /// one every instance shares. `Some(name)`: one that only instances
+    /// launched with the same name see — so that what a server user's
+    /// instances export or publish no other user can read, replace or release.
+    pub namespace: Option<String>,
+    /// Whom the instance acts for: a server user's name, so that the user's
+    /// instances share one owner (turns on the GPU, an export budget).
+    /// `None`: the instance is its own owner.
+    pub owner: Option<String>,
     /// In place of the runtime's `[limits]`: a server user's own settings.
     pub limits: Option<crate::config::UserLimits>,
 }
@@ -114,15 +118,19 @@ impl Runtime {
         let state = InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
+            outbound: super::outbound::OutboundHooks::new(self.outbound.clone(), id.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes()),
             time_exceeded: None,
             inferlet: InferletCtx {
-                id,
+                id: id.clone(),
                 arguments: launch.arguments,
                 return_value: None,
                 host: self.host.clone(),
-                owner: crate::engine::scheduler::next_owner(),
+                owner: match &launch.owner {
+                    Some(user) => self.host.owners.join(user),
+                    None => crate::engine::owner::Owner::new(&id),
+                },
                 holdings: Default::default(),
                 quotas: crate::engine::holdings::Quotas {
                     kv_pages: self.limits.kv_pages_per_instance,
@@ -131,7 +139,8 @@ impl Runtime {
                 },
                 max_priority: launch.limits.and_then(|l| l.max_priority).unwrap_or(self.limits.max_priority).into(),
                 host_memory: crate::api::HostMemory::new(self.limits.host_memory_bytes()),
-                export_scope: launch.export_scope.unwrap_or_default(),
+                export_ttl_cap: self.limits.export_ttl(),
+                namespace: launch.namespace.unwrap_or_default(),
                 client: ClientLink {
                     output: launch.output.clone(),
                     inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(no_client))),

@@ -4,6 +4,7 @@
 mod http;
 mod instance;
 mod limits;
+mod outbound;
 mod program;
 mod state;
 
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Config as EngineConfig, Engine};
 
-pub use crate::messaging::{OutputChunk, OutputSink, Stream};
+pub use crate::messaging::{OutputChunk, OutputReceiver, OutputSink, Stream};
 pub use http::HttpLaunch;
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
+pub use outbound::{BadRule, HostRule, OutboundPolicy, is_public};
 pub use program::{EntryPoint, Program, ProgramError, ProgramOrigin};
 pub use state::InstanceState;
 
@@ -33,6 +35,8 @@ pub struct Runtime {
     linker: Linker<InstanceState>,
     programs: Arc<ProgramCache>,
     limits: LimitsConfig,
+    /// What every instance's outgoing HTTP may reach.
+    outbound: Arc<OutboundPolicy>,
     seats: Arc<InstanceSeats>,
     host: Arc<InferletHost>,
     _epoch: EpochTicker,
@@ -60,8 +64,15 @@ impl Runtime {
             engine,
             linker,
             limits: config.limits.clone(),
+            outbound: Arc::new(config.outbound.policy()?),
             seats: InstanceSeats::new(config.limits.max_instances),
-            host: Arc::new(InferletHost { version: crate::VERSION.to_string(), models, providers, bus: Default::default() }),
+            host: Arc::new(InferletHost {
+                version: crate::VERSION.to_string(),
+                models,
+                providers,
+                bus: Default::default(),
+                owners: Default::default(),
+            }),
         })
     }
 
@@ -87,6 +98,13 @@ impl Runtime {
     /// The tokenize provider (started on first use), for the host's own commands.
     pub async fn tokenize_provider(&self) -> Result<Arc<crate::providers::tokenize::TokenizeProvider>, crate::providers::ProviderError> {
         self.host.tokenize_provider().await
+    }
+
+    /// Joins the owner `name`, as a server user's instances do
+    /// (`Launch::owner`): while the handle is held, the owner's exports stay
+    /// as if one of its instances ran.
+    pub fn owner(&self, name: &str) -> Arc<crate::engine::owner::Owner> {
+        self.host.owners.join(name)
     }
 
     /// Instances alive right now.

@@ -12,6 +12,8 @@ use crate::api::{InferletCtx, InferletView};
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
+    /// Where its outgoing requests may go (`outbound.rs`).
+    pub(crate) outbound: super::outbound::OutboundHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     /// Set when the wall-time or CPU-time limit stopped the guest.
@@ -34,6 +36,6 @@ impl WasiView for InstanceState {
 
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }

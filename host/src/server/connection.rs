@@ -267,7 +267,8 @@ impl Session {
             return Err("the server is shutting down".into());
         }
         let request = LaunchRequest {
-            export_scope: None,
+            // A user's instances share export names and topics with each other, and no one else.
+            namespace: Some(format!("user/{user}")),
             owner: user.to_string(),
             program,
             program_name: name,

@@ -15,7 +15,7 @@ use std::time::Instant;
 use crust_client::protocol::{CHUNK_SIZE, EventCode, InstanceInfo, OutputStream, ServerMessage, content_hash};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::runtime::{HttpLaunch, InstanceError, Launch, OutputChunk, OutputSink, Program, Runtime, Stream};
+use crate::runtime::{HttpLaunch, InstanceError, Launch, OutputReceiver, OutputSink, Program, Runtime, Stream};
 
 /// Where a connection's messages go.
 pub type Outbox = mpsc::UnboundedSender<ServerMessage>;
@@ -185,8 +185,8 @@ pub struct LaunchRequest {
     pub attachment: Option<Attachment>,
     /// A server inferlet: answer HTTP here, an instance per request, until stopped.
     pub serve_on: Option<tokio::net::TcpListener>,
-    /// See `Launch::export_scope`.
-    pub export_scope: Option<String>,
+    /// See `Launch::namespace`.
+    pub namespace: Option<String>,
 }
 
 /// What each user's instances are limited to where `[limits]` is not what applies.
@@ -275,7 +275,8 @@ impl Instances {
             instance_id: Some(id.clone()),
             inbox: Some(inbox_rx),
             blobs: Some(blobs_rx),
-            export_scope: request.export_scope,
+            namespace: request.namespace,
+            owner: Some(served.owner.clone()),
             limits: self.users.get(&served.owner).copied(),
         };
         tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
@@ -288,7 +289,13 @@ impl Instances {
                     match serve_on {
                         None => ending_of(runtime.run(&program, launch).await),
                         Some(listener) => {
-                            let http = HttpLaunch { arguments: launch.arguments, output: launch.output, instance_id: id, limits: launch.limits };
+                            let http = HttpLaunch {
+                                arguments: launch.arguments,
+                                output: launch.output,
+                                instance_id: id,
+                                limits: launch.limits,
+                                owner: launch.owner,
+                            };
                             let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
                             (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
                         }
@@ -384,7 +391,7 @@ fn ending_of(outcome: Result<Option<String>, InstanceError>) -> Ending {
 }
 
 /// Turns the instance's output into protocol messages, in order.
-async fn pump_output(served: Arc<Served>, mut output: mpsc::UnboundedReceiver<OutputChunk>) {
+async fn pump_output(served: Arc<Served>, mut output: OutputReceiver) {
     let id = &served.id;
     while let Some(chunk) = output.recv().await {
         match chunk.stream {

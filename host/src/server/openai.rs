@@ -253,13 +253,15 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     // one instance's pages), the cache's budget, and who asked.
     checked.inferlet_request["context_length"] = json!(metadata.context_length);
     checked.inferlet_request["kv_pages"] = json!(server.runtime.limits().kv_pages_per_instance);
-    checked.inferlet_request["prefix_cache_pages"] = json!(server.config.openai_prefix_cache_pages);
+    // The cache is the user's exports: it fits their export budget.
+    let cache_pages = server.config.openai_prefix_cache_pages.min(server.runtime.limits().kv_pages_per_instance);
+    checked.inferlet_request["prefix_cache_pages"] = json!(cache_pages);
     checked.inferlet_request["user"] = json!(user);
     let program = server.openai_inferlet.clone().map_err(server_error)?;
     let (out, events) = mpsc::unbounded_channel();
     let request = LaunchRequest {
         // The user's endpoint instances share their exports (cached prompts) with no other program.
-        export_scope: Some(format!("openai/{user}")),
+        namespace: Some(format!("openai/{user}")),
         owner: user,
         program,
         program_name: "openai-endpoint".into(),

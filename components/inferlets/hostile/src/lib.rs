@@ -12,6 +12,11 @@
 //! - `split-prefill N`: the same N tokens in passes of 50; prints the same distribution.
 //! - `flood N`: queues N passes without waiting for any, at high priority.
 //! - `export-duplicates`: exports one page under a name twice in the same list.
+//! - `export-all N`: allocates N pages, exports them, and ends without releasing them.
+//! - `export-twice N`: exports N pages, frees them, allocates and exports N more.
+//! - `keep NAME`: exports 2 pages as NAME and keeps the export (for an hour, asked).
+//! - `keep-only NAME`: keeps an existing export it did not make; prints the answer.
+//! - `release NAME`: releases the export NAME.
 //! - `blob-hog`: keeps making 1 MiB blobs.
 //! - `builder-hog`: keeps adding tokens to a pass it never executes.
 
@@ -119,6 +124,31 @@ fn run() -> Result<(), String> {
         "export-duplicates" => {
             let pages = common::allocate_resources(&queue, KV_PAGE, 1);
             common::export_resources(&queue, KV_PAGE, &[pages[0], pages[0]], "hostile-duplicates");
+        }
+        "export-all" => {
+            let pages = common::allocate_resources(&queue, KV_PAGE, n);
+            common::export_resources(&queue, KV_PAGE, &pages, "hostile-all");
+            println!("exported {n}");
+        }
+        "export-twice" => {
+            let pages = common::allocate_resources(&queue, KV_PAGE, n);
+            common::export_resources(&queue, KV_PAGE, &pages, "hostile-first");
+            common::deallocate_resources(&queue, KV_PAGE, &pages);
+            let more = common::allocate_resources(&queue, KV_PAGE, n);
+            common::export_resources(&queue, KV_PAGE, &more, "hostile-second");
+        }
+        "keep" => {
+            let name = args.get(1).ok_or("keep NAME")?;
+            let pages = common::allocate_resources(&queue, KV_PAGE, 2);
+            common::export_resources(&queue, KV_PAGE, &pages, name);
+            println!("kept {:?}", crust_sdk::host::exports::keep_export(&queue, KV_PAGE, name, 3600));
+        }
+        "keep-only" => {
+            let name = args.get(1).ok_or("keep-only NAME")?;
+            println!("kept {:?}", crust_sdk::host::exports::keep_export(&queue, KV_PAGE, name, 3600));
+        }
+        "release" => {
+            common::release_exported_resources(&queue, KV_PAGE, args.get(1).ok_or("release NAME")?);
         }
         "blob-hog" => {
             let mut kept = Vec::new();

@@ -3,7 +3,11 @@
 //! request with the same prompt imports them instead of running them again.
 //!
 //! The host scopes export names by API user, so a user's requests share
-//! prompts with each other and with no other program. Each user's cache is
+//! prompts with each other and with no other program. An export would go
+//! with the request that made it (its owner's last instance, when no other
+//! request of the user runs), so each entry is kept for [`KEEP_SECS`] from
+//! its last use; the host may release it sooner when its pool runs short.
+//! Each user's cache is
 //! bounded by a page budget: past it, the entries least recently used
 //! (timestamps in kvs, under the user's name) are released. Any instance may release
 //! any entry at any moment; importing a released name is just a miss. Two
@@ -17,6 +21,8 @@ use crust_sdk::{Context, Model, io};
 use sha2::{Digest, Sha256};
 
 const EXPORTS: &str = "openai-chat/prefix/";
+/// How long an entry outlives its last use (the host caps it: `limits.export_ttl_secs`).
+const KEEP_SECS: u32 = 3600;
 
 /// Where the user's entries' last-use timestamps live in kvs (shared by everyone).
 struct Timestamps(String);
@@ -51,6 +57,8 @@ pub async fn start(model: &Model, prefix: &[u32], budget_pages: usize, user: &st
     let queue = model.queue();
     for (name, _) in queue.exported_pages().into_iter().filter(|(name, _)| name.starts_with(&key)) {
         if let Some(mut context) = Context::import(model, &name, cached) {
+            // Released meanwhile, the entry is simply not renewed.
+            let _ = queue.keep_exported_pages(&name, KEEP_SECS);
             timestamps.touch(&name);
             context.fill_tokens(rest);
             return (context, whole);
@@ -62,9 +70,12 @@ pub async fn start(model: &Model, prefix: &[u32], budget_pages: usize, user: &st
     // Importers' passes must find the KV written, not merely submitted.
     context.queue().synchronize().await;
     let name = format!("{key}{:016x}", std::collections::hash_map::RandomState::new().hash_one(whole));
+    // Room first: the host charges every export to this user's export budget.
+    evict(model, budget_pages - whole / page, &timestamps);
     context.export_full_pages(&name);
+    // Released meanwhile (another request evicted it), there is nothing to keep.
+    let _ = context.queue().keep_exported_pages(&name, KEEP_SECS);
     timestamps.touch(&name);
-    evict(model, budget_pages, &timestamps);
     context.fill_tokens(rest);
     (context, 0)
 }
