@@ -66,7 +66,8 @@ async fn a_trap_ends_only_its_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_instance_cap_refuses_extra_launches() {
-    let rt = std::sync::Arc::new(runtime(limits(1.0, 256, 1), "instance-cap"));
+    // Long enough that the runaway still runs, on a loaded machine, when the second launch comes.
+    let rt = std::sync::Arc::new(runtime(limits(5.0, 256, 1), "instance-cap"));
     let spin = tokio::spawn({
         let rt = rt.clone();
         async move { run_instance(&rt, &inferlet("spin"), &[]).await }

@@ -31,6 +31,8 @@ pub struct HttpLaunch {
     pub limits: Option<crate::config::UserLimits>,
     /// The launching user, whom each request's instance acts for (see `Launch::owner`).
     pub owner: Option<String>,
+    /// The export names and topics each request's instance sees (see `Launch::namespace`).
+    pub namespace: Option<String>,
 }
 
 impl Runtime {
@@ -82,7 +84,7 @@ impl Runtime {
             instance_id: Some(launch.instance_id),
             inbox: None,
             blobs: None,
-            namespace: None,
+            namespace: launch.namespace,
             owner: launch.owner,
             limits: launch.limits,
         });

@@ -295,6 +295,7 @@ impl Instances {
                                 instance_id: id,
                                 limits: launch.limits,
                                 owner: launch.owner,
+                                namespace: launch.namespace,
                             };
                             let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
                             (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
