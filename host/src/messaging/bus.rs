@@ -89,8 +89,11 @@ impl Buffered {
 /// `Launch::namespace`): a topic of one namespace is not one of another's.
 #[derive(Default)]
 pub struct Bus {
-    topics: Mutex<HashMap<(String, String), Vec<Weak<Subscription>>>>,
+    topics: Mutex<HashMap<Topic, Vec<Weak<Subscription>>>>,
 }
+
+/// A topic: its namespace, and its name there.
+type Topic = (String, String);
 
 impl Bus {
     pub fn subscribe(&self, namespace: &str, topic: &str) -> Arc<Subscription> {
