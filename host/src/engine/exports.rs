@@ -124,28 +124,19 @@ impl Resources {
         self.exports[kind as usize].iter().filter(|((s, _), _)| s == scope).map(|((_, name), e)| (name.clone(), e.ids.len() as u32)).collect()
     }
 
-    /// Ids held by exports, counting an id once per export naming it.
-    pub fn exported_count(&self, kind: ResourceKind) -> usize {
-        self.exports[kind as usize].values().map(|e| e.ids.len()).sum()
-    }
-
     /// An owner ended: its exports go, except the kept ones.
     pub(crate) fn release_owned(&mut self, owner_id: u64) {
-        for kind in ResourceKind::ALL {
-            let gone: Vec<_> = self.exports[kind as usize]
-                .iter()
-                .filter(|(_, e)| e.owner_id == owner_id && e.kept_until.is_none())
-                .map(|(key, _)| key.clone())
-                .collect();
-            gone.iter().for_each(|key| self.remove(kind, key));
-        }
+        self.remove_where(|e| e.owner_id == owner_id && e.kept_until.is_none());
     }
 
     fn expire(&mut self, now: Instant) {
+        self.remove_where(|e| e.kept_until.is_some_and(|t| t <= now));
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&Export) -> bool) {
         for kind in ResourceKind::ALL {
-            let gone: Vec<_> =
-                self.exports[kind as usize].iter().filter(|(_, e)| e.kept_until.is_some_and(|t| t <= now)).map(|(key, _)| key.clone()).collect();
-            gone.iter().for_each(|key| self.remove(kind, key));
+            let keys: Vec<_> = self.exports[kind as usize].iter().filter(|(_, e)| gone(e)).map(|(key, _)| key.clone()).collect();
+            keys.iter().for_each(|key| self.remove(kind, key));
         }
     }
 

@@ -18,7 +18,7 @@ pub use crate::messaging::{OutputChunk, OutputReceiver, OutputSink, Stream};
 pub use http::HttpLaunch;
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
-pub use outbound::{BadRule, HostRule, OutboundPolicy, is_public};
+pub use outbound::{BadRule, HostRule, OutboundPolicy};
 pub use program::{EntryPoint, Program, ProgramError, ProgramOrigin};
 pub use state::InstanceState;
 

@@ -177,7 +177,7 @@ fn canonical(address: IpAddr) -> IpAddr {
 
 /// Reachable on the internet: not loopback, private, link-local, shared,
 /// unspecified, multicast, documentation or reserved.
-pub fn is_public(address: IpAddr) -> bool {
+fn is_public(address: IpAddr) -> bool {
     match canonical(address) {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
