@@ -23,11 +23,16 @@ pub enum ExportError {
         kind.quota_setting()
     )]
     OverBudget { kind: ResourceKind, name: String, asked: usize, held: usize, budget: usize },
+    #[error("an export name is at most {MAX_NAME} bytes; this one has {0}")]
+    NameTooLong(usize),
     #[error("nothing is exported under `{0}`")]
     NotExported(String),
     #[error("`{0}` was exported by another owner: only its owner may keep it")]
     NotOwner(String),
 }
+
+/// The longest export name: names live in shared state.
+pub const MAX_NAME: usize = 1024;
 
 struct Export {
     ids: Vec<u32>,
@@ -78,9 +83,14 @@ impl Resources {
         if self.exports[k].contains_key(&key) {
             return Err(ExportError::NameInUse(name.into()));
         }
-        let held: usize = self.exports[k].values().filter(|e| e.owner_name == owner.name).map(|e| e.ids.len()).sum();
-        if held + ids.len() > budget {
-            return Err(ExportError::OverBudget { kind, name: name.into(), asked: ids.len(), held, budget });
+        if name.len() > MAX_NAME {
+            return Err(ExportError::NameTooLong(name.len()));
+        }
+        // An empty export still costs one, or names alone could grow without bound.
+        let cost = |ids: usize| ids.max(1);
+        let held: usize = self.exports[k].values().filter(|e| e.owner_name == owner.name).map(|e| cost(e.ids.len())).sum();
+        if held + cost(ids.len()) > budget {
+            return Err(ExportError::OverBudget { kind, name: name.into(), asked: cost(ids.len()), held, budget });
         }
         ids.iter().for_each(|&id| self.pools[k].retain(id));
         self.exports[k].insert(key, Export { ids: ids.to_vec(), owner_name: owner.name.clone(), owner_id: owner.id, kept_until: None });
@@ -203,6 +213,14 @@ mod tests {
         assert_eq!(r.exports(KV, ""), vec![("two".to_string(), 2)], "alice's export went with her");
         r.release_owned(bob.id);
         assert_eq!(r.pool(KV).free_count(), 8, "nothing leaked");
+    }
+
+    #[test]
+    fn empty_exports_and_long_names_cannot_grow_without_bound() {
+        let (mut r, mallory) = (Resources::new(4, 1), Owner::new("mallory"));
+        (0..3).for_each(|i| r.export(KV, "", &format!("empty-{i}"), &[], &mallory, 3).unwrap());
+        assert!(matches!(r.export(KV, "", "one-more", &[], &mallory, 3), Err(ExportError::OverBudget { .. })), "each empty export costs one");
+        assert_eq!(r.export(KV, "", &"x".repeat(MAX_NAME + 1), &[], &Owner::new("a"), 3), Err(ExportError::NameTooLong(MAX_NAME + 1)));
     }
 
     #[test]
