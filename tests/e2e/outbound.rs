@@ -135,7 +135,9 @@ fn a_slow_server_times_out_and_a_large_body_is_cut() {
     // The default timeout: a loaded machine may take over a second to stream a mebibyte.
     let small = OutboundConfig { allowed_hosts: vec![allow], max_response_mib: 1, ..OutboundConfig::default() };
     let big = fetch(&runtime("out-big", small), &[&server.url("/big")]);
-    assert!(big.contains("status 200") && big.contains("body cut after 1048576 bytes"), "{big}");
+    // The frame that would cross the cap is refused whole, so fewer bytes than the cap may arrive.
+    let delivered: Option<usize> = big.split("body cut after ").nth(1).and_then(|rest| rest.split(' ').next()?.parse().ok());
+    assert!(big.contains("status 200") && delivered.is_some_and(|n| n <= 1 << 20), "{big}");
 }
 
 #[test]
@@ -144,8 +146,10 @@ fn requests_in_flight_are_capped_per_instance() {
     let allow = format!("http://127.0.0.1:{}", server.port);
     let runtime = runtime("out-in-flight", OutboundConfig { allowed_hosts: vec![allow], max_requests_in_flight: 2, ..OutboundConfig::default() });
     let answer = fetch(&runtime, &[&server.url("/hang"), "3"]);
-    let outcomes: Vec<&str> = answer.lines().collect();
-    assert_eq!(outcomes, ["0: status 200", "1: status 200", "2: error ErrorCode::HttpRequestDenied"], "{answer}");
+    // The host starts the three at once, so which one is refused is not fixed; that one is.
+    let mut outcomes: Vec<&str> = answer.lines().map(|line| line.split_once(": ").map_or(line, |(_, outcome)| outcome)).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["error ErrorCode::HttpRequestDenied", "status 200", "status 200"], "{answer}");
 }
 
 #[test]
