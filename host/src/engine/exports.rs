@@ -78,13 +78,14 @@ impl Resources {
     /// Exports `ids` under `name` for `owner`, whose exports together may
     /// hold at most `budget` ids of this kind.
     pub fn export(&mut self, kind: ResourceKind, scope: &str, name: &str, ids: &[u32], owner: &Owner, budget: usize) -> Result<(), ExportError> {
+        // Checked before the name is copied anywhere.
+        if name.len() > MAX_NAME {
+            return Err(ExportError::NameTooLong(name.len()));
+        }
         self.expire(Instant::now());
         let (k, key) = (kind as usize, (scope.to_string(), name.to_string()));
         if self.exports[k].contains_key(&key) {
             return Err(ExportError::NameInUse(name.into()));
-        }
-        if name.len() > MAX_NAME {
-            return Err(ExportError::NameTooLong(name.len()));
         }
         // An empty export still costs one, or names alone could grow without bound.
         let cost = |ids: usize| ids.max(1);
