@@ -122,6 +122,8 @@ pub struct ServerConfig {
 pub struct UserLimits {
     pub cpu_time_secs: Option<f64>,
     pub max_priority: Option<PriorityCap>,
+    pub kvs_mib: Option<u64>,
+    pub kvs_keys: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -261,6 +263,9 @@ pub struct LimitsConfig {
     pub max_priority: PriorityCap,
     /// The longest an owner may keep an export past its last instance (`crust:host/exports.keep-export`).
     pub export_ttl_secs: f64,
+    /// What one user may keep in kvs, over all of its programs: MiB of keys and values, and keys.
+    pub kvs_mib_per_user: u64,
+    pub kvs_keys_per_user: u64,
 }
 
 /// `limits.max_priority`: `low`, `normal` or `high`.
@@ -296,6 +301,8 @@ impl Default for LimitsConfig {
             host_memory_mib: 64,
             max_priority: PriorityCap::Normal,
             export_ttl_secs: 3600.0,
+            kvs_mib_per_user: 64,
+            kvs_keys_per_user: 1_000_000,
         }
     }
 }
@@ -319,6 +326,14 @@ impl LimitsConfig {
 
     pub fn host_memory_bytes(&self) -> usize {
         (self.host_memory_mib as usize).saturating_mul(1 << 20)
+    }
+
+    /// What a user may keep in kvs: `user`'s own settings where it has them.
+    pub fn kvs_quota(&self, user: UserLimits) -> crate::providers::kvs::Quota {
+        crate::providers::kvs::Quota {
+            max_bytes: user.kvs_mib.unwrap_or(self.kvs_mib_per_user).saturating_mul(1 << 20),
+            max_keys: user.kvs_keys.unwrap_or(self.kvs_keys_per_user),
+        }
     }
 }
 

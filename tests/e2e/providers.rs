@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crust::config::{Config, ProvidersConfig};
-use crust::runtime::{InstanceError, Runtime};
-use crust_tests::{inferlet, run_instance, scratch_dir};
+use crust::config::{Config, LimitsConfig, ProvidersConfig};
+use crust::runtime::{InstanceError, Launch, Runtime};
+use crust_tests::{inferlet, run_instance, run_launch, scratch_dir};
 
 #[derive(serde::Deserialize)]
 struct Case {
@@ -141,7 +141,7 @@ fn a_missing_wrong_or_trapping_provider_is_named_and_ends_only_that_instance() {
     let wrong = inferlet("hello"); // a component that exports no kvs
     let faulty = provider_file("kvs_faulty_provider.wasm"); // traps on every call
     for (provider, expected) in
-        [(not_there.clone(), "no-such-provider.wasm"), (wrong, "inferlet:core/kvs"), (faulty, "the kvs provider failed in store-get")]
+        [(not_there.clone(), "no-such-provider.wasm"), (wrong, "crust:host/kvs-store"), (faulty, "the kvs provider failed in get")]
     {
         let config = Config {
             cache_dir: Some(dir.join("cache")),
@@ -180,4 +180,78 @@ fn list_keys_returns_a_hundred_thousand_keys() {
     keys.dedup();
     assert_eq!(keys.len(), 100_000);
     assert!(keys.contains(&"key-99999"));
+}
+
+/// `program` with one more custom section: the same code, another digest,
+/// so the host takes it for another program.
+fn another_build_of(program: &Path, dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(program).unwrap();
+    let (name, payload) = (b"crust-test", b"another program");
+    let body = [&[name.len() as u8][..], name, payload].concat();
+    bytes.extend([0, body.len() as u8]);
+    bytes.extend(body);
+    let path = dir.join("another-program.wasm");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// kvs spaces: a program sees its own keys, `@user/` keys are shared by a
+/// user's programs, another user sees none of them, and each user's keys
+/// and bytes are held to a quota that ends only the instance going over.
+#[test]
+fn each_program_and_user_has_its_own_keys_within_a_quota() {
+    let dir = scratch_dir("providers-spaces");
+    let limits = LimitsConfig { kvs_keys_per_user: 5, kvs_mib_per_user: 1, ..LimitsConfig::default() };
+    let config = Config { cache_dir: Some(dir.join("cache")), data_dir: Some(dir.join("data")), limits, ..Config::default() };
+    let runtime = Runtime::new(&config).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (demo, other) = (inferlet("kvs-demo"), another_build_of(&inferlet("kvs-demo"), &dir));
+    let run = |program: &Path, args: &[&str], user: Option<&str>| {
+        let launch = Launch { arguments: args.iter().map(|a| a.to_string()).collect(), namespace: user.map(String::from), ..Launch::default() };
+        tokio.block_on(run_launch(&runtime, program, launch))
+    };
+    let ok = |run: crust_tests::InstanceRun| {
+        assert!(run.outcome.is_ok(), "{:?} {}", run.outcome, run.stderr);
+        run.stdout
+    };
+
+    ok(run(&demo, &["set", "mine", "demo's"], None));
+    assert_eq!(ok(run(&other, &["list"], None)), "", "another program lists none of kvs-demo's keys");
+    assert!(run(&other, &["get", "mine"], None).outcome.is_err(), "nor reads them");
+    ok(run(&other, &["set", "mine", "other's"], None));
+    assert_eq!(ok(run(&demo, &["get", "mine"], None)), "demo's\n", "the same key in two programs is two keys");
+    ok(run(&other, &["set", "@user/shared", "from the other program"], None));
+    assert_eq!(ok(run(&demo, &["get", "@user/shared"], None)), "from the other program\n", "`@user/` keys are the user's");
+    assert_eq!(ok(run(&demo, &["list"], None)), "mine\n", "a program lists its own keys");
+
+    // Another user: nothing of the first, and a quota of its own.
+    assert_eq!(ok(run(&demo, &["list"], Some("user/bob"))), "");
+    assert!(run(&demo, &["get", "@user/shared"], Some("user/bob")).outcome.is_err());
+    assert_eq!(ok(run(&demo, &["fill", "k", "5"], Some("user/bob"))).lines().count(), 5);
+
+    // The local user holds 3 keys of its 5: the third new one is refused, and
+    // what was refused is not stored.
+    let over = run(&demo, &["fill", "k", "10"], None);
+    assert_eq!(over.stdout.lines().last(), Some("ack 1"), "{}", over.stdout);
+    match over.outcome {
+        Err(InstanceError::Trap(message)) => {
+            assert!(
+                message.contains("kvs.store-set") && message.contains("quota of 5 keys") && message.contains("limits.kvs_keys_per_user"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ok(run(&demo, &["check", "k", "10"], None)), "2\n");
+    // Overwriting a key is no new key; deleting one makes room.
+    ok(run(&demo, &["set", "k0", "value-0"], None));
+    ok(run(&demo, &["delete", "mine"], None));
+    ok(run(&demo, &["set", "k2", "value-2"], None));
+    assert_eq!(ok(run(&demo, &["check", "k", "10"], None)), "3\n");
+
+    // Bytes: 1 MiB per user.
+    let big = "x".repeat(1 << 20);
+    let refused = run(&demo, &["set", "big", &big], Some("user/carol"));
+    assert!(matches!(&refused.outcome, Err(InstanceError::Trap(m)) if m.contains("over its quota of 1048576 bytes")), "{:?}", refused.outcome);
+    ok(run(&demo, &["set", "big", &big[..1000]], Some("user/carol")));
 }

@@ -75,9 +75,14 @@ pub fn run_instance_as<'a>(runtime: &'a Runtime, inferlet: &'a Path, arguments: 
 }
 
 async fn run_owned(runtime: &Runtime, inferlet: &Path, arguments: Vec<String>, owner: Option<String>) -> InstanceRun {
+    run_launch(runtime, inferlet, Launch { arguments, owner, ..Launch::default() }).await
+}
+
+/// Runs `inferlet` as `launch` says, collecting its output (in place of `launch.output`).
+pub async fn run_launch(runtime: &Runtime, inferlet: &Path, mut launch: Launch) -> InstanceRun {
     let program = runtime.load_program_file(inferlet).expect("loading the inferlet");
     let (sink, mut rx) = OutputSink::channel();
-    let launch = Launch { arguments, output: Some(sink), owner, ..Launch::default() };
+    launch.output = Some(sink);
     // Read while it runs: an instance whose output is not read waits for it.
     let mut chunks = Vec::new();
     let run = runtime.run(&program, launch);

@@ -58,6 +58,8 @@ pub struct InferletCtx {
     pub max_priority: Priority,
     /// Whose export names and topics the instance sees: `""`, everyone's (see `Launch::namespace`).
     pub namespace: String,
+    /// Where its kvs keys live, and what its user may keep there.
+    pub kvs: super::KvsScope,
     pub client: ClientLink,
     /// What the host keeps for the instance outside its linear memory.
     pub host_memory: super::HostMemory,

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use bindings::{crust, inferlet};
 pub use context::{HasInferlet, InferletCtx, InferletHost, InferletView};
 pub use host_memory::HostMemory;
+pub use kvs::KvsScope;
 
 /// WASI p2, outgoing `wasi:http`, and every interface an inferlet may import
 /// (`inferlet:core/message` through the composed message provider). `view`

@@ -1,6 +1,7 @@
-//! Forwarding `inferlet:core/kvs` to the configured kvs provider: one shared
-//! instance, so every inferlet sees the same store. The default provider keeps
-//! it in `<data dir>/kvs`, preopened read-write as `/data`.
+//! The configured kvs provider: one shared instance holding every user's
+//! spaces (`crust:host/kvs-store`); `api/kvs.rs` decides which space an
+//! inferlet's call reaches. The default provider keeps the store in
+//! `<data dir>/kvs`, preopened read-write as `/data`.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,7 @@ mod bindings {
 }
 
 use bindings::KvsProvider as Bindings;
+pub use bindings::exports::crust::host::kvs_store::{Quota, Space};
 
 impl ProviderBindings for Bindings {
     async fn instantiate(store: &mut Store<ProviderState>, component: &Component, linker: &Linker<ProviderState>) -> wasmtime::Result<Self> {
@@ -42,23 +44,24 @@ impl KvsProvider {
         Ok(Self { shared: SharedInstance::new("kvs", engine, component, linker, wasi) })
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<String>, ProviderError> {
-        self.shared.call("store-get", async |l| l.bindings.inferlet_core_kvs().call_store_get(&mut l.store, key).await).await
+    pub async fn get(&self, space: &Space, key: &str) -> Result<Option<String>, ProviderError> {
+        self.shared.call("get", async |l| l.bindings.crust_host_kvs_store().call_get(&mut l.store, space, key).await).await
     }
 
-    pub async fn set(&self, key: &str, value: &str) -> Result<(), ProviderError> {
-        self.shared.call("store-set", async |l| l.bindings.inferlet_core_kvs().call_store_set(&mut l.store, key, value).await).await
+    /// `Ok(Err)`: refused, over `quota`; nothing was written.
+    pub async fn set(&self, space: &Space, key: &str, value: &str, quota: Quota) -> Result<Result<(), String>, ProviderError> {
+        self.shared.call("set", async |l| l.bindings.crust_host_kvs_store().call_set(&mut l.store, space, key, value, quota).await).await
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), ProviderError> {
-        self.shared.call("store-delete", async |l| l.bindings.inferlet_core_kvs().call_store_delete(&mut l.store, key).await).await
+    pub async fn delete(&self, space: &Space, key: &str) -> Result<(), ProviderError> {
+        self.shared.call("delete", async |l| l.bindings.crust_host_kvs_store().call_delete(&mut l.store, space, key).await).await
     }
 
-    pub async fn exists(&self, key: &str) -> Result<bool, ProviderError> {
-        self.shared.call("store-exists", async |l| l.bindings.inferlet_core_kvs().call_store_exists(&mut l.store, key).await).await
+    pub async fn exists(&self, space: &Space, key: &str) -> Result<bool, ProviderError> {
+        self.shared.call("exists", async |l| l.bindings.crust_host_kvs_store().call_exists(&mut l.store, space, key).await).await
     }
 
-    pub async fn list_keys(&self) -> Result<Vec<String>, ProviderError> {
-        self.shared.call("store-list-keys", async |l| l.bindings.inferlet_core_kvs().call_store_list_keys(&mut l.store).await).await
+    pub async fn list_keys(&self, space: &Space) -> Result<Vec<String>, ProviderError> {
+        self.shared.call("list-keys", async |l| l.bindings.crust_host_kvs_store().call_list_keys(&mut l.store, space).await).await
     }
 }

@@ -141,7 +141,7 @@ impl Providers {
     pub async fn kvs(&self) -> Result<Arc<KvsProvider>, ProviderError> {
         self.kvs
             .get_or_init(|| async {
-                let (component, path) = self.compile(&self.kvs_path, "inferlet:core/kvs").await?;
+                let (component, path) = self.compile(&self.kvs_path, "crust:host/kvs-store").await?;
                 KvsProvider::new(&self.engine, component, self.kvs_dir.clone())
                     .map(Arc::new)
                     .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", path.display())))

@@ -55,11 +55,11 @@ impl Runtime {
                 },
                 Some(_) = connections.join_next() => continue,
             };
-            let (runtime, pre, launch) = (runtime.clone(), pre.clone(), launch.clone());
+            let (runtime, pre, launch, hash) = (runtime.clone(), pre.clone(), launch.clone(), program.hash);
             connections.spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let (runtime, pre, launch) = (runtime.clone(), pre.clone(), launch.clone());
-                    async move { Ok::<_, std::convert::Infallible>(runtime.handle(pre, launch, request).await) }
+                    async move { Ok::<_, std::convert::Infallible>(runtime.handle(hash, pre, launch, request).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
@@ -69,6 +69,7 @@ impl Runtime {
     /// One request in a fresh instance; a failure is a 500 whose body says why.
     async fn handle(
         self: Arc<Self>,
+        program: blake3::Hash,
         pre: ProxyPre<InstanceState>,
         launch: HttpLaunch,
         request: hyper::Request<hyper::body::Incoming>,
@@ -78,16 +79,19 @@ impl Runtime {
             Err(limit) => return failure(hyper::StatusCode::SERVICE_UNAVAILABLE, limit.to_string()),
         };
         let user_limits = launch.limits.unwrap_or_default();
-        let mut store = self.new_store(Launch {
-            arguments: launch.arguments,
-            output: launch.output,
-            instance_id: Some(launch.instance_id),
-            inbox: None,
-            blobs: None,
-            namespace: launch.namespace,
-            owner: launch.owner,
-            limits: launch.limits,
-        });
+        let mut store = self.new_store(
+            program,
+            Launch {
+                arguments: launch.arguments,
+                output: launch.output,
+                instance_id: Some(launch.instance_id),
+                inbox: None,
+                blobs: None,
+                namespace: launch.namespace,
+                owner: launch.owner,
+                limits: launch.limits,
+            },
+        );
         let (_, cpu) = self.limit_time(&mut store, user_limits);
         let (sender, response) = tokio::sync::oneshot::channel();
         let prepared = store

@@ -65,7 +65,7 @@ impl Runtime {
     pub async fn run(&self, program: &Program, launch: Launch) -> Result<Option<String>, InstanceError> {
         let _seat = self.seats.take()?;
         let user_limits = launch.limits.unwrap_or_default();
-        let mut store = self.new_store(launch);
+        let mut store = self.new_store(program.hash, launch);
         let (wall_time, cpu) = self.limit_time(&mut store, user_limits);
         let ran = tokio::time::timeout(wall_time, cpu.meter(call_entry(&mut store, program))).await;
         let state = store.data_mut();
@@ -107,7 +107,7 @@ impl Runtime {
         (wall_time, meter)
     }
 
-    pub(super) fn new_store(&self, launch: Launch) -> Store<InstanceState> {
+    pub(super) fn new_store(&self, program: blake3::Hash, launch: Launch) -> Store<InstanceState> {
         let mut wasi = WasiCtx::builder();
         // A WASI command sees the usual argv: a program name, then the arguments.
         wasi.arg("inferlet").args(&launch.arguments);
@@ -140,6 +140,11 @@ impl Runtime {
                 max_priority: launch.limits.and_then(|l| l.max_priority).unwrap_or(self.limits.max_priority).into(),
                 host_memory: crate::api::HostMemory::new(self.limits.host_memory_bytes()),
                 export_ttl_cap: self.limits.export_ttl(),
+                kvs: crate::api::KvsScope::new(
+                    launch.namespace.as_deref().unwrap_or_default(),
+                    &program,
+                    self.limits.kvs_quota(launch.limits.unwrap_or_default()),
+                ),
                 namespace: launch.namespace.unwrap_or_default(),
                 client: ClientLink {
                     output: launch.output.clone(),

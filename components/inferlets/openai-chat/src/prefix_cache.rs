@@ -24,7 +24,8 @@ const EXPORTS: &str = "openai-chat/prefix/";
 /// How long an entry outlives its last use (the host caps it: `limits.export_ttl_secs`).
 const KEEP_SECS: u32 = 3600;
 
-/// Where the user's entries' last-use timestamps live in kvs (shared by everyone).
+/// Where the user's entries' last-use timestamps live in kvs: this program's
+/// own space, which the host keeps apart for each API user.
 struct Timestamps(String);
 
 impl Timestamps {

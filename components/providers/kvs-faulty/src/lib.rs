@@ -7,7 +7,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::inferlet::core::kvs::Guest;
+use exports::crust::host::kvs_store::{Guest, Quota, Space};
 
 struct Provider;
 
@@ -16,23 +16,23 @@ fn fail() -> ! {
 }
 
 impl Guest for Provider {
-    fn store_get(_: String) -> Option<String> {
+    fn get(_: Space, _: String) -> Option<String> {
         fail()
     }
 
-    fn store_set(_: String, _: String) {
+    fn set(_: Space, _: String, _: String, _: Quota) -> Result<(), String> {
         fail()
     }
 
-    fn store_delete(_: String) {
+    fn delete(_: Space, _: String) {
         fail()
     }
 
-    fn store_exists(_: String) -> bool {
+    fn exists(_: Space, _: String) -> bool {
         fail()
     }
 
-    fn store_list_keys() -> Vec<String> {
+    fn list_keys(_: Space) -> Vec<String> {
         fail()
     }
 }
