@@ -41,6 +41,10 @@
 //! max_instances_per_user = 64     # instances one user may have running at once
 //! max_upload_mib = 64             # the largest program or blob a client may upload
 //! output_buffer_kib = 1024        # what a detached instance may buffer before it is ended
+//! outbox_kib = 16384              # what may wait for a slow client before its connection is closed
+//! max_connections = 4096          # WebSocket connections open at once, and from one address:
+//! max_connections_per_address = 256
+//! login_timeout_secs = 30.0       # a connection must log in within this, in at most 32 frames
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
 //! [server.users.alice]            # one user's instances, in place of [limits]
 //! cpu_time_secs = 60.0
@@ -108,6 +112,12 @@ pub struct ServerConfig {
     pub max_instances_per_user: usize,
     pub max_upload_mib: u64,
     pub output_buffer_kib: usize,
+    /// What may wait in one connection's outbox for its client to read; past it the connection is closed.
+    pub outbox_kib: usize,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// How long a connection may stay open without logging in.
+    pub login_timeout_secs: f64,
     /// The inferlet behind the OpenAI API; default: the `openai-chat` built with Crust.
     pub openai_inferlet: Option<PathBuf>,
     /// KV pages the endpoint inferlet may keep for shared system prompts, per model (0: none).
@@ -135,6 +145,10 @@ impl Default for ServerConfig {
             max_instances_per_user: 64,
             max_upload_mib: 64,
             output_buffer_kib: 1024,
+            outbox_kib: 16 << 10,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            login_timeout_secs: 30.0,
             openai_inferlet: None,
             openai_prefix_cache_pages: 128,
             users: Default::default(),
@@ -149,6 +163,10 @@ impl ServerConfig {
 
     pub fn output_buffer_bytes(&self) -> usize {
         self.output_buffer_kib.saturating_mul(1 << 10)
+    }
+
+    pub fn outbox_bytes(&self) -> usize {
+        self.outbox_kib.saturating_mul(1 << 10)
     }
 }
 
@@ -364,6 +382,18 @@ impl Config {
             if limits.cpu_time_secs.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
                 return Err(ConfigError::Invalid(format!("server.users.{user}.cpu_time_secs must be a positive number of seconds")));
             }
+        }
+        let server = &self.server;
+        if !(server.login_timeout_secs.is_finite() && server.login_timeout_secs > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "server.login_timeout_secs must be a positive number of seconds, got {}",
+                server.login_timeout_secs
+            )));
+        }
+        if server.max_connections == 0 || server.max_connections_per_address == 0 || server.outbox_kib == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections, server.max_connections_per_address and server.outbox_kib must be at least 1".into(),
+            ));
         }
         if l.queued_passes_per_instance == 0 {
             return Err(ConfigError::Invalid("limits.queued_passes_per_instance must be at least 1".into()));

@@ -591,3 +591,115 @@ async fn a_users_own_limits_apply_to_their_instances() {
     let (_, code, why) = until_end(&mut spinning).await;
     assert!(why.contains("CPU-time limit of 1s exceeded"), "{code:?}: {why}");
 }
+
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket with no client library behind it: it reads only when told to.
+async fn raw_socket(url: &str) -> Result<RawSocket, tokio_tungstenite::tungstenite::Error> {
+    tokio_tungstenite::connect_async(url).await.map(|(socket, _)| socket)
+}
+
+async fn send_frame(socket: &mut RawSocket, message: &ClientMessage) {
+    use futures::SinkExt;
+    socket.send(tokio_tungstenite::tungstenite::Message::Binary(encode(message).into())).await.unwrap();
+}
+
+/// Reads until the server closes: the reason it gave.
+async fn close_reason(socket: &mut RawSocket) -> String {
+    use futures::StreamExt;
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(tokio_tungstenite::tungstenite::Message::Close(Some(close))) => return close.reason.to_string(),
+            Ok(_) => {}
+            Err(e) => return format!("an error: {e}"),
+        }
+    }
+    "the end without a close frame".into()
+}
+
+/// Waits (a bounded while) for `done`, polled every 100 ms.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..1200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// A server holds up against its clients: one that never reads is closed
+/// once what waits for it passes `server.outbox_kib`, and its instance ends
+/// with the connection; one that does not log in is closed after the login
+/// timeout, or after too many or too big frames; one address gets at most
+/// so many connections. Everyone else goes on being served.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_silent_and_greedy_clients_are_closed_and_the_server_goes_on() {
+    use futures::StreamExt;
+    let server = ServerProcess::start("server-hostile-clients", "outbox_kib = 256\nlogin_timeout_secs = 2.0\nmax_connections_per_address = 4");
+    let alice = server.client(ALICE).await;
+    let hostile = alice.ensure_program(&wasm("hostile")).await.unwrap();
+
+    // Connections from one address: alice's and three more, then no more.
+    let mut sockets = Vec::new();
+    for corr_id in 0..3 {
+        let mut socket = raw_socket(&server.url).await.unwrap();
+        send_frame(&mut socket, &ClientMessage::Authenticate { corr_id, token: BOB.into() }).await;
+        socket.next().await.unwrap().unwrap();
+        sockets.push(socket);
+    }
+    match raw_socket(&server.url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("server.max_connections_per_address"), "{body}");
+        }
+        other => panic!("a fifth connection from one address: {:?}", other.map(|_| ())),
+    }
+    assert_eq!(server.metric("crust_connections_refused_total"), Some(1.0));
+    sockets.clear();
+    eventually("a closed connection gives its seat back", async || server.metric("crust_connections") == Some(1.0)).await;
+
+    // Not logged in: closed after the timeout, or after too many or too big frames.
+    let mut idle = raw_socket(&server.url).await.unwrap();
+    let mut chatty = raw_socket(&server.url).await.unwrap();
+    for corr_id in 0..40 {
+        send_frame(&mut chatty, &ClientMessage::Query { corr_id, subject: "version".into(), record: String::new() }).await;
+    }
+    let mut big = raw_socket(&server.url).await.unwrap();
+    {
+        use futures::SinkExt;
+        big.send(tokio_tungstenite::tungstenite::Message::Binary(vec![0x90; 100_000].into())).await.unwrap();
+    }
+    for (socket, why) in [
+        (&mut chatty, "more than 32 frames before logging in"),
+        (&mut big, "a frame of 100000 bytes before logging in (at most 65536)"),
+        (&mut idle, "not logged in within 2s (server.login_timeout_secs)"),
+    ] {
+        let reason = tokio::time::timeout(Duration::from_secs(60), close_reason(socket)).await.expect("closed");
+        assert_eq!(reason, why);
+    }
+    assert_eq!(server.metric("crust_connections_closed_total{reason=\"no_login\"}"), Some(3.0));
+
+    // Logged in, it starts an endless output and never reads.
+    let mut slow = raw_socket(&server.url).await.unwrap();
+    send_frame(&mut slow, &ClientMessage::Hello { corr_id: 0, protocol: crust_client::protocol::PROTOCOL_VERSION }).await;
+    send_frame(&mut slow, &ClientMessage::Authenticate { corr_id: 1, token: ALICE.into() }).await;
+    let flood = ClientMessage::LaunchInstance { corr_id: 2, program_hash: hostile, arguments: vec!["output-flood".into()], detached: false };
+    send_frame(&mut slow, &flood).await;
+    let closed_slow = "crust_connections_closed_total{reason=\"slow_reader\"}";
+    eventually("the server closes a client that does not read", async || server.metric(closed_slow) == Some(1.0)).await;
+    eventually("its instance ends with its connection", async || alice.list().await.unwrap().is_empty()).await;
+    // What the client can still read ends: with the reason, when the close
+    // frame still fits in the socket (and the server's reset does not drop it).
+    let reason = tokio::time::timeout(Duration::from_secs(120), close_reason(&mut slow)).await.expect("the connection ends");
+    let told = "the client read too slowly: over 256 KiB waited for it (server.outbox_kib)";
+    assert!(reason == told || reason.starts_with("an error") || reason == "the end without a close frame", "{reason}");
+    eventually("its seat is given back", async || server.metric("crust_connections") == Some(1.0)).await;
+
+    // Everyone else is still served.
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let mut instance = alice.launch(&echo, &[], false).await.unwrap();
+    alice.signal(&instance.id, "still here").unwrap();
+    assert_eq!(next(&mut instance).await, Event::Message("echo: still here".into()));
+}

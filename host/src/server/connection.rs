@@ -1,18 +1,20 @@
 //! One client connection: decode each frame, check who may do what, answer.
 //! A bad frame gets an error and the connection goes on.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use crust_client::protocol::{self, ClientMessage, EventCode, ServerMessage, subject};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 use super::Server;
 use super::auth::{ANONYMOUS, new_nonce};
 use super::instances::{Attachment, LaunchRequest, Outbox, Pending, Served};
+use super::outbox::outbox;
 use super::programs::compile;
+use super::seats::{Closing, Seat};
 use super::uploads::{Accepted, Chunk, Uploads};
 use crate::runtime::EntryPoint;
 
@@ -35,12 +37,20 @@ struct Session {
     crust: Arc<AtomicBool>,
 }
 
-pub async fn serve(socket: WebSocket, server: Arc<Server>) {
+/// What a connection may send before it logs in: enough to log in and ask
+/// the server what it is, and no more.
+const FRAMES_BEFORE_LOGIN: usize = 32;
+const FRAME_BYTES_BEFORE_LOGIN: usize = 64 << 10;
+
+pub async fn serve(socket: WebSocket, server: Arc<Server>, seat: Seat) {
     let (mut writer, mut reader) = socket.split();
-    let (out, mut outgoing) = mpsc::unbounded_channel::<ServerMessage>();
+    let (out, mut outgoing) = outbox(server.config.outbox_bytes());
     let crust = Arc::new(AtomicBool::new(false));
     let writer_crust = crust.clone();
-    let writer_task = tokio::spawn(async move {
+    // Why the connection closes, told to the client in the close frame.
+    let close = Arc::new(Mutex::new(CloseFrame { code: 1001, reason: "the server is shutting down".into() }));
+    let writer_close = close.clone();
+    let mut writer_task = tokio::spawn(async move {
         while let Some(mut message) = outgoing.recv().await {
             if !writer_crust.load(Ordering::Relaxed) {
                 if !message.is_pie() {
@@ -52,14 +62,24 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
                 return;
             }
         }
-        let close = CloseFrame { code: 1001, reason: "the server is shutting down".into() };
+        let close = match outgoing.overflow_reason() {
+            Some(reason) => CloseFrame { code: 1008, reason: reason.into() },
+            None => writer_close.lock().unwrap().clone(),
+        };
         let _ = writer.send(Message::Close(Some(close))).await;
     });
     let user = (!server.auth.required()).then(|| ANONYMOUS.to_string());
     let id = next_connection_id();
     let mut session = Session { id, server: server.clone(), user, challenge: None, uploads: Uploads::default(), out, crust };
-    server.connections.fetch_add(1, Ordering::Relaxed);
     let mut shutdown = server.shutdown.subscribe();
+    let login_timeout = Duration::from_secs_f64(server.config.login_timeout_secs);
+    let login_deadline = tokio::time::Instant::now() + login_timeout;
+    let mut frames_before_login = 0;
+    let refused = |why: String, closing: Closing| {
+        tracing::warn!(connection = id, "closing the connection: {why}");
+        server.seats.count_closing(closing);
+        *close.lock().unwrap() = CloseFrame { code: 1008, reason: why.into() };
+    };
     loop {
         let frame = tokio::select! {
             frame = reader.next() => frame,
@@ -67,7 +87,37 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
                 session.server_event("the server is shutting down");
                 break;
             }
+            () = session.out.overflowed() => {
+                refused(session.out.overflow_reason(), Closing::SlowReader);
+                break;
+            }
+            () = tokio::time::sleep_until(login_deadline), if session.user.is_none() => {
+                let why = format!("not logged in within {login_timeout:?} (server.login_timeout_secs)");
+                session.server_event(&why);
+                refused(why, Closing::NoLogin);
+                break;
+            }
         };
+        if session.user.is_none() && matches!(frame, Some(Ok(Message::Binary(_) | Message::Text(_)))) {
+            frames_before_login += 1;
+            let size = match &frame {
+                Some(Ok(Message::Binary(bytes))) => bytes.len(),
+                Some(Ok(Message::Text(text))) => text.len(),
+                _ => 0,
+            };
+            let why = if frames_before_login > FRAMES_BEFORE_LOGIN {
+                format!("more than {FRAMES_BEFORE_LOGIN} frames before logging in")
+            } else if size > FRAME_BYTES_BEFORE_LOGIN {
+                format!("a frame of {size} bytes before logging in (at most {FRAME_BYTES_BEFORE_LOGIN})")
+            } else {
+                String::new()
+            };
+            if !why.is_empty() {
+                session.server_event(&why);
+                refused(why, Closing::NoLogin);
+                break;
+            }
+        }
         match frame {
             Some(Ok(Message::Binary(bytes))) => session.handle_frame(&bytes).await,
             Some(Ok(Message::Text(_))) => session.server_event("a text frame is not part of the protocol: send msgpack maps in binary frames"),
@@ -76,10 +126,13 @@ pub async fn serve(socket: WebSocket, server: Arc<Server>) {
         }
     }
     server.instances.connection_closed(session.id);
-    server.connections.fetch_sub(1, Ordering::Relaxed);
-    // The writer ends once every instance has let go of this connection's outbox.
+    // The writer ends once every instance has let go of this connection's
+    // outbox; one stuck on a client that does not read is cut off.
     drop(session);
-    let _ = writer_task.await;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer_task).await.is_err() {
+        writer_task.abort();
+    }
+    drop(seat);
 }
 
 impl Session {
@@ -130,7 +183,7 @@ impl Session {
             M::Prove { corr_id, user, signature } => {
                 let answer = match self.challenge.take() {
                     Some((asked, nonce)) if asked == user && self.server.auth.verify(&user, &nonce, &signature) => Ok(self.log_in(user)),
-                    Some(_) => Err(format!("authentication failed: no authorized key of user {user} made this signature")),
+                    Some(_) => Err(format!("authentication failed: no authorized key of user {} made this signature", shortened(&user))),
                     None => Err("authentication failed: send `challenge` first".into()),
                 };
                 return self.respond(corr_id, answer);
@@ -341,7 +394,17 @@ fn pie_download_count(message: &mut ServerMessage) {
 }
 
 fn no_such_instance(id: &str) -> String {
-    format!("no running instance {id} of yours")
+    format!("no running instance {} of yours", shortened(id))
+}
+
+/// A name the client sent, cut short to be echoed back: an answer is never
+/// much bigger than what asked for it.
+fn shortened(name: &str) -> String {
+    const MOST: usize = 80;
+    match name.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &name[..cut], name.len()),
+        None => name.to_string(),
+    }
 }
 
 fn corr_id(message: &ClientMessage) -> Option<u32> {

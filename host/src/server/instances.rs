@@ -17,8 +17,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::runtime::{HttpLaunch, InstanceError, Launch, OutputReceiver, OutputSink, Program, Runtime, Stream};
 
-/// Where a connection's messages go.
-pub type Outbox = mpsc::UnboundedSender<ServerMessage>;
+pub use super::outbox::Outbox;
+use super::outbox::message_size;
 
 #[derive(Clone)]
 pub struct Attachment {
@@ -61,9 +61,9 @@ impl Served {
             match attachment.out.send(message) {
                 Ok(()) => return,
                 Err(returned) => {
-                    // The connection is gone and has not said so yet.
+                    // The connection is gone (or closing: its client stopped reading) and has not said so yet.
                     delivery.attached = None;
-                    return self.buffer(delivery, returned.0);
+                    return self.buffer(delivery, returned);
                 }
             }
         }
@@ -163,15 +163,6 @@ fn state_name(code: EventCode) -> &'static str {
         EventCode::Exception => "exception",
         EventCode::ServerError => "server_error",
         EventCode::OutOfResources => "out_of_resources",
-    }
-}
-
-fn message_size(message: &ServerMessage) -> usize {
-    match message {
-        ServerMessage::InstanceEvent { message, .. } => message.len() + 64,
-        ServerMessage::DownloadBlob { chunk_data, .. } => chunk_data.len() + 128,
-        ServerMessage::InstanceOutput { data, .. } => data.len() + 64,
-        _ => 64,
     }
 }
 

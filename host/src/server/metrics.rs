@@ -26,7 +26,23 @@ pub fn render(server: &Server) -> String {
     running.iter().for_each(|i| *per_user.entry(&i.owner).or_default() += 1);
     let users: Vec<(String, f64)> = per_user.iter().map(|(u, n)| (format!("user=\"{}\"", escape(u)), *n as f64)).collect();
     gauge(&mut out, "crust_user_instances", "Running instances per user.", &users);
-    gauge(&mut out, "crust_connections", "Open client connections.", &[("", server.connections.load(Ordering::Relaxed) as f64)]);
+    gauge(&mut out, "crust_connections", "Open client connections.", &[("", server.seats.open() as f64)]);
+    let seats = &server.seats;
+    counter(
+        &mut out,
+        "crust_connections_refused_total",
+        "Connections refused: the server or their address had its most open.",
+        &[(String::new(), seats.refused.load(Ordering::Relaxed) as f64)],
+    );
+    counter(
+        &mut out,
+        "crust_connections_closed_total",
+        "Connections the server closed: their client read too slowly, or did not log in in time.",
+        &[
+            ("reason=\"slow_reader\"".to_string(), seats.closed_slow_reader.load(Ordering::Relaxed) as f64),
+            ("reason=\"no_login\"".to_string(), seats.closed_no_login.load(Ordering::Relaxed) as f64),
+        ],
+    );
 
     let services: Vec<_> = server.runtime.models().loaded().collect();
     let per_model = |value: &dyn Fn(&crate::engine::service::ModelService) -> f64| -> Vec<(String, f64)> {

@@ -8,17 +8,19 @@ mod connection;
 mod instances;
 mod metrics;
 mod openai;
+mod outbox;
 mod programs;
+mod seats;
 mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
@@ -45,7 +47,8 @@ pub struct Server {
     stopping: std::sync::atomic::AtomicBool,
     /// Becomes true once every instance has ended: connections say goodbye and close.
     shutdown: watch::Sender<bool>,
-    connections: AtomicUsize,
+    /// Open WebSocket connections, capped.
+    seats: Arc<seats::Seats>,
 }
 
 pub struct ServeOptions {
@@ -98,7 +101,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         runtime,
         stopping: Default::default(),
         shutdown: watch::channel(false).0,
-        connections: AtomicUsize::new(0),
+        seats: seats::Seats::new(config.server.max_connections, config.server.max_connections_per_address),
     });
     let app = Router::new()
         .route("/", get(upgrade))
@@ -106,7 +109,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", axum::routing::post(openai::chat_completions))
         .route("/v1/completions", axum::routing::post(openai::completions))
-        .with_state(server.clone());
+        .with_state(server.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) }).into_future());
     let auth_note = if server.auth.required() { "" } else { " (no authentication)" };
@@ -123,7 +127,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     server.shutdown.send_replace(true);
     // Connections say goodbye once their instances have sent their last events.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.connections.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    while server.seats.open() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
@@ -138,9 +142,16 @@ async fn load_openai_inferlet(runtime: &Arc<Runtime>, config: &Config) -> Result
     programs::compile(runtime, bytes).await.map_err(|e| format!("{}: {e}", path.display()))
 }
 
-async fn upgrade(State(server): State<Arc<Server>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+async fn upgrade(State(server): State<Arc<Server>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, upgrade: WebSocketUpgrade) -> Response {
+    let seat = match server.seats.take(peer.ip()) {
+        Ok(seat) => seat,
+        Err(why) => {
+            tracing::warn!(%peer, "connection refused: {why}");
+            return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+        }
+    };
     // Room for a full chunk and its envelope.
-    upgrade.max_message_size(4 << 20).on_upgrade(move |socket| connection::serve(socket, server))
+    upgrade.max_message_size(4 << 20).on_upgrade(move |socket| connection::serve(socket, server, seat)).into_response()
 }
 
 async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {

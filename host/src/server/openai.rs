@@ -15,7 +15,6 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use crust_client::protocol::{EventCode, ServerMessage};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::Server;
 use super::auth::ANONYMOUS;
@@ -258,7 +257,7 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
     checked.inferlet_request["prefix_cache_pages"] = json!(cache_pages);
     checked.inferlet_request["user"] = json!(user);
     let program = server.openai_inferlet.clone().map_err(server_error)?;
-    let (out, events) = mpsc::unbounded_channel();
+    let (out, events) = super::outbox::outbox(server.config.outbox_bytes());
     let request = LaunchRequest {
         // The user's endpoint instances share their exports (cached prompts) with no other program.
         namespace: Some(format!("openai/{user}")),
@@ -300,7 +299,7 @@ fn server_error(message: String) -> ApiError {
 }
 
 struct Reports {
-    events: mpsc::UnboundedReceiver<ServerMessage>,
+    events: super::outbox::OutboxReceiver,
     /// A report read ahead and put back.
     unread: Option<Report>,
     _guard: StopOnDrop,

@@ -19,6 +19,7 @@
 //! - `release NAME`: releases the export NAME.
 //! - `blob-hog`: keeps making 1 MiB blobs.
 //! - `builder-hog`: keeps adding tokens to a pass it never executes.
+//! - `output-flood`: writes to stdout without end, for a client that never reads.
 
 use crust_sdk::{common, forward, runtime, wait_for};
 
@@ -162,6 +163,12 @@ fn run() -> Result<(), String> {
             let positions: Vec<u32> = (0..1 << 16).collect();
             loop {
                 forward::input_tokens(&pass, &tokens, &positions);
+            }
+        }
+        "output-flood" => {
+            let line = "x".repeat(1 << 16);
+            loop {
+                println!("{line}");
             }
         }
         other => return Err(format!("unknown attack `{other}`")),
