@@ -45,6 +45,9 @@
 //! max_connections = 4096          # WebSocket connections open at once, and from one address:
 //! max_connections_per_address = 256
 //! login_timeout_secs = 30.0       # a connection must log in within this, in at most 32 frames
+//! inferlet_ports = [1024, 65535]  # ports server inferlets may listen on
+//! inferlet_connections = 64       # connections one server inferlet serves at once
+//! inferlet_header_timeout_secs = 10.0 # for a server inferlet's client to send a request's head
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
 //! [server.users.alice]            # one user's instances, in place of [limits]
 //! cpu_time_secs = 60.0
@@ -118,6 +121,12 @@ pub struct ServerConfig {
     pub max_connections_per_address: usize,
     /// How long a connection may stay open without logging in.
     pub login_timeout_secs: f64,
+    /// The ports server inferlets may listen on: `[first, last]`.
+    pub inferlet_ports: [u16; 2],
+    /// Connections one server inferlet serves at once; more wait to be accepted.
+    pub inferlet_connections: usize,
+    /// How long a server inferlet's client may take to send a request's head.
+    pub inferlet_header_timeout_secs: f64,
     /// The inferlet behind the OpenAI API; default: the `openai-chat` built with Crust.
     pub openai_inferlet: Option<PathBuf>,
     /// KV pages the endpoint inferlet may keep for shared system prompts, per model (0: none).
@@ -149,6 +158,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_connections_per_address: 256,
             login_timeout_secs: 30.0,
+            inferlet_ports: [1024, 65535],
+            inferlet_connections: 64,
+            inferlet_header_timeout_secs: 10.0,
             openai_inferlet: None,
             openai_prefix_cache_pages: 128,
             users: Default::default(),
@@ -388,6 +400,18 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "server.login_timeout_secs must be a positive number of seconds, got {}",
                 server.login_timeout_secs
+            )));
+        }
+        if !(server.inferlet_header_timeout_secs.is_finite() && server.inferlet_header_timeout_secs > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "server.inferlet_header_timeout_secs must be a positive number of seconds, got {}",
+                server.inferlet_header_timeout_secs
+            )));
+        }
+        if server.inferlet_ports[0] == 0 || server.inferlet_ports[0] > server.inferlet_ports[1] {
+            return Err(ConfigError::Invalid(format!(
+                "server.inferlet_ports must be [first, last] with 1 ≤ first ≤ last, got {:?}",
+                server.inferlet_ports
             )));
         }
         if server.max_connections == 0 || server.max_connections_per_address == 0 || server.outbox_kib == 0 {

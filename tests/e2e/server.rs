@@ -319,6 +319,57 @@ async fn a_server_inferlet_answers_http_on_its_port() {
     assert!(http_get(&address, "/").is_err(), "the port is closed");
 }
 
+/// Whether the server has closed `stream` (what it sent before is skipped).
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A server inferlet listens only on the ports the server allows, serves so
+/// many connections at once, and cuts off a client that never finishes its
+/// request's head, so a slowloris holds it up only for the header timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_inferlet_allows_its_ports_and_cuts_off_slow_clients() {
+    let port = free_port();
+    let lines = format!("inferlet_ports = [{port}, {port}]\ninferlet_connections = 2\ninferlet_header_timeout_secs = 2.0");
+    let server = ServerProcess::start("server-http-limits", &lines);
+    let alice = server.client(ALICE).await;
+    let hello = alice.ensure_program(&wasm("http-hello")).await.unwrap();
+    let outside = if port < u16::MAX { port + 1 } else { port - 1 };
+    let refused = alice.launch_server(&hello, outside, &[]).await.unwrap_err().to_string();
+    assert!(refused.contains(&format!("port {outside} is not one server inferlets may use: {port}–{port} (server.inferlet_ports)")), "{refused}");
+    let _instance = alice.launch_server(&hello, port, &["to".into(), "all".into()]).await.unwrap();
+    let address = format!("127.0.0.1:{port}");
+    assert!(http_get(&address, "/first").unwrap().contains("hello from /first"));
+
+    // Two clients that never finish their request's head take both connections.
+    let mut slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            write!(stream, "GET /slow HTTP/1.1\r\nHost: {address}\r\n").unwrap();
+            stream
+        })
+        .collect();
+    // A third is answered, but only once a slow one has been cut off.
+    let answer = tokio::task::spawn_blocking(move || http_get(&address, "/third")).await.unwrap().unwrap();
+    assert!(answer.contains("hello from /third; arguments: to all"), "{answer}");
+    assert!(slow.iter_mut().any(closed_by_server), "the third connection waited for a slow one to be cut off");
+    for stream in &mut slow {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut rest = Vec::new();
+        assert!(stream.read_to_end(&mut rest).is_ok(), "a slow client is cut off after the header timeout");
+    }
+}
+
 #[test]
 fn crusts_python_client_streams_detaches_and_reattaches() {
     let server = ServerProcess::start("server-python-client", "");

@@ -3,6 +3,7 @@
 //! resources) per request, as Pie runs them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -33,6 +34,16 @@ pub struct HttpLaunch {
     pub owner: Option<String>,
     /// The export names and topics each request's instance sees (see `Launch::namespace`).
     pub namespace: Option<String>,
+    pub connections: ConnectionLimits,
+}
+
+/// What the listener allows its clients.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// The longest a client may take to send a request's head.
+    pub header_timeout: Duration,
 }
 
 impl Runtime {
@@ -48,6 +59,12 @@ impl Runtime {
         };
         let mut connections = JoinSet::new();
         loop {
+            // At the cap, finish a connection before taking another: a flood of
+            // slow clients waits in the kernel's queue, not in tasks.
+            if connections.len() >= launch.connections.max_connections.max(1) {
+                connections.join_next().await;
+                continue;
+            }
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
@@ -56,12 +73,17 @@ impl Runtime {
                 Some(_) = connections.join_next() => continue,
             };
             let (runtime, pre, launch, hash) = (runtime.clone(), pre.clone(), launch.clone(), program.hash);
+            let header_timeout = launch.connections.header_timeout;
             connections.spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let (runtime, pre, launch) = (runtime.clone(), pre.clone(), launch.clone());
                     async move { Ok::<_, std::convert::Infallible>(runtime.handle(hash, pre, launch, request).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     }
@@ -92,7 +114,9 @@ impl Runtime {
                 limits: launch.limits,
             },
         );
-        let (_, cpu) = self.limit_time(&mut store, user_limits);
+        // The epoch deadline stops a handler that computes; one that waits (on a
+        // slow request body, or a client slow to take its response) is cut off here.
+        let (wall_time, cpu) = self.limit_time(&mut store, user_limits);
         let (sender, response) = tokio::sync::oneshot::channel();
         let prepared = store
             .data_mut()
@@ -104,18 +128,28 @@ impl Runtime {
             Err(e) => return failure(hyper::StatusCode::BAD_REQUEST, format!("{e:#}")),
         };
         // The handler may go on writing the body after it has set the response.
-        let task = tokio::spawn(cpu.meter(async move {
-            let _seat = seat;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
-        }));
-        match response.await {
+        let task = tokio::spawn(tokio::time::timeout(
+            wall_time,
+            cpu.meter(async move {
+                let _seat = seat;
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+            }),
+        ));
+        let Ok(response) = tokio::time::timeout(wall_time, response).await else {
+            return failure(
+                hyper::StatusCode::GATEWAY_TIMEOUT,
+                format!("the handler gave no response within the wall-time limit of {wall_time:?} (limits.wall_time_secs)"),
+            );
+        };
+        match response {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => failure(hyper::StatusCode::INTERNAL_SERVER_ERROR, format!("the handler failed: {code:?}")),
             Err(_) => {
                 let why = match task.await {
-                    Ok(Ok(())) => "the handler returned without setting a response".to_string(),
-                    Ok(Err(e)) => format!("the handler trapped: {}", e.root_cause()),
+                    Ok(Ok(Ok(()))) => "the handler returned without setting a response".to_string(),
+                    Ok(Ok(Err(e))) => format!("the handler trapped: {}", e.root_cause()),
+                    Ok(Err(_)) => format!("the handler ran past the wall-time limit of {wall_time:?} (limits.wall_time_secs)"),
                     Err(e) => format!("the handler's task failed: {e}"),
                 };
                 failure(hyper::StatusCode::INTERNAL_SERVER_ERROR, why)

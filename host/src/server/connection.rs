@@ -16,7 +16,7 @@ use super::outbox::outbox;
 use super::programs::compile;
 use super::seats::{Closing, Seat};
 use super::uploads::{Accepted, Chunk, Uploads};
-use crate::runtime::EntryPoint;
+use crate::runtime::{ConnectionLimits, EntryPoint};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -300,11 +300,19 @@ impl Session {
         if program.entry != EntryPoint::HttpHandler {
             return Err(format!("{hash} is not a server inferlet: it does not export `wasi:http/incoming-handler` (launch it with launch_instance)"));
         }
-        let port = u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| format!("{port} is not a port (1–65535)"))?;
+        let [first, last] = self.server.config.inferlet_ports;
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| (first..=last).contains(p))
+            .ok_or_else(|| format!("port {port} is not one server inferlets may use: {first}–{last} (server.inferlet_ports)"))?;
         let listener = tokio::net::TcpListener::bind((self.server.listen_ip, port))
             .await
             .map_err(|e| format!("cannot listen on {}:{port}: {e}", self.server.listen_ip))?;
-        self.launch(user, program, hash, arguments, true, Some(listener))
+        let limits = ConnectionLimits {
+            max_connections: self.server.config.inferlet_connections,
+            header_timeout: Duration::from_secs_f64(self.server.config.inferlet_header_timeout_secs),
+        };
+        self.launch(user, program, hash, arguments, true, Some((listener, limits)))
     }
 
     fn launch(
@@ -314,7 +322,7 @@ impl Session {
         name: String,
         arguments: Vec<String>,
         detached: bool,
-        serve_on: Option<tokio::net::TcpListener>,
+        serve_on: Option<(tokio::net::TcpListener, ConnectionLimits)>,
     ) -> Result<Pending, String> {
         if self.server.stopping.load(Ordering::SeqCst) {
             return Err("the server is shutting down".into());

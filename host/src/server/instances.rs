@@ -15,7 +15,7 @@ use std::time::Instant;
 use crust_client::protocol::{CHUNK_SIZE, EventCode, InstanceInfo, OutputStream, ServerMessage, content_hash};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::runtime::{HttpLaunch, InstanceError, Launch, OutputReceiver, OutputSink, Program, Runtime, Stream};
+use crate::runtime::{ConnectionLimits, HttpLaunch, InstanceError, Launch, OutputReceiver, OutputSink, Program, Runtime, Stream};
 
 pub use super::outbox::Outbox;
 use super::outbox::message_size;
@@ -175,7 +175,7 @@ pub struct LaunchRequest {
     pub keep: bool,
     pub attachment: Option<Attachment>,
     /// A server inferlet: answer HTTP here, an instance per request, until stopped.
-    pub serve_on: Option<tokio::net::TcpListener>,
+    pub serve_on: Option<(tokio::net::TcpListener, ConnectionLimits)>,
     /// See `Launch::namespace`.
     pub namespace: Option<String>,
 }
@@ -279,7 +279,7 @@ impl Instances {
                 let work = async {
                     match serve_on {
                         None => ending_of(runtime.run(&program, launch).await),
-                        Some(listener) => {
+                        Some((listener, connections)) => {
                             let http = HttpLaunch {
                                 arguments: launch.arguments,
                                 output: launch.output,
@@ -287,6 +287,7 @@ impl Instances {
                                 limits: launch.limits,
                                 owner: launch.owner,
                                 namespace: launch.namespace,
+                                connections,
                             };
                             let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
                             (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
