@@ -46,6 +46,7 @@
 //! max_connections_per_address = 256
 //! login_timeout_secs = 30.0       # a connection must log in within this, in at most 32 frames
 //! inferlet_ports = [1024, 65535]  # ports server inferlets may listen on
+//! metrics_token = "a-long-random-token" # GET /metrics needs it as a bearer token (or metrics_public = true)
 //! inferlet_connections = 64       # connections one server inferlet serves at once
 //! inferlet_header_timeout_secs = 10.0 # for a server inferlet's client to send a request's head
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
@@ -121,6 +122,10 @@ pub struct ServerConfig {
     pub max_connections_per_address: usize,
     /// How long a connection may stay open without logging in.
     pub login_timeout_secs: f64,
+    /// Who may read `GET /metrics` (it names users): a bearer of this token,
+    /// or anyone when `metrics_public` (or authentication is off).
+    pub metrics_token: Option<String>,
+    pub metrics_public: bool,
     /// The ports server inferlets may listen on: `[first, last]`.
     pub inferlet_ports: [u16; 2],
     /// Connections one server inferlet serves at once; more wait to be accepted.
@@ -158,6 +163,8 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_connections_per_address: 256,
             login_timeout_secs: 30.0,
+            metrics_token: None,
+            metrics_public: false,
             inferlet_ports: [1024, 65535],
             inferlet_connections: 64,
             inferlet_header_timeout_secs: 10.0,
@@ -407,6 +414,9 @@ impl Config {
                 "server.inferlet_header_timeout_secs must be a positive number of seconds, got {}",
                 server.inferlet_header_timeout_secs
             )));
+        }
+        if server.metrics_token.as_ref().is_some_and(|t| t.len() < 8) {
+            return Err(ConfigError::Invalid("server.metrics_token must have 8 characters or more".into()));
         }
         if server.inferlet_ports[0] == 0 || server.inferlet_ports[0] > server.inferlet_ports[1] {
             return Err(ConfigError::Invalid(format!(

@@ -13,6 +13,7 @@ use crust_tests::{inferlet, python, repo_root, scratch_dir};
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789";
+const METRICS: &str = "metrics-token-0123456789";
 
 /// A running `crust serve`; killed when dropped.
 struct ServerProcess {
@@ -32,7 +33,7 @@ impl ServerProcess {
         std::fs::write(dir.join("carol.key"), keys::secret_line(&carol)).unwrap();
         std::fs::write(dir.join("authorized_keys"), keys::authorized_line(&carol.verifying_key(), "carol")).unwrap();
         let config = format!(
-            "data_dir = {data:?}\ncache_dir = {cache:?}\n[server]\nauthorized_keys = {keys:?}\n{server_lines}\n[server.tokens]\nalice = {ALICE:?}\nbob = {BOB:?}\n",
+            "data_dir = {data:?}\ncache_dir = {cache:?}\n[server]\nauthorized_keys = {keys:?}\nmetrics_token = {METRICS:?}\n{server_lines}\n[server.tokens]\nalice = {ALICE:?}\nbob = {BOB:?}\n",
             data = dir.join("data"),
             cache = dir.join("cache"),
             keys = dir.join("authorized_keys"),
@@ -80,13 +81,14 @@ impl ServerProcess {
         client
     }
 
-    fn get(&self, path: &str) -> String {
-        http_get(&self.address, path).unwrap()
+    /// `/metrics`, read with the server's metrics token.
+    fn metrics(&self) -> String {
+        http_request(&self.address, "/metrics", &format!("Authorization: Bearer {METRICS}\r\n")).unwrap()
     }
 
     /// A metric's value from `/metrics`, by its full sample name with labels.
     fn metric(&self, sample: &str) -> Option<f64> {
-        let body = self.get("/metrics");
+        let body = self.metrics();
         body.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
     }
 
@@ -112,8 +114,13 @@ impl Drop for ServerProcess {
 
 /// `GET path` over plain HTTP/1.0: the whole response, head and body.
 fn http_get(address: &str, path: &str) -> std::io::Result<String> {
+    http_request(address, path, "")
+}
+
+/// `GET path` with more header lines (each ending in CRLF).
+fn http_request(address: &str, path: &str, headers: &str) -> std::io::Result<String> {
     let mut stream = std::net::TcpStream::connect(address)?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
@@ -461,6 +468,13 @@ async fn authentication_is_required_and_users_see_only_their_own() {
     let (_, code, _) = until_end(&mut instance).await;
     assert_eq!(code, EventCode::Aborted);
 
+    // `/metrics` names users: only the operator's token reads it.
+    for headers in ["", "Authorization: Bearer alice-token-0123456789\r\n"] {
+        let refused = http_request(&server.address, "/metrics", headers).unwrap();
+        assert!(refused.starts_with("HTTP/1.0 401") && refused.contains("server.metrics_token"), "{refused}");
+    }
+    assert!(server.metrics().contains("crust_connections "));
+
     // --no-auth is for loopback only.
     let open = Command::new(env!("CARGO_BIN_EXE_crust-under-test")).args(["serve", "--no-auth", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert_eq!(open.status.code(), Some(1));
@@ -574,7 +588,7 @@ async fn a_vanished_client_leaves_no_pages_and_metrics_say_so() {
     assert_eq!(server.metric(used), Some(0.0), "the pages went back to the pool");
     assert_eq!(server.metric("crust_instances{state=\"detached\"}"), Some(0.0));
     assert_eq!(server.metric("crust_connections"), Some(0.0));
-    let metrics = server.get("/metrics");
+    let metrics = server.metrics();
     assert!(metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for family in ["crust_batches_total", "crust_batch_size_mean", "crust_queue_depth", "crust_gpu_busy_seconds_total"] {
         assert!(metrics.contains(&format!("# TYPE {family} ")), "{family} missing");

@@ -14,6 +14,14 @@ pub struct Auth {
     /// (user, token)
     tokens: Vec<(String, String)>,
     keys: Vec<(String, VerifyingKey)>,
+    /// Who may read `/metrics`: anyone, or a bearer of this token.
+    metrics: MetricsAccess,
+}
+
+enum MetricsAccess {
+    Public,
+    Token(String),
+    Closed,
 }
 
 impl Auth {
@@ -32,7 +40,12 @@ impl Auth {
                  add one (docs/server.md), or pass --no-auth on a loopback address"
                 .into());
         }
-        Ok(Self { required, tokens, keys })
+        let metrics = match &config.metrics_token {
+            _ if config.metrics_public || !required => MetricsAccess::Public,
+            Some(token) => MetricsAccess::Token(token.clone()),
+            None => MetricsAccess::Closed,
+        };
+        Ok(Self { required, tokens, keys, metrics })
     }
 
     pub fn required(&self) -> bool {
@@ -49,6 +62,19 @@ impl Auth {
             }
         }
         found
+    }
+
+    /// Whether a request with this `Authorization` header may read `/metrics`,
+    /// or why not.
+    pub fn may_read_metrics(&self, authorization: Option<&str>) -> Result<(), &'static str> {
+        match &self.metrics {
+            MetricsAccess::Public => Ok(()),
+            MetricsAccess::Token(token) => match authorization.and_then(|a| a.strip_prefix("Bearer ")) {
+                Some(given) if constant_time_eq(token.as_bytes(), given.as_bytes()) => Ok(()),
+                _ => Err("GET /metrics needs `Authorization: Bearer <server.metrics_token>`"),
+            },
+            MetricsAccess::Closed => Err("GET /metrics is closed: set server.metrics_token (or server.metrics_public = true)"),
+        }
     }
 
     /// Whether `signature` signs the challenge `nonce` with one of `user`'s keys.

@@ -154,8 +154,12 @@ async fn upgrade(State(server): State<Arc<Server>>, ConnectInfo(peer): ConnectIn
     upgrade.max_message_size(4 << 20).on_upgrade(move |socket| connection::serve(socket, server, seat)).into_response()
 }
 
-async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], metrics::render(&server))
+async fn metrics(State(server): State<Arc<Server>>, headers: axum::http::HeaderMap) -> Response {
+    let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match server.auth.may_read_metrics(authorization) {
+        Ok(()) => ([("content-type", "text/plain; version=0.0.4")], metrics::render(&server)).into_response(),
+        Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+    }
 }
 
 impl Server {
