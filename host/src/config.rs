@@ -14,7 +14,12 @@
 //!
 //! [registry]
 //! insecure = ["127.0.0.1:5000"]   # hosts reached over plain http
-//! username = "me"                 # basic auth (or CRUST_REGISTRY_USERNAME / _PASSWORD)
+//! max_component_mib = 128.0       # the largest component pulled
+//! connect_timeout_secs = 10.0
+//! read_timeout_secs = 30.0        # one read from a registry
+//! timeout_secs = 300.0            # one push or pull in all
+//! [registry.login."127.0.0.1:5000"] # sent to this registry only
+//! username = "me"                 # basic auth, or token = "…"
 //! password = "secret"
 //!
 //! data_dir = "/var/lib/crust"     # provider data (the kvs store); default: $CRUST_DATA_DIR or the user data dir
@@ -36,7 +41,9 @@
 //! export_ttl_secs = 3600.0        # the longest an export is kept past its owner's last instance
 //!
 //! [server]                        # `crust serve` (docs/server.md)
-//! listen = "127.0.0.1:8080"       # WebSocket endpoint and `GET /metrics`
+//! listen = "127.0.0.1:8080"       # WebSocket endpoint, OpenAI API and `GET /metrics`
+//! tls_cert = "/etc/crust/cert.pem" # with tls_key: wss:// and https:// (or --tls-cert/--tls-key)
+//! tls_key = "/etc/crust/key.pem"
 //! authorized_keys = "/etc/crust/authorized_keys"  # `ed25519 <hex> <user>` lines (`crust keygen`)
 //! max_instances_per_user = 64     # instances one user may have running at once
 //! max_upload_mib = 64             # the largest program or blob a client may upload
@@ -50,6 +57,7 @@
 //! inferlet_connections = 64       # connections one server inferlet serves at once
 //! inferlet_header_timeout_secs = 10.0 # for a server inferlet's client to send a request's head
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
+//! registries = ["ghcr.io"]        # registries clients may launch inferlets from (default: none)
 //! [server.users.alice]            # one user's instances, in place of [limits]
 //! cpu_time_secs = 60.0
 //! max_priority = "high"
@@ -61,6 +69,7 @@
 //! user = "alice"                  # with `key`: Crust's key login
 //! key = "/home/alice/.config/crust/key"
 //! token = "a-long-random-token"   # or Pie's token login
+//! ca_cert = "/etc/crust/ca.pem"    # trusted for a wss:// server besides the system's roots
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -102,6 +111,8 @@ pub struct ClientConfig {
     pub token: Option<String>,
     pub user: Option<String>,
     pub key: Option<PathBuf>,
+    /// PEM certificates to trust for a `wss://` server besides the system's.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `crust serve`: where it listens, who may log in, what a client may use.
@@ -138,6 +149,11 @@ pub struct ServerConfig {
     pub openai_prefix_cache_pages: usize,
     /// Limits of some users' instances in place of `[limits]`, by user.
     pub users: std::collections::BTreeMap<String, UserLimits>,
+    /// Registries (`host[:port]`) clients may launch inferlets from by reference; none: upload only.
+    pub registries: Vec<String>,
+    /// A PEM certificate chain and its key: the server speaks `wss://` and `https://`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[server.users.<name>]`: what one user's instances get instead of `[limits]`.
@@ -171,6 +187,9 @@ impl Default for ServerConfig {
             openai_inferlet: None,
             openai_prefix_cache_pages: 128,
             users: Default::default(),
+            registries: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -402,6 +421,7 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("server.users.{user}.cpu_time_secs must be a positive number of seconds")));
             }
         }
+        self.registry.validate().map_err(ConfigError::Invalid)?;
         let server = &self.server;
         if !(server.login_timeout_secs.is_finite() && server.login_timeout_secs > 0.0) {
             return Err(ConfigError::Invalid(format!(

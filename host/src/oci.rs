@@ -4,7 +4,13 @@
 //! oras and skopeo understand. Pulled components are cached by digest and
 //! verified on every pull.
 
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -16,19 +22,46 @@ use sha2::{Digest as _, Sha256};
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 
-/// Registry settings, from the config file's `[registry]` table, flags and the environment.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Registry settings, from the config file's `[registry]` table and flags.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// Hosts (`host:port`) reached over plain http; every other one over https.
     pub insecure: Vec<String>,
+    /// Credentials by the registry (`host[:port]`) they were given for: sent to that one alone.
+    pub login: BTreeMap<String, Login>,
+    /// The largest component taken from a registry; a bigger layer is refused before or while it streams.
+    pub max_component_mib: f64,
+    pub connect_timeout_secs: f64,
+    /// The longest a registry may keep one read waiting.
+    pub read_timeout_secs: f64,
+    /// The longest one push or pull may take in all.
+    pub timeout_secs: f64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            insecure: Vec::new(),
+            login: BTreeMap::new(),
+            max_component_mib: 128.0,
+            connect_timeout_secs: 10.0,
+            read_timeout_secs: 30.0,
+            timeout_secs: 300.0,
+        }
+    }
+}
+
+/// `[registry.login."host:port"]`: basic auth, or a bearer token sent as is.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
     pub username: Option<String>,
     pub password: Option<String>,
-    /// A bearer token, sent as is.
     pub token: Option<String>,
 }
 
-impl RegistryConfig {
+impl Login {
     fn auth(&self) -> RegistryAuth {
         match (&self.token, &self.username, &self.password) {
             (Some(token), _, _) => RegistryAuth::Bearer(token.clone()),
@@ -36,6 +69,51 @@ impl RegistryConfig {
             _ => RegistryAuth::Anonymous,
         }
     }
+}
+
+// By hand: a derived Debug would print the secrets.
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("insecure", &self.insecure)
+            .field("login", &self.login.keys().collect::<Vec<_>>())
+            .field("max_component_mib", &self.max_component_mib)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("read_timeout_secs", &self.read_timeout_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+impl RegistryConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_component_mib", self.max_component_mib),
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("read_timeout_secs", self.read_timeout_secs),
+            ("timeout_secs", self.timeout_secs),
+        ];
+        for (key, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("registry.{key} must be a positive number, got {value}"));
+            }
+        }
+        for (host, login) in &self.login {
+            if login.token.is_none() && (login.username.is_none() || login.password.is_none()) {
+                return Err(format!("registry.login.\"{host}\" needs `token`, or `username` and `password`"));
+            }
+        }
+        Ok(())
+    }
+
+    fn max_component_bytes(&self) -> u64 {
+        (self.max_component_mib * (1u64 << 20) as f64) as u64
+    }
+}
+
+/// The registry (`host[:port]`) a reference names, as credentials and allow-lists spell it.
+pub fn registry_of(reference: &str) -> Result<String, RegistryError> {
+    Ok(Registry::parse(reference)?.resolve_registry().to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +132,12 @@ pub enum RegistryError {
     NotWasm { reference: String, detail: String },
     #[error("the blob of `{reference}` does not match its digest {expected} (got {actual}): refusing it")]
     Tampered { reference: String, expected: String, actual: String },
+    #[error("`{reference}` is {size} bytes, more than registry.max_component_mib ({limit_mib} MiB) allows")]
+    TooLarge { reference: String, size: u64, limit_mib: f64 },
+    #[error("the registry sent more of `{reference}` than the {declared} bytes its manifest declares: refusing it")]
+    Oversent { reference: String, declared: u64 },
+    #[error("registry {registry} did not finish within registry.timeout_secs ({secs} s)")]
+    TimedOut { registry: String, secs: f64 },
     #[error("registry error for `{reference}`: {detail}")]
     Other { reference: String, detail: String },
     #[error("cache: {0}")]
@@ -102,25 +186,50 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 pub struct Registry {
     client: Client,
-    auth: RegistryAuth,
+    config: RegistryConfig,
     cache_dir: PathBuf,
+    /// One download per digest at a time; the others wait and take it from the cache.
+    downloads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Registry {
     pub fn new(config: &RegistryConfig, cache_dir: &Path) -> Self {
         // TLS needs one process-wide crypto provider; the first registry installs ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::new(ClientConfig { protocol: ClientProtocol::HttpsExcept(config.insecure.clone()), ..Default::default() });
-        Self { client, auth: config.auth(), cache_dir: cache_dir.join("oci") }
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(config.insecure.clone()),
+            connect_timeout: Some(Duration::from_secs_f64(config.connect_timeout_secs)),
+            read_timeout: Some(Duration::from_secs_f64(config.read_timeout_secs)),
+            ..Default::default()
+        });
+        Self { client, config: config.clone(), cache_dir: cache_dir.join("oci"), downloads: Default::default() }
     }
 
     fn parse(reference: &str) -> Result<Reference, RegistryError> {
         reference.parse().map_err(|e: oci_client::ParseError| RegistryError::BadReference { reference: reference.into(), detail: e.to_string() })
     }
 
+    /// The credentials given for this image's registry, and none for any other.
+    fn auth(&self, image: &Reference) -> RegistryAuth {
+        let login = self.config.login.get(image.resolve_registry()).or_else(|| self.config.login.get(image.registry()));
+        login.map_or(RegistryAuth::Anonymous, Login::auth)
+    }
+
+    /// Runs one registry operation within `registry.timeout_secs`.
+    async fn within_time<T>(&self, image: &Reference, work: impl Future<Output = Result<T, RegistryError>>) -> Result<T, RegistryError> {
+        let secs = self.config.timeout_secs;
+        tokio::time::timeout(Duration::from_secs_f64(secs), work)
+            .await
+            .unwrap_or_else(|_| Err(RegistryError::TimedOut { registry: image.resolve_registry().to_string(), secs }))
+    }
+
     /// Pushes a component; returns the manifest's digest.
     pub async fn push(&self, bytes: &[u8], reference: &str, component: ComponentSummary) -> Result<String, RegistryError> {
         let image = Self::parse(reference)?;
+        self.within_time(&image, self.push_image(&image, bytes, reference, component)).await
+    }
+
+    async fn push_image(&self, image: &Reference, bytes: &[u8], reference: &str, component: ComponentSummary) -> Result<String, RegistryError> {
         let layer_digest = sha256_digest(bytes);
         let config =
             WasmConfig { created: now_rfc3339(), architecture: "wasm".into(), os: "wasip2".into(), layer_digests: vec![layer_digest], component };
@@ -132,25 +241,36 @@ impl Registry {
         let layer = ImageLayer::new(bytes.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None);
         let mut manifest = oci_client::manifest::OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
         manifest.artifact_type = Some(WASM_CONFIG_MEDIA_TYPE.into());
-        let response = self.client.push(&image, &[layer], config, &self.auth, Some(manifest)).await.map_err(|e| classify(reference, &image, e))?;
+        let response =
+            self.client.push(image, &[layer], config, &self.auth(image), Some(manifest)).await.map_err(|e| classify(reference, image, e))?;
         let digest = response.manifest_url.rsplit('/').next().unwrap_or_default().to_string();
-        Ok(if digest.starts_with("sha256:") { digest } else { self.resolve(reference).await? })
+        Ok(if digest.starts_with("sha256:") { digest } else { self.resolve_image(image, reference).await? })
     }
 
     /// The digest a reference resolves to now.
     pub async fn resolve(&self, reference: &str) -> Result<String, RegistryError> {
         let image = Self::parse(reference)?;
-        let (_, digest) = self.client.pull_image_manifest(&image, &self.auth).await.map_err(|e| classify(reference, &image, e))?;
+        self.within_time(&image, self.resolve_image(&image, reference)).await
+    }
+
+    async fn resolve_image(&self, image: &Reference, reference: &str) -> Result<String, RegistryError> {
+        let (_, digest) = self.client.pull_image_manifest(image, &self.auth(image)).await.map_err(|e| classify(reference, image, e))?;
         Ok(digest)
     }
 
     /// Pulls a component: the tag resolves to a manifest digest, the layer is
     /// taken from the cache when a file with its digest is there and still
-    /// hashes to it, else downloaded and checked against the digest.
+    /// hashes to it, else streamed to a temporary file — cut off past the
+    /// manifest's size or `registry.max_component_mib` — and checked against
+    /// the digest.
     pub async fn pull(&self, reference: &str) -> Result<Pulled, RegistryError> {
         let image = Self::parse(reference)?;
-        let fail = |e| classify(reference, &image, e);
-        let (manifest, manifest_digest) = self.client.pull_image_manifest(&image, &self.auth).await.map_err(fail)?;
+        self.within_time(&image, self.pull_image(&image, reference)).await
+    }
+
+    async fn pull_image(&self, image: &Reference, reference: &str) -> Result<Pulled, RegistryError> {
+        let fail = |e| classify(reference, image, e);
+        let (manifest, manifest_digest) = self.client.pull_image_manifest(image, &self.auth(image)).await.map_err(fail)?;
         let not_wasm = |detail: String| RegistryError::NotWasm { reference: reference.into(), detail };
         if manifest.config.media_type != WASM_CONFIG_MEDIA_TYPE {
             return Err(not_wasm(format!("its config media type is `{}`, not `{WASM_CONFIG_MEDIA_TYPE}`", manifest.config.media_type)));
@@ -161,31 +281,93 @@ impl Registry {
         if layer.media_type != WASM_LAYER_MEDIA_TYPE {
             return Err(not_wasm(format!("its layer media type is `{}`, not `{WASM_LAYER_MEDIA_TYPE}`", layer.media_type)));
         }
+        let declared = u64::try_from(layer.size).unwrap_or(u64::MAX);
+        if declared > self.config.max_component_bytes() {
+            return Err(RegistryError::TooLarge { reference: reference.into(), size: declared, limit_mib: self.config.max_component_mib });
+        }
         let path = self.cache_path(&layer.digest)?;
+        let download = self.downloads.lock().unwrap().entry(layer.digest.clone()).or_default().clone();
+        let _one_at_a_time = download.lock().await;
+        let pulled = |bytes| Pulled { bytes, manifest_digest: manifest_digest.clone(), layer_digest: layer.digest.clone(), path: path.clone() };
         if let Ok(bytes) = std::fs::read(&path) {
             if sha256_digest(&bytes) == layer.digest {
                 tracing::debug!(digest = %layer.digest, "component taken from the OCI cache");
-                return Ok(Pulled { bytes, manifest_digest, layer_digest: layer.digest.clone(), path });
+                return Ok(pulled(bytes));
             }
             tracing::warn!(path = %path.display(), "cached component does not match its digest; fetching it again");
         }
-        let mut bytes = Vec::new();
-        self.client.pull_blob(&image, layer, &mut bytes).await.map_err(fail)?;
-        let actual = sha256_digest(&bytes);
-        if actual != layer.digest {
-            return Err(RegistryError::Tampered { reference: reference.into(), expected: layer.digest.clone(), actual });
-        }
         std::fs::create_dir_all(path.parent().expect("cache paths have a parent"))?;
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(Pulled { bytes, manifest_digest, layer_digest: layer.digest.clone(), path })
+        let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        let result = self.download(image, layer, reference, declared, &temporary).await;
+        let result = result.and_then(|bytes| {
+            let actual = sha256_digest(&bytes);
+            if actual != layer.digest {
+                return Err(RegistryError::Tampered { reference: reference.into(), expected: layer.digest.clone(), actual });
+            }
+            std::fs::rename(&temporary, &path)?;
+            Ok(pulled(bytes))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        drop(_one_at_a_time);
+        self.downloads.lock().unwrap().retain(|_, lock| Arc::strong_count(lock) > 1);
+        result
+    }
+
+    /// Streams a layer into `file`, at most `declared` bytes; returns what it wrote.
+    async fn download(
+        &self,
+        image: &Reference,
+        layer: &oci_client::manifest::OciDescriptor,
+        reference: &str,
+        declared: u64,
+        file: &Path,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let mut sink = CappedFile { file: std::fs::File::create(file)?, written: 0, limit: declared, over: false };
+        let streamed = self.client.pull_blob(image, layer, &mut sink).await;
+        if sink.over {
+            return Err(RegistryError::Oversent { reference: reference.into(), declared });
+        }
+        streamed.map_err(|e| classify(reference, image, e))?;
+        sink.file.sync_all()?;
+        Ok(std::fs::read(file)?)
     }
 
     fn cache_path(&self, digest: &str) -> Result<PathBuf, RegistryError> {
         let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let hex = hex.ok_or_else(|| RegistryError::NotWasm { reference: digest.into(), detail: "its layer digest is not sha256".into() })?;
         Ok(self.cache_dir.join("sha256").join(format!("{hex}.wasm")))
+    }
+}
+
+/// A file that refuses a write past `limit` bytes, remembering that it did.
+struct CappedFile {
+    file: std::fs::File,
+    written: u64,
+    limit: u64,
+    over: bool,
+}
+
+impl tokio::io::AsyncWrite for CappedFile {
+    fn poll_write(self: Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.written + buf.len() as u64 > this.limit {
+            this.over = true;
+            return Poll::Ready(Err(std::io::Error::other("more bytes than the manifest declares")));
+        }
+        // Small local writes: blocking for them is cheaper than a thread hop.
+        let n = this.file.write(buf)?;
+        this.written += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().file.flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
     }
 }
 

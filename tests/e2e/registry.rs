@@ -1,26 +1,28 @@
 //! Publishing and running inferlets through a real OCI registry: Debian's
 //! `docker-registry` (CNCF distribution), started on a free loopback port.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crust_tests::{inferlet, scratch_dir};
 
 use crate::{CliRun, crust};
 
-const USER: &str = "crust";
-const PASSWORD: &str = "s3cret-pass";
+pub(crate) const USER: &str = "crust";
+pub(crate) const PASSWORD: &str = "s3cret-pass";
 
 /// A registry process, stopped on drop.
-struct RegistryServer {
+pub(crate) struct RegistryServer {
     child: Child,
-    host: String,
+    pub(crate) host: String,
     storage: PathBuf,
 }
 
 impl RegistryServer {
-    fn start(name: &str, basic_auth: bool) -> Self {
+    pub(crate) fn start(name: &str, basic_auth: bool) -> Self {
         let dir = scratch_dir(&format!("registry-{name}"));
         let storage = dir.join("storage");
         let mut config = format!(
@@ -56,7 +58,7 @@ impl RegistryServer {
         Self { child, host, storage }
     }
 
-    fn reference(&self, repo_tag: &str) -> String {
+    pub(crate) fn reference(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.host)
     }
 
@@ -71,6 +73,61 @@ impl Drop for RegistryServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An HTTP server that records every request's head and answers each with a
+/// basic-auth challenge: a client holding credentials for this host would send them.
+pub(crate) struct Recorder {
+    pub(crate) host: String,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub(crate) fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || challenge_every_request(stream, &seen));
+            }
+        });
+        Self { host, heads }
+    }
+
+    pub(crate) fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// Whether any request it saw carried credentials.
+    pub(crate) fn saw_credentials(&self) -> bool {
+        self.heads().iter().any(|head| head.to_ascii_lowercase().contains("\nauthorization:"))
+    }
+}
+
+fn challenge_every_request(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    // One head after another on a kept-alive connection; the requests have no bodies.
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head += &line;
+        }
+        seen.lock().unwrap().push(head);
+        let challenge = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"recorder\"\r\nContent-Length: 0\r\n\r\n";
+        if stream.write_all(challenge.as_bytes()).is_err() {
+            return;
+        }
     }
 }
 
@@ -226,4 +283,101 @@ fn what_is_not_an_inferlet_is_refused_by_name() {
     let unreachable = run(&["pull", &reference], &flags, &cache);
     assert_eq!(unreachable.status, Some(1));
     assert!(unreachable.stderr.contains("unreachable"), "{}", unreachable.stderr);
+}
+
+#[test]
+fn credentials_go_only_to_the_registry_they_are_for() {
+    let registry = RegistryServer::start("login", true);
+    let other = Recorder::start();
+    let cache = scratch_dir("oci-login");
+    let reference = registry.reference("crust/secret:v1");
+    // Credentials on the command line are for the registry its reference names.
+    let file = inferlet("hello");
+    let pushed = run(&["push", file.to_str().unwrap(), &reference, "--username", USER, "--password", PASSWORD], &insecure(&registry), &cache);
+    assert_eq!(pushed.status, Some(0), "{}", pushed.stderr);
+
+    // Credentials in the config name their registry: used there, and sent nowhere else.
+    let config = cache.join("config.toml");
+    let (host, other_host) = (&registry.host, &other.host);
+    std::fs::write(
+        &config,
+        format!("[registry]\ninsecure = [{host:?}, {other_host:?}]\n[registry.login.{host:?}]\nusername = {USER:?}\npassword = {PASSWORD:?}\n"),
+    )
+    .unwrap();
+    let with_config = ["--config", config.to_str().unwrap()];
+    let pulled = run(&[&with_config[..], &["pull", &reference]].concat(), &[], &cache);
+    assert_eq!(pulled.status, Some(0), "{}", pulled.stderr);
+    let elsewhere = run(&[&with_config[..], &["pull", &format!("{other_host}/crust/secret:v1")]].concat(), &[], &cache);
+    assert_eq!(elsewhere.status, Some(1), "{}", elsewhere.stdout);
+    assert!(!other.heads().is_empty(), "the pull never reached the other host: {}", elsewhere.stderr);
+    assert!(!other.saw_credentials(), "credentials went to another host: {:?}", other.heads());
+}
+
+#[test]
+fn a_component_over_the_size_cap_or_its_manifest_is_refused() {
+    let server = RegistryServer::start("sizes", false);
+    let cache = scratch_dir("oci-sizes");
+    let reference = server.reference("crust/hello:v1");
+    let bytes = std::fs::read(inferlet("hello")).unwrap();
+    let pushed = run(&["push", inferlet("hello").to_str().unwrap(), &reference], &insecure(&server), &cache);
+    assert_eq!(pushed.status, Some(0), "{}", pushed.stderr);
+
+    // A cap below the component's size: refused from the manifest, before the download.
+    let config = cache.join("small.toml");
+    let half_mib = bytes.len() as f64 / 2.0 / (1 << 20) as f64;
+    std::fs::write(&config, format!("[registry]\ninsecure = [{:?}]\nmax_component_mib = {half_mib}\n", server.host)).unwrap();
+    let refused = run(&["--config", config.to_str().unwrap(), "pull", &reference], &[], &cache);
+    assert_eq!(refused.status, Some(1));
+    assert!(
+        refused.stderr.contains(&format!("is {} bytes", bytes.len())) && refused.stderr.contains("registry.max_component_mib"),
+        "{}",
+        refused.stderr
+    );
+
+    // A registry that sends more than its manifest declares is cut off there.
+    let mut longer = bytes.clone();
+    longer.extend([0u8; 64 << 10]);
+    std::fs::write(server.blob_path(&crust::oci::sha256_digest(&bytes)), longer).unwrap();
+    let cut = run(&["pull", &reference], &insecure(&server), &cache);
+    assert_eq!(cut.status, Some(1));
+    assert!(cut.stderr.contains(&format!("than the {} bytes its manifest declares", bytes.len())), "{}", cut.stderr);
+    // Nothing of it is left in the cache.
+    let cached: Vec<_> = std::fs::read_dir(cache.join("oci/sha256")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(cached.is_empty(), "{cached:?}");
+}
+
+#[test]
+fn a_registry_that_never_answers_is_given_up_on() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = silent.local_addr().unwrap().to_string();
+    // Accepts and holds every connection, and never says a word.
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = silent.incoming().flatten().collect();
+        drop(held);
+    });
+    let cache = scratch_dir("oci-silent");
+    let config = cache.join("config.toml");
+    std::fs::write(&config, format!("[registry]\ninsecure = [{host:?}]\nread_timeout_secs = 1.0\ntimeout_secs = 5.0\n")).unwrap();
+    let pulled = run(&["--config", config.to_str().unwrap(), "pull", &format!("{host}/crust/hello:v1")], &[], &cache);
+    assert_eq!(pulled.status, Some(1));
+    assert!(pulled.stderr.contains(&host) && (pulled.stderr.contains("timed out") || pulled.stderr.contains("did not finish")), "{}", pulled.stderr);
+}
+
+#[test]
+fn concurrent_pulls_of_one_component_agree() {
+    let server = RegistryServer::start("concurrent", false);
+    let cache = scratch_dir("oci-concurrent");
+    let reference = server.reference("crust/hello:v1");
+    let pushed = run(&["push", inferlet("hello").to_str().unwrap(), &reference], &insecure(&server), &cache);
+    assert_eq!(pushed.status, Some(0), "{}", pushed.stderr);
+    let registry = crust::oci::Registry::new(&crust::oci::RegistryConfig { insecure: vec![server.host.clone()], ..Default::default() }, &cache);
+    let pulls = tokio::runtime::Runtime::new().unwrap().block_on(futures::future::join_all((0..4).map(|_| registry.pull(&reference))));
+    let hello = std::fs::read(inferlet("hello")).unwrap();
+    for pulled in pulls {
+        let pulled = pulled.unwrap();
+        assert_eq!(pulled.bytes, hello);
+        assert_eq!(std::fs::read(&pulled.path).unwrap(), hello);
+    }
+    let cached: Vec<_> = std::fs::read_dir(cache.join("oci/sha256")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(cached.len(), 1, "one file, no leftovers: {cached:?}");
 }

@@ -71,7 +71,7 @@ impl ServerProcess {
         let stdout = Arc::new(Mutex::new(String::new()));
         let rest = stdout.clone();
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| *rest.lock().unwrap() += &(l + "\n")));
-        let address = url.trim_start_matches("ws://").to_string();
+        let address = url.split_once("://").map_or(url.as_str(), |(_, address)| address).to_string();
         Self { child, url, address, dir, stdout }
     }
 
@@ -324,6 +324,110 @@ async fn a_server_inferlet_answers_http_on_its_port() {
     let (_, code, _) = until_end(&mut instance).await;
     assert_eq!(code, EventCode::Aborted);
     assert!(http_get(&address, "/").is_err(), "the port is closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_launches_only_from_its_listed_registries_with_their_own_credentials() {
+    use crate::registry::{PASSWORD, Recorder, RegistryServer, USER};
+    let registry = RegistryServer::start("server-login", true);
+    let (listed, unlisted) = (Recorder::start(), Recorder::start());
+    let reference = registry.reference("crust/secret:v1");
+    let pushed = super::crust(
+        &["push", &path("hello"), &reference, "--insecure", &registry.host, "--username", USER, "--password", PASSWORD],
+        &scratch_dir("server-registries-push"),
+    );
+    assert_eq!(pushed.status, Some(0), "{}", pushed.stderr);
+    let (host, other) = (&registry.host, &listed.host);
+    let server = ServerProcess::start(
+        "server-registries",
+        &format!(
+            "registries = [{host:?}, {other:?}]\n[registry]\ninsecure = [{host:?}, {other:?}, {unlisted:?}]\n[registry.login.{host:?}]\nusername = {USER:?}\npassword = {PASSWORD:?}",
+            unlisted = unlisted.host
+        ),
+    );
+    let alice = server.client(ALICE).await;
+
+    // From a listed registry, with the credentials configured for it.
+    let mut hello = alice.launch_reference(&reference, &["from".into(), "registry".into()], false).await.unwrap();
+    let (events, code, why) = until_end(&mut hello).await;
+    assert_eq!(code, EventCode::Completed, "{why}");
+    let stdout: Vec<u8> = events.iter().flat_map(|e| if let Event::Stdout(bytes) = e { bytes.clone() } else { Vec::new() }).collect();
+    assert!(String::from_utf8_lossy(&stdout).contains(r#"arguments ["from", "registry"]"#), "{events:?}");
+
+    // Another listed registry asks for credentials and gets none.
+    let refused = alice.launch_reference(&format!("{other}/crust/secret:v1"), &[], false).await.unwrap_err().to_string();
+    assert!(refused.contains("refused the credentials"), "{refused}");
+    assert!(!listed.heads().is_empty() && !listed.saw_credentials(), "{:?}", listed.heads());
+
+    // An unlisted registry is never contacted.
+    let refused = alice.launch_reference(&format!("{}/crust/secret:v1", unlisted.host), &[], false).await.unwrap_err().to_string();
+    assert!(refused.contains("is not one this server launches from"), "{refused}");
+    assert!(unlisted.heads().is_empty(), "{:?}", unlisted.heads());
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files in `dir`.
+fn self_signed_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// `GET path` over TLS trusting `cert`: the whole response.
+async fn https_get(address: &str, path: &str, cert: &[u8], headers: &str) -> String {
+    use pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki_types::CertificateDer::from_pem_slice(cert).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n").as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A TLS peer may end without close_notify; what came before counts.
+    let _ = tls.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_a_certificate_speaks_wss_and_https_only() {
+    let (cert, key) = self_signed_certificate(&scratch_dir("server-tls-certificate"));
+    let server = ServerProcess::start("server-tls", &format!("tls_cert = {cert:?}\ntls_key = {key:?}"));
+    assert!(server.url.starts_with("wss://"), "{}", server.url);
+    let pem = std::fs::read(&cert).unwrap();
+
+    // A client that trusts the certificate logs in and runs an inferlet.
+    let alice = Client::connect_trusting(&server.url, Some(&pem)).await.unwrap();
+    alice.authenticate_token(ALICE).await.unwrap();
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let mut instance = alice.launch(&echo, &[], false).await.unwrap();
+    alice.signal(&instance.id, "over tls").unwrap();
+    assert_eq!(next(&mut instance).await, Event::Message("echo: over tls".into()));
+
+    // One that does not trust it is refused, and so is plain text on the same port.
+    let untrusting = Client::connect(&server.url).await.err().expect("an untrusted certificate is refused").to_string();
+    assert!(untrusting.contains("certificate"), "{untrusting}");
+    assert!(Client::connect(&server.url.replacen("wss://", "ws://", 1)).await.is_err(), "plain ws:// is not served");
+
+    // The OpenAI API and /metrics over https.
+    let status_line = |response: &str| response.lines().next().unwrap_or_default().to_string();
+    let models = https_get(&server.address, "/v1/models", &pem, &format!("Authorization: Bearer {ALICE}\r\n")).await;
+    assert!(status_line(&models).contains(" 200 ") && models.contains("SmolLM2-135M-Instruct"), "{models}");
+    let metrics = https_get(&server.address, "/metrics", &pem, &format!("Authorization: Bearer {METRICS}\r\n")).await;
+    assert!(status_line(&metrics).contains(" 200 ") && metrics.contains("crust_"), "{metrics}");
+
+    // The CLI, trusting the certificate by flag.
+    let cert_arg = cert.to_str().unwrap();
+    let listed = server.crust(&["list", "--token", ALICE, "--ca-cert", cert_arg]);
+    assert_eq!(listed.status, Some(0), "{}", listed.stderr);
+    assert!(listed.stdout.contains(&instance.id), "{}", listed.stdout);
 }
 
 /// Whether the server has closed `stream` (what it sent before is skipped).

@@ -18,6 +18,7 @@
 
 pub mod keys;
 pub mod protocol;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,10 +89,16 @@ impl Instance {
 }
 
 impl Client {
-    /// Connects (`ws://host:port`) and says hello.
+    /// Connects (`ws://host:port`, or `wss://` trusting the system's roots) and says hello.
     pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        Self::connect_trusting(url, None).await
+    }
+
+    /// Connects, trusting for `wss://` the PEM certificates in `extra_roots_pem`
+    /// (a private CA, or a self-signed server's certificate) besides the system's.
+    pub async fn connect_trusting(url: &str, extra_roots_pem: Option<&[u8]>) -> Result<Self, ClientError> {
         let connect_error = |reason: String| ClientError::Connect { url: url.to_string(), reason };
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| connect_error(e.to_string()))?;
+        let socket = transport::open(url, extra_roots_pem).await.map_err(connect_error)?;
         let (mut writer, mut reader) = socket.split();
         let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {

@@ -24,6 +24,9 @@ pub(crate) struct ClientFlags {
     /// The secret key file `crust keygen` wrote.
     #[arg(long, env = "CRUST_KEY", value_name = "FILE")]
     key: Option<PathBuf>,
+    /// PEM certificates to trust for a wss:// server besides the system's (a private CA, or a self-signed server's certificate).
+    #[arg(long, env = "CRUST_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl ClientFlags {
@@ -31,7 +34,11 @@ impl ClientFlags {
     async fn connect(self, config: &Config) -> Result<Client, String> {
         let c = &config.client;
         let url = self.server.or(c.server.clone()).unwrap_or_else(|| "ws://127.0.0.1:8080".into());
-        let client = Client::connect(&url).await.map_err(|e| e.to_string())?;
+        let roots = match self.ca_cert.or(c.ca_cert.clone()) {
+            Some(file) => Some(std::fs::read(&file).map_err(|e| format!("--ca-cert {}: {e}", file.display()))?),
+            None => None,
+        };
+        let client = Client::connect_trusting(&url, roots.as_deref()).await.map_err(|e| e.to_string())?;
         let (token, user, key) = (self.token.or(c.token.clone()), self.user.or(c.user.clone()), self.key.or(c.key.clone()));
         match (token, user, key) {
             (Some(token), _, _) => {

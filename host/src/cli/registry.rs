@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::oci::{Registry, component_summary};
+use crate::oci::{Registry, RegistryError, component_summary, registry_of};
 use crate::runtime::Runtime;
 
 /// How to reach a registry; flags add to (and override) the config's `[registry]`.
+/// Credentials given here are for the registry the command's reference names, and go to no other.
 #[derive(clap::Args, Clone)]
 pub(crate) struct RegistryFlags {
     /// A registry host (`host:port`) to reach over plain http; repeatable.
@@ -26,13 +27,16 @@ pub(crate) struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    pub(crate) fn registry(&self, config: &Config) -> Registry {
+    pub(crate) fn registry(&self, config: &Config, reference: &str) -> Result<Registry, RegistryError> {
         let mut settings = config.registry.clone();
         settings.insecure.extend(self.insecure.iter().cloned());
-        settings.username = self.username.clone().or(settings.username);
-        settings.password = self.password.clone().or(settings.password);
-        settings.token = self.token.clone().or(settings.token);
-        Registry::new(&settings, &config.cache_dir())
+        if self.username.is_some() || self.password.is_some() || self.token.is_some() {
+            let login = settings.login.entry(registry_of(reference)?).or_default();
+            login.username = self.username.clone().or(login.username.take());
+            login.password = self.password.clone().or(login.password.take());
+            login.token = self.token.clone().or(login.token.take());
+        }
+        Ok(Registry::new(&settings, &config.cache_dir()))
     }
 }
 
@@ -69,13 +73,13 @@ fn check_runnable(config: &Config, bytes: &[u8], what: &str) -> anyhow::Result<(
 pub(crate) async fn push(config: &Config, args: PushArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     check_runnable(config, &bytes, &args.file.display().to_string())?;
-    let digest = args.registry.registry(config).push(&bytes, &args.reference, component_summary(&bytes)).await?;
+    let digest = args.registry.registry(config, &args.reference)?.push(&bytes, &args.reference, component_summary(&bytes)).await?;
     println!("pushed {} as {}@{digest}", args.file.display(), args.reference);
     Ok(())
 }
 
 pub(crate) async fn pull(config: &Config, args: PullArgs) -> anyhow::Result<()> {
-    let pulled = args.registry.registry(config).pull(&args.reference).await?;
+    let pulled = args.registry.registry(config, &args.reference)?.pull(&args.reference).await?;
     check_runnable(config, &pulled.bytes, &args.reference)?;
     if let Some(output) = &args.output {
         std::fs::write(output, &pulled.bytes).with_context(|| format!("writing {}", output.display()))?;

@@ -42,7 +42,11 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
     };
     runtime.models().observe_loading(super::progress::model_loading_bar());
     let loaded = if crate::oci::is_reference(&args.inferlet) {
-        match args.registry.registry(&config).pull(&args.inferlet).await {
+        let pulled = match args.registry.registry(&config, &args.inferlet) {
+            Ok(registry) => registry.pull(&args.inferlet).await,
+            Err(e) => Err(e),
+        };
+        match pulled {
             Ok(pulled) => runtime.load_program(&pulled.bytes),
             Err(e) => {
                 eprintln!("error: {e}");

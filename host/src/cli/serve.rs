@@ -1,5 +1,7 @@
 //! `crust serve`: the long-running server (docs/server.md).
 
+use std::path::PathBuf;
+
 use super::LimitFlags;
 use crate::config::Config;
 use crate::server::{ServeOptions, serve};
@@ -17,6 +19,12 @@ pub(crate) struct ServeArgs {
     /// Let anyone connect, as user `anonymous` (refused unless the address is loopback).
     #[arg(long)]
     no_auth: bool,
+    /// Serve `wss://` and `https://` with this PEM certificate chain (default: the config's `server.tls_cert`); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (default: the config's `server.tls_key`).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitFlags,
 }
@@ -24,5 +32,11 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut config);
     let load_observer = Some(super::progress::model_loading_bar());
-    serve(config, ServeOptions { listen: args.listen, no_auth: args.no_auth, load_observer }).await
+    let tls = match (args.tls_cert.or(config.server.tls_cert.clone()), args.tls_key.or(config.server.tls_key.clone())) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (or server.tls_key): the certificate's private key"),
+        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert (or server.tls_cert): the certificate chain"),
+    };
+    serve(config, ServeOptions { listen: args.listen, no_auth: args.no_auth, tls, load_observer }).await
 }

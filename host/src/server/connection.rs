@@ -228,7 +228,11 @@ impl Session {
                 self.respond_launched(corr_id, answer);
             }
             M::LaunchReference { corr_id, reference, arguments, detached } => {
-                let answer = match self.server.registry.pull(&reference).await {
+                let pulled = match self.server.launchable_registry(&reference) {
+                    Ok(()) => self.server.registry.pull(&reference).await.map_err(|e| e.to_string()),
+                    Err(refused) => Err(refused),
+                };
+                let answer = match pulled {
                     Ok(pulled) => match compile(&self.server.runtime, pulled.bytes).await {
                         Ok(program) => self.launch(&user, program, reference, arguments, detached, None),
                         Err(e) => Err(format!("{reference}: {e}")),

@@ -11,6 +11,7 @@ mod openai;
 mod outbox;
 mod programs;
 mod seats;
+mod tls;
 mod uploads;
 
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub struct Server {
 pub struct ServeOptions {
     pub listen: Option<String>,
     pub no_auth: bool,
+    /// A PEM certificate chain and its key: serve `wss://` and `https://`.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Told how each model's weights reach the GPU (the command line's progress bar).
     pub load_observer: Option<crate::models::LoadObserver>,
 }
@@ -68,6 +71,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         anyhow::bail!("--no-auth is refused on {listen}: without authentication the server may only listen on a loopback address");
     }
     let auth = Auth::from_config(&config.server, !options.no_auth).map_err(anyhow::Error::msg)?;
+    let tls = options.tls.as_ref().map(|(cert, key)| tls::acceptor(cert, key)).transpose()?;
     let runtime = Arc::new(Runtime::new(&config)?);
     if let Some(observer) = options.load_observer.clone() {
         runtime.models().observe_loading(observer);
@@ -109,12 +113,19 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", axum::routing::post(openai::chat_completions))
         .route("/v1/completions", axum::routing::post(openai::completions))
-        .with_state(server.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .with_state(server.clone());
     let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) }).into_future());
+    let http = match tls {
+        Some(acceptor) => tokio::spawn(tls::serve(listener, app, acceptor, accepting)),
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            let graceful = axum::serve(listener, app).with_graceful_shutdown(async move { drop(accepting.await) });
+            tokio::spawn(async move { drop(graceful.await) })
+        }
+    };
+    let (ws, http_scheme) = tls::schemes(options.tls.is_some());
     let auth_note = if server.auth.required() { "" } else { " (no authentication)" };
-    println!("crust serve: listening on ws://{local}{auth_note}");
+    println!("crust serve: listening on {ws}://{local}{auth_note} (OpenAI API: {http_scheme}://{local}/v1)");
     tracing::info!(%local, "listening");
 
     shutdown_signal().await;
@@ -163,6 +174,20 @@ async fn metrics(State(server): State<Arc<Server>>, headers: axum::http::HeaderM
 }
 
 impl Server {
+    /// Whether clients may launch from the registry `reference` names: only
+    /// those in `server.registries`, so the server fetches from no other host.
+    fn launchable_registry(&self, reference: &str) -> Result<(), String> {
+        let registry = crate::oci::registry_of(reference).map_err(|e| e.to_string())?;
+        if self.config.registries.contains(&registry) {
+            return Ok(());
+        }
+        Err(if self.config.registries.is_empty() {
+            "this server launches no inferlets from registries (server.registries is empty): upload the program and launch it by hash".into()
+        } else {
+            format!("registry {registry} is not one this server launches from (server.registries: {})", self.config.registries.join(", "))
+        })
+    }
+
     fn models_json(&self) -> String {
         let models: Vec<serde_json::Value> = self
             .runtime
