@@ -257,6 +257,10 @@ pub fn models_dir() -> PathBuf {
 pub struct OutboundConfig {
     /// `[scheme://]host[:port]` rules; none: every request is denied.
     pub allowed_hosts: Vec<String>,
+    /// More rules for one server user's instances: `[outbound.users.alice] allowed_hosts = [...]`.
+    pub users: std::collections::BTreeMap<String, AllowedHosts>,
+    /// More rules for one program's instances, by its BLAKE3 digest (as `crust list` shows it).
+    pub programs: std::collections::BTreeMap<String, AllowedHosts>,
     pub max_requests_in_flight: usize,
     pub max_response_mib: u64,
     pub connect_timeout_secs: f64,
@@ -268,6 +272,8 @@ impl Default for OutboundConfig {
         let policy = crate::runtime::OutboundPolicy::default();
         Self {
             allowed_hosts: Vec::new(),
+            users: Default::default(),
+            programs: Default::default(),
             max_requests_in_flight: policy.max_in_flight,
             max_response_mib: policy.max_response_bytes >> 20,
             connect_timeout_secs: policy.connect_timeout.as_secs_f64(),
@@ -284,19 +290,35 @@ impl OutboundConfig {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| ConfigError::Invalid(format!("outbound.{key} must be a positive number of seconds, got {secs}")))
         };
-        let allowed = self
-            .allowed_hosts
-            .iter()
-            .map(|rule| rule.parse().map_err(|e: crate::runtime::BadRule| ConfigError::Invalid(format!("outbound: {e}"))))
-            .collect::<Result<_, _>>()?;
+        let rules = |key: &str, hosts: &[String]| -> Result<Vec<crate::runtime::HostRule>, ConfigError> {
+            hosts.iter().map(|rule| rule.parse().map_err(|e: crate::runtime::BadRule| ConfigError::Invalid(format!("{key}: {e}")))).collect()
+        };
+        let by_user = self.users.iter().map(|(user, hosts)| Ok((user.clone(), rules(&format!("outbound.users.{user}"), &hosts.allowed_hosts)?)));
+        let by_program = self.programs.iter().map(|(digest, hosts)| {
+            if !(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
+                return Err(ConfigError::Invalid(format!(
+                    "outbound.programs.{digest}: a program is named by its BLAKE3 digest, 64 lowercase hex digits"
+                )));
+            }
+            Ok((digest.clone(), rules(&format!("outbound.programs.{digest}"), &hosts.allowed_hosts)?))
+        });
         Ok(crate::runtime::OutboundPolicy {
-            allowed,
+            allowed: rules("outbound", &self.allowed_hosts)?,
+            by_user: by_user.collect::<Result<_, _>>()?,
+            by_program: by_program.collect::<Result<_, _>>()?,
             max_in_flight: self.max_requests_in_flight,
             max_response_bytes: self.max_response_mib.saturating_mul(1 << 20),
             connect_timeout: seconds("connect_timeout_secs", self.connect_timeout_secs)?,
             timeout: seconds("timeout_secs", self.timeout_secs)?,
         })
     }
+}
+
+/// `[outbound.users.<name>]` and `[outbound.programs.<digest>]`: hosts allowed to some instances only.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedHosts {
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

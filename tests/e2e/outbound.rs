@@ -8,9 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crust::config::{Config, OutboundConfig};
+use crust::config::{AllowedHosts, Config, OutboundConfig};
 use crust::runtime::Runtime;
-use crust_tests::{inferlet, run_instance, scratch_dir};
+use crust_tests::{inferlet, run_instance, run_instance_as, scratch_dir};
 
 use crate::crust;
 
@@ -164,4 +164,36 @@ fn crust_run_allow_http_opens_one_host() {
     let run = crust(&["run", fetch.to_str().unwrap(), "--allow-http", "ftp://x", "--", &server.url("/hello")], &dir);
     assert_ne!(run.status, Some(0));
     assert!(run.stderr.contains("allowed host `ftp://x`: the scheme must be http, https or *"), "{}", run.stderr);
+}
+
+#[test]
+fn rules_for_one_user_or_one_program_open_a_host_to_them_alone() {
+    let server = Server::start();
+    let url = server.url("/hello");
+    let allowed = || AllowedHosts { allowed_hosts: vec![format!("http://127.0.0.1:{}", server.port)] };
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let fetch_as = |runtime: &Runtime, owner: Option<&str>| {
+        let run = match owner {
+            Some(owner) => tokio.block_on(run_instance_as(runtime, &inferlet("fetch"), &[&url], owner)),
+            None => tokio.block_on(run_instance(runtime, &inferlet("fetch"), &[&url])),
+        };
+        assert!(run.outcome.is_ok(), "{:?} {}", run.outcome, run.stderr);
+        run.stdout
+    };
+
+    let for_alice = runtime("out-user", OutboundConfig { users: [("alice".into(), allowed())].into(), ..OutboundConfig::default() });
+    assert!(fetch_as(&for_alice, Some("alice")).contains("status 200"));
+    assert_eq!(fetch_as(&for_alice, Some("bob")).trim(), "error ErrorCode::HttpRequestDenied", "another user");
+    assert_eq!(fetch_as(&for_alice, None).trim(), "error ErrorCode::HttpRequestDenied", "no user");
+
+    let digest = |name: &str| blake3::hash(&std::fs::read(inferlet(name)).unwrap()).to_hex().to_string();
+    let for_fetch = runtime("out-program", OutboundConfig { programs: [(digest("fetch"), allowed())].into(), ..OutboundConfig::default() });
+    assert!(fetch_as(&for_fetch, Some("bob")).contains("status 200"), "the program's rule, whoever runs it");
+    let for_another = runtime("out-other-program", OutboundConfig { programs: [(digest("hello"), allowed())].into(), ..OutboundConfig::default() });
+    assert_eq!(fetch_as(&for_another, None).trim(), "error ErrorCode::HttpRequestDenied", "another program's rule");
+
+    // A digest that is not one is refused with the key named.
+    let bad = OutboundConfig { programs: [("fetch".into(), allowed())].into(), ..OutboundConfig::default() };
+    let refused = bad.policy().unwrap_err().to_string();
+    assert!(refused.contains("outbound.programs.fetch") && refused.contains("BLAKE3"), "{refused}");
 }

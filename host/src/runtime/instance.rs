@@ -118,7 +118,7 @@ impl Runtime {
         let state = InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: super::outbound::OutboundHooks::new(self.outbound.clone(), id.clone()),
+            outbound: super::outbound::OutboundHooks::new(self.outbound.for_instance(launch.owner.as_deref(), &program.to_hex()), id.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes()),
             time_exceeded: None,

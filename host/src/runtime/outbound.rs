@@ -13,6 +13,7 @@
 //! address; https is held to the name by its certificate) reaches the
 //! host's own network.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -207,7 +208,12 @@ fn is_public(address: IpAddr) -> bool {
 /// What one instance's outgoing requests may reach and take.
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
+    /// Rules for every instance.
     pub allowed: Vec<HostRule>,
+    /// More rules for the instances of one server user, by user name.
+    pub by_user: HashMap<String, Vec<HostRule>>,
+    /// More rules for the instances of one program, by its BLAKE3 digest (hex).
+    pub by_program: HashMap<String, Vec<HostRule>>,
     pub max_in_flight: usize,
     pub max_response_bytes: u64,
     pub connect_timeout: Duration,
@@ -219,6 +225,8 @@ impl Default for OutboundPolicy {
     fn default() -> Self {
         Self {
             allowed: Vec::new(),
+            by_user: HashMap::new(),
+            by_program: HashMap::new(),
             max_in_flight: 8,
             max_response_bytes: 16 << 20,
             connect_timeout: Duration::from_secs(5),
@@ -228,11 +236,25 @@ impl Default for OutboundPolicy {
 }
 
 impl OutboundPolicy {
+    /// The policy of one instance: every instance's rules, its user's and its program's.
+    pub fn for_instance(self: &Arc<Self>, user: Option<&str>, program: &str) -> Arc<Self> {
+        let user_rules = user.and_then(|user| self.by_user.get(user));
+        let program_rules = self.by_program.get(program);
+        if user_rules.is_none() && program_rules.is_none() {
+            return self.clone();
+        }
+        let mut allowed = self.allowed.clone();
+        allowed.extend(user_rules.into_iter().chain(program_rules).flatten().cloned());
+        Arc::new(Self { allowed, by_user: HashMap::new(), by_program: HashMap::new(), ..(**self).clone() })
+    }
+
     /// Where to connect for `scheme://host:port`, or why not.
     async fn destination(&self, scheme: &str, host: &str, port: u16) -> Result<SocketAddr, String> {
         let rules: Vec<&HostRule> = self.allowed.iter().filter(|r| r.admits(scheme, port) && r.names(host)).collect();
         if rules.is_empty() {
-            return Err(format!("{scheme}://{host}:{port} is not an allowed host (outbound.allowed_hosts, or --allow-http)"));
+            return Err(format!(
+                "{scheme}://{host}:{port} is not an allowed host (outbound.allowed_hosts, outbound.users.<user>, outbound.programs.<digest>, or --allow-http)"
+            ));
         }
         let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(address) => vec![SocketAddr::new(address, port)],
