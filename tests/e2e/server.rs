@@ -450,7 +450,8 @@ fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_inferlet_allows_its_ports_and_cuts_off_slow_clients() {
     let port = free_port();
-    let lines = format!("inferlet_ports = [{port}, {port}]\ninferlet_connections = 2\ninferlet_header_timeout_secs = 2.0");
+    let lines =
+        format!("inferlet_ports = [{port}, {port}]\ninferlet_connections = 2\ninferlet_header_timeout_secs = 2.0\nmax_instances_per_user = 2");
     let server = ServerProcess::start("server-http-limits", &lines);
     let alice = server.client(ALICE).await;
     let hello = alice.ensure_program(&wasm("http-hello")).await.unwrap();
@@ -479,6 +480,17 @@ async fn a_server_inferlet_allows_its_ports_and_cuts_off_slow_clients() {
         let mut rest = Vec::new();
         assert!(stream.read_to_end(&mut rest).is_ok(), "a slow client is cut off after the header timeout");
     }
+
+    // Each request's instance counts against its user's cap: with the server inferlet and an
+    // echo running, alice has none left for a request.
+    let echo = alice.ensure_program(&wasm("echo")).await.unwrap();
+    let mut other = alice.launch(&echo, &[], false).await.unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let full = http_get(&address, "/full").unwrap();
+    assert!(full.contains(" 503 ") && full.contains("server.max_instances_per_user"), "{full}");
+    alice.terminate(&other.id).unwrap();
+    until_end(&mut other).await;
+    assert!(http_get(&address, "/again").unwrap().contains("hello from /again"));
 }
 
 #[test]

@@ -35,6 +35,15 @@ pub struct HttpLaunch {
     /// The export names and topics each request's instance sees (see `Launch::namespace`).
     pub namespace: Option<String>,
     pub connections: ConnectionLimits,
+    /// Where each request's instance takes a seat among its user's instances; `None`: no such cap.
+    pub user_seats: Option<Arc<dyn UserSeats>>,
+}
+
+/// The launching user's instance seats, so each request's instance counts
+/// against the user's cap like any other instance of theirs.
+pub trait UserSeats: Send + Sync {
+    /// A seat held while the request's instance lives, or why there is none.
+    fn take(&self) -> Result<Box<dyn Send>, String>;
 }
 
 /// What the listener allows its clients.
@@ -100,6 +109,10 @@ impl Runtime {
             Ok(seat) => seat,
             Err(limit) => return failure(hyper::StatusCode::SERVICE_UNAVAILABLE, limit.to_string()),
         };
+        let user_seat = match launch.user_seats.as_ref().map(|seats| seats.take()).transpose() {
+            Ok(seat) => seat,
+            Err(why) => return failure(hyper::StatusCode::SERVICE_UNAVAILABLE, why),
+        };
         let user_limits = launch.limits.unwrap_or_default();
         let mut store = self.new_store(
             program,
@@ -131,7 +144,7 @@ impl Runtime {
         let task = tokio::spawn(tokio::time::timeout(
             wall_time,
             cpu.meter(async move {
-                let _seat = seat;
+                let _seats = (seat, user_seat);
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
             }),

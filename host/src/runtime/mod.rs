@@ -15,7 +15,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config as EngineConfig, Engine};
 
 pub use crate::messaging::{OutputChunk, OutputReceiver, OutputSink, Stream};
-pub use http::{ConnectionLimits, HttpLaunch};
+pub use http::{ConnectionLimits, HttpLaunch, UserSeats};
 pub use instance::{InstanceError, Launch};
 pub use limits::{EPOCH_TICK, LimitExceeded};
 pub use outbound::{BadRule, HostRule, OutboundPolicy};

@@ -215,6 +215,8 @@ pub enum LaunchRefused {
 
 pub struct Instances {
     table: Mutex<HashMap<String, Arc<Served>>>,
+    /// Request instances of server inferlets alive now, by user: they count against the user's cap.
+    requests: Mutex<HashMap<String, usize>>,
     running: AtomicUsize,
     all_ended: Notify,
     max_total: usize,
@@ -226,7 +228,7 @@ pub struct Instances {
 impl Instances {
     pub fn new(max_total: usize, max_per_user: usize, buffer_cap: usize, users: UsersLimits) -> Self {
         let running = AtomicUsize::new(0);
-        Self { table: Mutex::default(), running, all_ended: Notify::new(), max_total, max_per_user, buffer_cap, users }
+        Self { table: Mutex::default(), requests: Mutex::default(), running, all_ended: Notify::new(), max_total, max_per_user, buffer_cap, users }
     }
 
     /// Admits an instance; an error says which cap it hit. It runs once started.
@@ -236,7 +238,8 @@ impl Instances {
         if running.len() >= self.max_total {
             return Err(LaunchRefused::ServerFull(self.max_total));
         }
-        if running.iter().filter(|s| s.owner == request.owner).count() >= self.max_per_user {
+        let requests = self.requests.lock().unwrap().get(&request.owner).copied().unwrap_or(0);
+        if running.iter().filter(|s| s.owner == request.owner).count() + requests >= self.max_per_user {
             return Err(LaunchRefused::UserFull { user: request.owner.to_string(), running: self.max_per_user });
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -288,6 +291,7 @@ impl Instances {
                                 owner: launch.owner,
                                 namespace: launch.namespace,
                                 connections,
+                                user_seats: Some(Arc::new(RequestSeats { instances: this.clone(), user: task_served.owner.clone() })),
                             };
                             let error = Runtime::serve_http(runtime.clone(), program.clone(), listener, http).await;
                             (EventCode::ServerError, format!("its HTTP listener failed: {error}"))
@@ -411,6 +415,45 @@ async fn pump_output(served: Arc<Served>, mut output: OutputReceiver) {
                         chunk_data: piece.to_vec(),
                     });
                 }
+            }
+        }
+    }
+}
+
+/// Seats for a server inferlet's request instances among its user's instances.
+struct RequestSeats {
+    instances: Arc<Instances>,
+    user: String,
+}
+
+impl crate::runtime::UserSeats for RequestSeats {
+    fn take(&self) -> Result<Box<dyn Send>, String> {
+        let table = self.instances.table.lock().unwrap();
+        let running = table.values().filter(|s| s.owner == self.user && s.is_running()).count();
+        let mut requests = self.instances.requests.lock().unwrap();
+        let taken = requests.entry(self.user.clone()).or_default();
+        if running + *taken >= self.instances.max_per_user {
+            let user = self.user.clone();
+            return Err(LaunchRefused::UserFull { user, running: self.instances.max_per_user }.to_string());
+        }
+        *taken += 1;
+        Ok(Box::new(RequestSeat { instances: self.instances.clone(), user: self.user.clone() }))
+    }
+}
+
+/// One request instance's seat, given back when it ends.
+struct RequestSeat {
+    instances: Arc<Instances>,
+    user: String,
+}
+
+impl Drop for RequestSeat {
+    fn drop(&mut self) {
+        let mut requests = self.instances.requests.lock().unwrap();
+        if let Some(taken) = requests.get_mut(&self.user) {
+            *taken -= 1;
+            if *taken == 0 {
+                requests.remove(&self.user);
             }
         }
     }
