@@ -58,6 +58,7 @@
 //! inferlet_header_timeout_secs = 10.0 # for a server inferlet's client to send a request's head
 //! openai_prefix_cache_pages = 128 # KV pages the OpenAI endpoint keeps for shared system prompts
 //! registries = ["ghcr.io"]        # registries clients may launch inferlets from (default: none)
+//! shared_prefix = "public/"       # export names and topics shared by all users; "" shares nothing
 //! [server.users.alice]            # one user's instances, in place of [limits]
 //! cpu_time_secs = 60.0
 //! max_priority = "high"
@@ -151,6 +152,9 @@ pub struct ServerConfig {
     pub users: std::collections::BTreeMap<String, UserLimits>,
     /// Registries (`host[:port]`) clients may launch inferlets from by reference; none: upload only.
     pub registries: Vec<String>,
+    /// Export names and topics starting with this are shared by all users (the others are each
+    /// user's own); `""`: nothing is shared.
+    pub shared_prefix: String,
     /// A PEM certificate chain and its key: the server speaks `wss://` and `https://`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -188,6 +192,7 @@ impl Default for ServerConfig {
             openai_prefix_cache_pages: 128,
             users: Default::default(),
             registries: Vec::new(),
+            shared_prefix: "public/".into(),
             tls_cert: None,
             tls_key: None,
         }

@@ -4,8 +4,8 @@
 //! back in the pool afterwards.
 
 use crust::config::{Config, EngineConfig, LimitsConfig};
-use crust::runtime::{InstanceError, Runtime};
-use crust_tests::{InstanceRun, inferlet, run_instance, scratch_dir};
+use crust::runtime::{InstanceError, Launch, Runtime};
+use crust_tests::{InstanceRun, inferlet, run_instance, run_launch, scratch_dir};
 
 const QUESTION: &str = "What is the capital of France?";
 
@@ -195,6 +195,44 @@ fn an_owners_exports_count_against_its_page_budget() {
         ),
         "{message}"
     );
+}
+
+/// Two server users: an export under `public/` (`server.shared_prefix`) is
+/// seen by both but released only by its owner; any other name is each
+/// user's own.
+#[test]
+fn a_public_export_is_seen_by_every_user_and_released_only_by_its_owner() {
+    let runtime = runtime_with("iso-public", LimitsConfig { export_ttl_secs: 60.0, ..limits() });
+    let tokio = tokio();
+    let as_user = |user: &str, arguments: &[&str]| {
+        let launch = Launch {
+            arguments: arguments.iter().map(|a| a.to_string()).collect(),
+            namespace: Some(format!("user/{user}")),
+            owner: Some(user.to_string()),
+            ..Launch::default()
+        };
+        let run = tokio.block_on(run_launch(&runtime, &inferlet("hostile"), launch));
+        assert!(run.outcome.is_ok(), "{:?} {}", run.outcome, run.stderr);
+        run.stdout.trim().to_string()
+    };
+    assert_eq!(as_user("alice", &["keep", "public/prompt"]), "kept Ok(60)");
+    assert_eq!(as_user("alice", &["keep", "prompt"]), "kept Ok(60)");
+    let capacity = free_pages(&runtime).1;
+    assert_eq!(free_pages(&runtime).0, capacity - 4);
+
+    // Bob sees the public name (it is alice's), not the private one.
+    let public = as_user("bob", &["keep-only", "public/prompt"]);
+    assert!(public.contains("was exported by another owner"), "{public}");
+    let private = as_user("bob", &["keep-only", "prompt"]);
+    assert!(private.contains("nothing is exported under `prompt`"), "{private}");
+    // His releases take neither away.
+    as_user("bob", &["release", "public/prompt"]);
+    as_user("bob", &["release", "prompt"]);
+    assert_eq!(free_pages(&runtime).0, capacity - 4, "only alice may release her exports");
+
+    as_user("alice", &["release", "public/prompt"]);
+    as_user("alice", &["release", "prompt"]);
+    assert_eq!(free_pages(&runtime).0, capacity, "released by their owner: every page is back");
 }
 
 /// A kept export outlives its instance for the time granted (capped by

@@ -134,3 +134,35 @@ fn a_topic_of_one_namespace_is_not_anothers() {
         assert!(text.starts_with("0\n1\n2\n3\n"), "only alice's: {text}");
     });
 }
+
+/// A topic under `public/` (`server.shared_prefix`) is every namespace's:
+/// alice hears bob's broadcasts on it.
+#[test]
+fn a_public_topic_is_every_namespaces() {
+    let runtime = runtime("messaging-public");
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let probe = runtime.load_program_file(&inferlet("pubsub-probe")).unwrap();
+    let launch = |namespace: &str, arguments: [&str; 3], output: Option<OutputSink>| Launch {
+        arguments: arguments.map(String::from).to_vec(),
+        namespace: Some(namespace.to_string()),
+        output,
+        ..Launch::default()
+    };
+    tokio.block_on(async {
+        let (sink, mut output) = OutputSink::channel();
+        let listener = runtime.run(&probe, launch("user/alice", ["listen", "public/news", "4"], Some(sink)));
+        let publishers = async {
+            while output.recv().await.is_some_and(|chunk| &chunk.bytes[..] != b"subscribed") {}
+            assert!(runtime.run(&probe, launch("user/bob", ["publish", "public/news", "2"], None)).await.is_ok());
+            assert!(runtime.run(&probe, launch("user/alice", ["publish", "public/news", "2"], None)).await.is_ok());
+        };
+        let (listened, ()) = futures::join!(listener, publishers);
+        assert!(listened.is_ok(), "{listened:?}");
+        let mut stdout = Vec::new();
+        while let Ok(chunk) = output.try_recv() {
+            stdout.extend_from_slice(&chunk.bytes);
+        }
+        let text = String::from_utf8(stdout).unwrap();
+        assert!(text.starts_with("0\n1\n0\n1\n"), "bob's, then alice's: {text}");
+    });
+}

@@ -56,8 +56,8 @@ pub struct InferletCtx {
     pub export_ttl_cap: std::time::Duration,
     /// The highest priority its queues may take (`queue.set-priority` is capped to it).
     pub max_priority: Priority,
-    /// Whose export names and topics the instance sees: `""`, everyone's (see `Launch::namespace`).
-    pub namespace: String,
+    /// Where its export names and topics live (see `Launch::namespace`).
+    pub namespace: crate::engine::namespace::Namespace,
     /// Where its kvs keys live, and what its user may keep there.
     pub kvs: super::KvsScope,
     pub client: ClientLink,

@@ -64,7 +64,7 @@ impl HostClientMessage for InferletView<'_> {
 impl HostTopicSubscription for InferletView<'_> {
     async fn new(&mut self, topic: String) -> wasmtime::Result<Resource<TopicSubscription>> {
         self.charge("message.subscribe", super::host_memory::SUBSCRIPTION_COST)?;
-        let queue = self.ctx.host.bus.subscribe(&self.ctx.namespace, &topic);
+        let queue = self.ctx.host.bus.subscribe(self.ctx.namespace.scope_of(&topic), &topic);
         Ok(self.table.push(TopicSubscription { queue })?)
     }
 
@@ -116,7 +116,7 @@ impl Host for InferletView<'_> {
     }
 
     async fn publish(&mut self, topic: String, message: String) -> wasmtime::Result<()> {
-        self.ctx.host.bus.publish(&self.ctx.namespace, &topic, &message);
+        self.ctx.host.bus.publish(self.ctx.namespace.scope_of(&topic), &topic, &message);
         Ok(())
     }
 }

@@ -124,9 +124,17 @@ impl Resources {
     }
 
     /// Drops the name's references; releasing a name that is not exported
-    /// (another instance released it first) does nothing, for the same reason.
-    pub fn release_export(&mut self, kind: ResourceKind, scope: &str, name: &str) {
-        self.remove(kind, &(scope.to_string(), name.to_string()));
+    /// (another instance released it first) does nothing, for the same
+    /// reason, and so does a release by anyone but `only_by`, when given.
+    pub fn release_export(&mut self, kind: ResourceKind, scope: &str, name: &str, only_by: Option<&Owner>) {
+        let key = (scope.to_string(), name.to_string());
+        let allowed = match (only_by, self.exports[kind as usize].get(&key)) {
+            (Some(owner), Some(export)) => export.owner_name == owner.name,
+            _ => true,
+        };
+        if allowed {
+            self.remove(kind, &key);
+        }
     }
 
     /// A scope's export names with how many ids each holds.
@@ -177,10 +185,10 @@ mod tests {
         assert_eq!(r.pool(KV).free_count(), 2, "the export still holds both");
         let imported = r.import(KV, "", "p");
         assert!(r.pool(KV).is_shared(imported[0]));
-        r.release_export(KV, "", "p");
+        r.release_export(KV, "", "p", None);
         assert_eq!(r.exports(KV, ""), vec![]);
         assert_eq!(r.import(KV, "", "p"), Vec::<u32>::new(), "a released name imports nothing");
-        r.release_export(KV, "", "p");
+        r.release_export(KV, "", "p", None);
         imported.iter().for_each(|&id| r.pool(KV).release(id));
         assert_eq!(r.pool(KV).free_count(), 4);
     }
@@ -192,7 +200,7 @@ mod tests {
         r.export(KV, "openai/alice", "p", &ids, &owner, 8).unwrap();
         assert_eq!(r.exports(KV, ""), vec![]);
         assert_eq!(r.import(KV, "", "p"), Vec::<u32>::new());
-        r.release_export(KV, "", "p");
+        r.release_export(KV, "", "p", None);
         r.export(KV, "", "p", &ids, &owner, 8).unwrap();
         assert_eq!(r.exports(KV, "openai/alice"), vec![("p".to_string(), 1)]);
         assert_eq!(r.import(KV, "openai/alice", "p"), ids);

@@ -13,6 +13,7 @@ use super::batch::{Input, Output, Pass, context_length};
 use super::check::{Invalid, check_arguments};
 use super::chunks::{Ticket, split};
 use super::exports::ExportError;
+use super::namespace::Namespace;
 use super::owner::Owner;
 use super::pool::{PoolExhausted, ResourceKind};
 use super::scheduler::{Held, Priority, QueuedPass, Submitter, next_owner};
@@ -80,12 +81,12 @@ pub struct Holdings {
     quotas: Quotas,
     /// This instance's passes submitted and not yet run (each one's guard counts itself).
     queued: Arc<AtomicUsize>,
-    /// The export names this instance sees (`Resources`' scopes).
-    namespace: String,
+    /// Where the names it exports and imports live.
+    namespace: Namespace,
 }
 
 impl Holdings {
-    pub fn new(service: Arc<ModelService>, owner: Arc<Owner>, quotas: Quotas, namespace: String) -> Self {
+    pub fn new(service: Arc<ModelService>, owner: Arc<Owner>, quotas: Quotas, namespace: Namespace) -> Self {
         Self { service, owner, instance: next_owner(), pointers: Default::default(), next_pointer: 0, quotas, queued: Arc::default(), namespace }
     }
 
@@ -150,31 +151,36 @@ impl Holdings {
         }
         // An owner's exports together may hold what one instance may.
         let budget = self.quotas.of(kind);
-        self.service.resources.lock().unwrap().export(kind, &self.namespace, name, &ids, &self.owner, budget)?;
+        self.service.resources.lock().unwrap().export(kind, self.namespace.scope_of(name), name, &ids, &self.owner, budget)?;
         self.owner.exports_on(&self.service);
         Ok(())
     }
 
     /// Keeps this owner's export `name` for `ttl` from now, past the owner's end.
     pub fn keep(&mut self, kind: ResourceKind, name: &str, ttl: Duration) -> Result<(), HoldingsError> {
-        Ok(self.service.resources.lock().unwrap().keep(kind, &self.namespace, name, &self.owner, Instant::now() + ttl)?)
+        Ok(self.service.resources.lock().unwrap().keep(kind, self.namespace.scope_of(name), name, &self.owner, Instant::now() + ttl)?)
     }
 
     pub fn import(&mut self, kind: ResourceKind, name: &str) -> Result<Vec<u32>, HoldingsError> {
         let mut resources = self.service.resources.lock().unwrap();
-        let count = resources.exports(kind, &self.namespace).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
+        let scope = self.namespace.scope_of(name);
+        let count = resources.exports(kind, scope).into_iter().find(|(n, _)| n == name).map_or(0, |(_, c)| c as usize);
         self.check_quota(kind, count)?;
-        let ids = resources.import(kind, &self.namespace, name);
+        let ids = resources.import(kind, scope, name);
         drop(resources);
         Ok(self.adopt(kind, ids))
     }
 
+    /// A shared name is released only by its owner: the others may read it, not take it away.
     pub fn release_export(&mut self, kind: ResourceKind, name: &str) {
-        self.service.resources.lock().unwrap().release_export(kind, &self.namespace, name);
+        let only_by = self.namespace.is_shared(name).then_some(&*self.owner);
+        self.service.resources.lock().unwrap().release_export(kind, self.namespace.scope_of(name), name, only_by);
     }
 
+    /// The names it sees: its own namespace's, then the shared ones.
     pub fn exports(&self, kind: ResourceKind) -> Vec<(String, u32)> {
-        self.service.resources.lock().unwrap().exports(kind, &self.namespace)
+        let mut resources = self.service.resources.lock().unwrap();
+        self.namespace.visible().flat_map(|scope| resources.exports(kind, scope)).collect()
     }
 
     /// The one way a pass reaches the scheduler. `pass` names this

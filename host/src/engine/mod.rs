@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod holdings;
 pub mod kernels;
 pub mod model;
+pub mod namespace;
 pub mod owner;
 pub mod plan;
 pub mod pool;

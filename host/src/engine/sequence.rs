@@ -59,7 +59,7 @@ impl Sequence {
     pub fn new(service: Arc<ModelService>) -> Self {
         let (kv_pages, embedding_slots) = (service.capacity.kv_pages as usize, service.capacity.embedding_slots as usize);
         let quotas = Quotas { kv_pages, embedding_slots, queued_passes: usize::MAX };
-        Self { holdings: Holdings::new(service, Owner::new("host"), quotas, String::new()), pages: Vec::new(), len: 0 }
+        Self { holdings: Holdings::new(service, Owner::new("host"), quotas, Default::default()), pages: Vec::new(), len: 0 }
     }
 
     fn service(&self) -> &ModelService {

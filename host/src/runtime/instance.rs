@@ -145,7 +145,7 @@ impl Runtime {
                     &program,
                     self.limits.kvs_quota(launch.limits.unwrap_or_default()),
                 ),
-                namespace: launch.namespace.unwrap_or_default(),
+                namespace: crate::engine::namespace::Namespace::new(launch.namespace.unwrap_or_default(), &self.shared_prefix),
                 client: ClientLink {
                     output: launch.output.clone(),
                     inbox: std::sync::Arc::new(tokio::sync::Mutex::new(launch.inbox.unwrap_or_else(no_client))),

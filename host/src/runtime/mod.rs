@@ -37,6 +37,8 @@ pub struct Runtime {
     limits: LimitsConfig,
     /// What every instance's outgoing HTTP may reach.
     outbound: Arc<OutboundPolicy>,
+    /// Export names and topics under it are shared across namespaces (`server.shared_prefix`).
+    shared_prefix: String,
     seats: Arc<InstanceSeats>,
     host: Arc<InferletHost>,
     _epoch: EpochTicker,
@@ -65,6 +67,7 @@ impl Runtime {
             linker,
             limits: config.limits.clone(),
             outbound: Arc::new(config.outbound.policy()?),
+            shared_prefix: config.server.shared_prefix.clone(),
             seats: InstanceSeats::new(config.limits.max_instances),
             host: Arc::new(InferletHost {
                 version: crate::VERSION.to_string(),
