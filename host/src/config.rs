@@ -39,6 +39,7 @@
 //! host_memory_mib = 64            # blobs, passes being built and subscriptions the host keeps for an instance
 //! max_priority = "normal"          # the highest `set-priority` an instance gets (low, normal, high)
 //! export_ttl_secs = 3600.0        # the longest an export is kept past its owner's last instance
+//! subscriptions_per_user = 1024   # topic subscriptions one user's instances hold together
 //!
 //! [server]                        # `crust serve` (docs/server.md)
 //! listen = "127.0.0.1:8080"       # WebSocket endpoint, OpenAI API and `GET /metrics`
@@ -349,6 +350,8 @@ pub struct LimitsConfig {
     /// What one user may keep in kvs, over all of its programs: MiB of keys and values, and keys.
     pub kvs_mib_per_user: u64,
     pub kvs_keys_per_user: u64,
+    /// Topic subscriptions one user's instances may hold together (one instance's, under `crust run`).
+    pub subscriptions_per_user: usize,
 }
 
 /// `limits.max_priority`: `low`, `normal` or `high`.
@@ -386,6 +389,7 @@ impl Default for LimitsConfig {
             export_ttl_secs: 3600.0,
             kvs_mib_per_user: 64,
             kvs_keys_per_user: 1_000_000,
+            subscriptions_per_user: 1024,
         }
     }
 }

@@ -197,6 +197,18 @@ fn an_owners_exports_count_against_its_page_budget() {
     );
 }
 
+/// A user's subscriptions are capped together (`limits.subscriptions_per_user`).
+#[test]
+fn topic_subscriptions_are_capped_per_user() {
+    let runtime = runtime_with("iso-subscriptions", LimitsConfig { subscriptions_per_user: 3, ..limits() });
+    let tokio = tokio();
+    let within = tokio.block_on(attack(&runtime, &["subscribe-hog", "3"]));
+    assert!(within.outcome.is_ok() && within.stdout.contains("subscribed 3"), "{:?} {}", within.outcome, within.stderr);
+    let over = tokio.block_on(attack(&runtime, &["subscribe-hog", "4"]));
+    let message = trap_message(&over);
+    assert!(message.contains("already holds 3 topic subscriptions") && message.contains("limits.subscriptions_per_user"), "{message}");
+}
+
 /// Two server users: an export under `public/` (`server.shared_prefix`) is
 /// seen by both but released only by its owner; any other name is each
 /// user's own.

@@ -56,6 +56,8 @@ pub struct InferletCtx {
     pub export_ttl_cap: std::time::Duration,
     /// The highest priority its queues may take (`queue.set-priority` is capped to it).
     pub max_priority: Priority,
+    /// Topic subscriptions its owner's instances may hold together.
+    pub subscriptions_per_owner: usize,
     /// Where its export names and topics live (see `Launch::namespace`).
     pub namespace: crate::engine::namespace::Namespace,
     /// Where its kvs keys live, and what its user may keep there.

@@ -31,6 +31,7 @@ impl Pollable for ClientMessage {
 
 pub struct TopicSubscription {
     queue: Arc<Subscription>,
+    _seat: crate::engine::owner::SubscriptionSeat,
 }
 
 #[async_trait::async_trait]
@@ -63,9 +64,19 @@ impl HostClientMessage for InferletView<'_> {
 
 impl HostTopicSubscription for InferletView<'_> {
     async fn new(&mut self, topic: String) -> wasmtime::Result<Resource<TopicSubscription>> {
+        let cap = self.ctx.subscriptions_per_owner;
+        let seat = match self.ctx.owner.subscribe(cap) {
+            Ok(seat) => seat,
+            Err(held) => {
+                let owner = &self.ctx.owner.name;
+                return super::misuse(format!(
+                    "message.subscribe: {owner} already holds {held} topic subscriptions, the most one user may (limits.subscriptions_per_user)"
+                ));
+            }
+        };
         self.charge("message.subscribe", super::host_memory::SUBSCRIPTION_COST)?;
         let queue = self.ctx.host.bus.subscribe(self.ctx.namespace.scope_of(&topic), &topic);
-        Ok(self.table.push(TopicSubscription { queue })?)
+        Ok(self.table.push(TopicSubscription { queue, _seat: seat })?)
     }
 
     async fn pollable(&mut self, this: Resource<TopicSubscription>) -> wasmtime::Result<Resource<DynPollable>> {

@@ -5,6 +5,7 @@
 //! instance ends, unless the owner kept it for a time (`Resources::keep`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::scheduler::next_owner;
@@ -17,11 +18,23 @@ pub struct Owner {
     pub id: u64,
     /// The models this owner exported on, to release its exports there when it ends.
     exported_on: Mutex<Vec<Weak<ModelService>>>,
+    /// Topic subscriptions its instances hold.
+    subscriptions: AtomicUsize,
 }
 
 impl Owner {
     pub fn new(name: &str) -> Arc<Self> {
-        Arc::new(Self { name: name.to_string(), id: next_owner(), exported_on: Mutex::default() })
+        Arc::new(Self { name: name.to_string(), id: next_owner(), exported_on: Mutex::default(), subscriptions: AtomicUsize::new(0) })
+    }
+
+    /// One more subscription for this owner, held until the seat drops; `Err(held)` at `cap`.
+    pub fn subscribe(self: &Arc<Self>, cap: usize) -> Result<SubscriptionSeat, usize> {
+        let held = self.subscriptions.fetch_add(1, Ordering::AcqRel);
+        let seat = SubscriptionSeat(self.clone());
+        if held >= cap {
+            return Err(held);
+        }
+        Ok(seat)
     }
 
     pub(crate) fn exports_on(&self, service: &Arc<ModelService>) {
@@ -37,6 +50,15 @@ impl Drop for Owner {
         for service in self.exported_on.get_mut().unwrap().drain(..).filter_map(|s| s.upgrade()) {
             service.resources.lock().unwrap().release_owned(self.id);
         }
+    }
+}
+
+/// One of an owner's subscriptions.
+pub struct SubscriptionSeat(Arc<Owner>);
+
+impl Drop for SubscriptionSeat {
+    fn drop(&mut self) {
+        self.0.subscriptions.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -75,5 +97,17 @@ mod tests {
         let id = a.id;
         drop((a, b));
         assert_ne!(owners.join("alice").id, id, "a new owner once the last instance ended");
+    }
+
+    #[test]
+    fn a_users_instances_share_one_subscription_cap() {
+        let owners = Owners::default();
+        let (a, b) = (owners.join("alice"), owners.join("alice"));
+        let first = a.subscribe(2).unwrap();
+        let _second = b.subscribe(2).unwrap();
+        assert_eq!(a.subscribe(2).err(), Some(2), "the cap counts both instances' subscriptions");
+        assert!(owners.join("bob").subscribe(2).is_ok(), "another user has their own");
+        drop(first);
+        assert!(b.subscribe(2).is_ok(), "a dropped subscription frees its seat");
     }
 }

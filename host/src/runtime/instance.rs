@@ -140,6 +140,7 @@ impl Runtime {
                 max_priority: launch.limits.and_then(|l| l.max_priority).unwrap_or(self.limits.max_priority).into(),
                 host_memory: crate::api::HostMemory::new(self.limits.host_memory_bytes()),
                 export_ttl_cap: self.limits.export_ttl(),
+                subscriptions_per_owner: self.limits.subscriptions_per_user,
                 kvs: crate::api::KvsScope::new(
                     launch.namespace.as_deref().unwrap_or_default(),
                     &program,

@@ -20,6 +20,7 @@
 //! - `blob-hog`: keeps making 1 MiB blobs.
 //! - `builder-hog`: keeps adding tokens to a pass it never executes.
 //! - `output-flood`: writes to stdout without end, for a client that never reads.
+//! - `subscribe-hog N`: subscribes to N topics and keeps every subscription.
 
 use crust_sdk::{common, forward, runtime, wait_for};
 
@@ -164,6 +165,10 @@ fn run() -> Result<(), String> {
             loop {
                 forward::input_tokens(&pass, &tokens, &positions);
             }
+        }
+        "subscribe-hog" => {
+            let kept: Vec<_> = (0..n).map(|i| crust_sdk::io::subscribe(&format!("hog-{i}"))).collect();
+            println!("subscribed {}", kept.len());
         }
         "output-flood" => {
             let line = "x".repeat(1 << 16);
