@@ -1,6 +1,7 @@
 //! `just bench-engine`: SmolLM2-135M prefill and batched decode speed on this
 //! machine's adapter. Batch-1 decode is the baseline the other batch sizes
-//! are compared with, measured in the same run.
+//! are compared with, measured in the same run. Each row is followed by what
+//! one step asked of the GPU (the engine's counters, per step).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,10 +49,11 @@ fn main() {
     // Prefill: one 512-token prompt (after a short warm-up that compiles the pipelines).
     let prompt: Vec<u32> = (0..512).map(token).collect();
     llama.forward(&[pass(&prompt[..16], 0, 0, greedy(15))]).unwrap();
-    let start = Instant::now();
+    let (start, before) = (Instant::now(), llama.counters.counts());
     llama.forward(&[pass(&prompt, 0, 0, greedy(511))]).unwrap();
     let elapsed = start.elapsed().as_secs_f64();
     println!("prefill 512 tokens   {:>9.1} tok/s   ({elapsed:.2} s)", 512.0 / elapsed);
+    println!("    per step: {}", llama.counters.counts().since(&before).per_step());
 
     // Decode: `batch` sequences, each after a short prompt, one token per step.
     let pages_per_seq = (PROMPT + STEPS).div_ceil(PAGE);
@@ -64,7 +66,7 @@ fn main() {
             })
             .collect();
         let mut next: Vec<u32> = prompts.chunks(8).flat_map(|chunk| llama.forward(chunk).unwrap()).map(|r| r.tokens[0]).collect();
-        let start = Instant::now();
+        let (start, before) = (Instant::now(), llama.counters.counts());
         for step in 0..STEPS {
             let passes: Vec<Pass> = (0..batch).map(|s| pass(&[next[s as usize]], PROMPT + step, s * pages_per_seq, greedy(0))).collect();
             next = llama.forward(&passes).unwrap().into_iter().map(|r| r.tokens[0]).collect();
@@ -72,5 +74,6 @@ fn main() {
         let tok_s = (batch * STEPS) as f64 / start.elapsed().as_secs_f64();
         let base = *baseline.get_or_insert(tok_s);
         println!("decode batch {batch:>2}      {tok_s:>9.1} tok/s   {:>5.2}x batch 1   {:>6.1} ms/step", tok_s / base, 1000.0 * batch as f64 / tok_s);
+        println!("    per step: {}", llama.counters.counts().since(&before).per_step());
     }
 }

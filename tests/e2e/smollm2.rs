@@ -7,7 +7,7 @@ use crust::config::{DEFAULT_MODEL_FILE, EngineConfig, models_dir};
 use crust::engine::batch::{Input, Output, Pass};
 use crust::engine::gguf::GgufFile;
 use crust::engine::model::reference::argmax;
-use crust::engine::model::{Capacity, LlamaConfig, ModelTensors, Reference};
+use crust::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors, Reference};
 use crust::engine::sequence::Sequence;
 use crust_tests::{DefaultModel, scratch_dir};
 
@@ -30,6 +30,37 @@ fn greedy_chat_completion_names_paris() {
 const PASSAGE: &str = "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. \
 It is named after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. \
 Locally nicknamed \"La dame de fer\", it was constructed as the centerpiece of the 1889 World's Fair.";
+
+/// What one decode step asks of the GPU, counted: a change that adds
+/// dispatches or submissions to the step shows here first.
+#[test]
+fn a_decode_step_records_a_known_count_of_dispatches() {
+    let file = GgufFile::open(&model_path()).unwrap();
+    let config = LlamaConfig::from_gguf(&file).unwrap();
+    let tensors = ModelTensors::from_gguf(&file, &config).unwrap();
+    let gpu = std::sync::Arc::new(crust::engine::device::Gpu::open().expect("a GPU adapter"));
+    let capacity = Capacity { kv_pages: 4, batch_tokens: 16, batch_outputs: 4, ..Capacity::default() };
+    let mut llama = Llama::load(gpu, config, &tensors, capacity, &|_| {}).unwrap();
+    let greedy = |index| vec![Output::Token { index, sampler: crust::engine::batch::Sampler::greedy() }];
+    let pass = |tokens: &[u32], start: u32, outputs| Pass {
+        inputs: tokens.iter().map(|&t| Input::Token(t)).collect(),
+        positions: (start..start + tokens.len() as u32).collect(),
+        kv_pages: vec![0],
+        last_page_len: start + tokens.len() as u32,
+        mask: vec![],
+        outputs,
+    };
+    let prompt = [1, 9690, 198, 2683, 359, 253, 5356, 30];
+    let next = llama.forward(&[pass(&prompt, 0, greedy(7))]).unwrap()[0].tokens[0];
+    let before = llama.counters.counts();
+    llama.forward(&[pass(&[next], 8, greedy(0))]).unwrap();
+    let step = llama.counters.counts().since(&before);
+    // The embedding, 8 per layer (norm, q|k|v, RoPE + KV write, attention, out + residual, norm,
+    // gate|up + SwiGLU, down + residual) × 30 layers, the final norm, the LM head, sampling.
+    assert_eq!(step.dispatches, 1 + 8 * 30 + 3, "{step:?}");
+    assert_eq!((step.steps, step.compute_passes, step.submissions), (1, 1, 1), "{step:?}");
+    assert!(step.bytes_written > 0 && step.bytes_read > 0, "{step:?}");
+}
 
 #[test]
 fn teacher_forced_top1_matches_the_reference() {

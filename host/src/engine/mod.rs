@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod check;
 pub mod chunks;
+pub mod counters;
 pub mod device;
 pub mod exports;
 pub mod gguf;

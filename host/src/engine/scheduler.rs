@@ -159,6 +159,8 @@ pub struct ServiceStats {
     pub busy_nanos: AtomicU64,
     /// Times the runner panicked; each time the passes involved failed and the engine went on.
     pub engine_restarts: AtomicU64,
+    /// What the runner asked of the GPU.
+    pub gpu: Arc<super::counters::GpuCounters>,
 }
 
 struct Waiting {

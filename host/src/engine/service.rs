@@ -12,6 +12,7 @@ use super::check::{PassCost, PassLimits, check_pass};
 use super::model::{Capacity, Llama};
 use super::scheduler::{Job, QueuedPass, Runner, Scheduler, Submission};
 
+use super::counters::GpuCounters;
 pub use super::exports::{ExportError, Resources};
 pub use super::pool::{ResourceKind, SharedPool};
 pub use super::scheduler::{PassReply, Priority, ServiceStats, Submitter};
@@ -30,15 +31,20 @@ pub struct ModelService {
 impl ModelService {
     /// Serves `llama` on a thread of its own.
     pub fn start(name: &str, llama: Llama) -> Arc<Self> {
-        let (capacity, vocab) = (llama.capacity, llama.config.vocab as u32);
-        Self::start_runner(name, capacity, vocab, llama)
+        let (capacity, vocab, gpu) = (llama.capacity, llama.config.vocab as u32, llama.counters.clone());
+        Self::start_runner_counted(name, capacity, vocab, llama, gpu)
     }
 
     /// Serves whatever runs the batches (a fake runner in tests).
     pub fn start_runner(name: &str, capacity: Capacity, vocab: u32, runner: impl Runner) -> Arc<Self> {
+        Self::start_runner_counted(name, capacity, vocab, runner, Arc::default())
+    }
+
+    /// `gpu`: where the runner counts what it asks of the GPU (`ServiceStats::gpu`).
+    fn start_runner_counted(name: &str, capacity: Capacity, vocab: u32, runner: impl Runner, gpu: Arc<GpuCounters>) -> Arc<Self> {
         let limits = capacity.plan_limits(vocab);
         let (tx, rx) = mpsc::channel();
-        let stats = Arc::new(ServiceStats::default());
+        let stats = Arc::new(ServiceStats { gpu, ..ServiceStats::default() });
         let service = Arc::new(Self {
             name: name.to_string(),
             limits,

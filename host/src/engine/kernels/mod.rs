@@ -128,6 +128,8 @@ pub struct Kernels {
     /// serves whichever of them a batch picks.
     matrix_layout: wgpu::BindGroupLayout,
     matrix_pipeline_layout: wgpu::PipelineLayout,
+    /// Dispatches recorded since [`Self::take_dispatched`] last asked.
+    dispatched: u64,
 }
 
 impl Kernels {
@@ -138,7 +140,7 @@ impl Kernels {
             bind_group_layouts: &[Some(&matrix_layout)],
             immediate_size: 0,
         });
-        Self { device: device.clone(), pipelines: HashMap::new(), matrix_layout, matrix_pipeline_layout }
+        Self { device: device.clone(), pipelines: HashMap::new(), matrix_layout, matrix_pipeline_layout, dispatched: 0 }
     }
 
     fn pipeline(&mut self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -178,7 +180,13 @@ impl Kernels {
             pass.set_pipeline(self.pipeline(kernel));
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(x, y, 1);
+            self.dispatched += 1;
         }
+    }
+
+    /// How many dispatches were recorded since the last call.
+    pub fn take_dispatched(&mut self) -> u64 {
+        std::mem::take(&mut self.dispatched)
     }
 }
 

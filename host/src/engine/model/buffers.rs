@@ -37,10 +37,12 @@ pub fn buffer(device: &wgpu::Device, label: &str, bytes: u64, usage: wgpu::Buffe
 }
 
 /// Writes `data` at the start of `buffer`; nothing to write is no write.
-pub fn write<T: Pod>(queue: &wgpu::Queue, buffer: &wgpu::Buffer, data: &[T]) {
+/// Writes `data` at the start of `buffer`; returns its size in bytes.
+pub fn write<T: Pod>(queue: &wgpu::Queue, buffer: &wgpu::Buffer, data: &[T]) -> usize {
     if !data.is_empty() {
         queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
     }
+    size_of_val(data)
 }
 
 impl Buffers {
@@ -75,14 +77,15 @@ impl Buffers {
     }
 
     /// The plan's arrays, for the kernels to read.
-    pub fn write(&self, queue: &wgpu::Queue, plan: &BatchPlan) {
-        write(queue, &self.ids, &plan.ids);
-        write(queue, &self.tokens, &plan.tokens);
-        write(queue, &self.page_table, &plan.page_table);
-        write(queue, &self.masks, &plan.masks);
-        write(queue, &self.logit_rows, &plan.logit_rows);
-        write(queue, &self.samplers, &plan.samplers);
-        write(queue, &self.requests, &plan.distributions);
+    /// The plan's inputs; returns the bytes written.
+    pub fn write(&self, queue: &wgpu::Queue, plan: &BatchPlan) -> usize {
+        write(queue, &self.ids, &plan.ids)
+            + write(queue, &self.tokens, &plan.tokens)
+            + write(queue, &self.page_table, &plan.page_table)
+            + write(queue, &self.masks, &plan.masks)
+            + write(queue, &self.logit_rows, &plan.logit_rows)
+            + write(queue, &self.samplers, &plan.samplers)
+            + write(queue, &self.requests, &plan.distributions)
     }
 
     /// Copies the rows the plan asks to keep (final hidden states, before the

@@ -2,6 +2,7 @@
 //! [`Llama::encode`] records top to bottom like llama2.c's `forward`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::bindings::Bindings;
 use super::buffers::Buffers;
@@ -13,6 +14,7 @@ use super::readback::Readback;
 use super::uniforms::Uniforms;
 use super::weights::{ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
+use crate::engine::counters::{GpuCounters, IdleClock};
 use crate::engine::device::Gpu;
 use crate::engine::kernels::{Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::{BatchPlan, PlanLimits, plan};
@@ -34,6 +36,9 @@ pub struct Llama {
     uniforms: Uniforms,
     readback: Readback,
     bindings: Bindings,
+    /// What it asked of the GPU, shared with whoever reports it.
+    pub counters: Arc<GpuCounters>,
+    since_readback: IdleClock,
 }
 
 impl Llama {
@@ -68,6 +73,8 @@ impl Llama {
             uniforms,
             readback,
             bindings,
+            counters: Arc::default(),
+            since_readback: IdleClock::default(),
         })
     }
 
@@ -79,14 +86,20 @@ impl Llama {
     pub fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError> {
         let plan = plan(passes, self.plan_limits())?;
         self.capacity.check_fits(&plan)?;
+        let (waited, started) = (self.since_readback.waited(), Instant::now());
         let queue = &self.gpu.queue;
-        self.buffers.write(queue, &plan);
-        self.uniforms.write(queue, &self.config, &self.capacity, &plan);
+        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan);
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(&mut encoder, &plan);
         self.readback.encode(&mut encoder, &plan);
-        self.gpu.queue.submit([encoder.finish()]);
+        let commands = encoder.finish();
+        self.counters.step(self.kernels.take_dispatched(), 1, started.elapsed(), waited);
+        self.counters.wrote(written);
+        self.gpu.queue.submit([commands]);
+        self.counters.submitted(1);
         let bytes = self.readback.read(&self.gpu.device)?;
+        self.since_readback.read_back();
+        self.counters.read(bytes.len());
         Ok(self.readback.results(&plan, &bytes))
     }
 
@@ -125,6 +138,7 @@ impl Llama {
     /// Copies one KV page (every layer's keys and values) onto another.
     pub fn copy_kv_page(&mut self, from: u32, to: u32) {
         self.kv.copy_page(&self.gpu, from, to);
+        self.counters.submitted(1);
     }
 
     /// Zeroes KV pages (every layer's keys and values).
@@ -132,6 +146,7 @@ impl Llama {
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear_kv_pages") });
         self.kv.clear_pages(&mut encoder, pages);
         self.gpu.queue.submit([encoder.finish()]);
+        self.counters.submitted(1);
     }
 
     /// Zeroes embedding slots.
@@ -139,5 +154,6 @@ impl Llama {
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear_slots") });
         self.buffers.clear_slots(&mut encoder, slots, self.config.d_model);
         self.gpu.queue.submit([encoder.finish()]);
+        self.counters.submitted(1);
     }
 }

@@ -46,21 +46,22 @@ impl Uniforms {
         }
     }
 
-    /// The parameters of `plan`'s dispatches.
-    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan) {
+    /// The parameters of `plan`'s dispatches; returns the bytes written.
+    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan) -> usize {
         use matrix::Mode::{Add, Store, SwiGlu};
         let t = plan.ids.len() as u32;
         let o = plan.logit_rows.len() as u32;
         let d = c.d_model as u32;
-        write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
-        write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
-        write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
-        write(queue, &self.qkv, &[matrix::Params::new(c.d_model, c.qkv_width(), t, Store)]);
-        write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
-        write(queue, &self.gate_up, &[matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu)]);
-        write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
-        write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
-        write(
+        let mut bytes = 0;
+        bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
+        bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
+        bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
+        bytes += write(queue, &self.qkv, &[matrix::Params::new(c.d_model, c.qkv_width(), t, Store)]);
+        bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
+        bytes += write(queue, &self.gate_up, &[matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu)]);
+        bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
+        bytes += write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
+        bytes += write(
             queue,
             &self.rope,
             &[rope_kv::Params {
@@ -74,7 +75,7 @@ impl Uniforms {
                 _pad: 0,
             }],
         );
-        write(
+        bytes += write(
             queue,
             &self.attention,
             &[attention::Params {
@@ -87,11 +88,12 @@ impl Uniforms {
                 _pad: [0; 2],
             }],
         );
-        write(queue, &self.sample, &[sample::Params { vocab: c.vocab as u32, samplers: plan.samplers.len() as u32, _pad: [0; 2] }]);
-        write(
+        bytes += write(queue, &self.sample, &[sample::Params { vocab: c.vocab as u32, samplers: plan.samplers.len() as u32, _pad: [0; 2] }]);
+        bytes += write(
             queue,
             &self.distribution,
             &[distribution::Params { vocab: c.vocab as u32, requests: plan.distributions.len() as u32, cap: capacity.distribution_cap(), _pad: 0 }],
         );
+        bytes
     }
 }
