@@ -36,8 +36,7 @@ pub fn buffer(device: &wgpu::Device, label: &str, bytes: u64, usage: wgpu::Buffe
     device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes.max(16).div_ceil(4) * 4, usage, mapped_at_creation: false })
 }
 
-/// Writes `data` at the start of `buffer`; nothing to write is no write.
-/// Writes `data` at the start of `buffer`; returns its size in bytes.
+/// Writes `data` at the start of `buffer` (nothing to write is no write); returns its size in bytes.
 pub fn write<T: Pod>(queue: &wgpu::Queue, buffer: &wgpu::Buffer, data: &[T]) -> usize {
     if !data.is_empty() {
         queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));

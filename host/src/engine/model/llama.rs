@@ -97,7 +97,7 @@ impl Llama {
         self.counters.wrote(written);
         self.gpu.queue.submit([commands]);
         self.counters.submitted(1);
-        let bytes = self.readback.read(&self.gpu.device)?;
+        let bytes = self.readback.read(&self.gpu.device, &plan)?;
         self.since_readback.read_back();
         self.counters.read(bytes.len());
         Ok(self.readback.results(&plan, &bytes))

@@ -2,7 +2,7 @@
 //! and the one mappable buffer they are copied into. Its layout (sampled ids,
 //! distribution counts, then the distributions' ids and probabilities) is
 //! written down once, in `Sections`, for both the copies and the
-//! decoding.
+//! decoding, packed for each batch so that only what it produced is read.
 
 use std::ops::Range;
 
@@ -20,11 +20,10 @@ pub struct Readback {
     pub ids: wgpu::Buffer,
     pub probs: wgpu::Buffer,
     host: wgpu::Buffer,
-    at: Sections,
     cap: usize,
 }
 
-/// The readback buffer's sections, in 4-byte words, each sized for a full batch.
+/// A batch's sections of the readback buffer, in 4-byte words.
 struct Sections {
     sampled: Range<usize>,
     counts: Range<usize>,
@@ -33,11 +32,21 @@ struct Sections {
 }
 
 impl Sections {
-    /// `outputs` sampled ids and counts, then `outputs` × `cap` ids and as many probabilities.
-    fn new(outputs: usize, cap: usize) -> Self {
-        let ids = 2 * outputs..2 * outputs + outputs * cap;
-        let probs = ids.end..ids.end + outputs * cap;
-        Self { sampled: 0..outputs, counts: outputs..2 * outputs, ids, probs }
+    /// `samples` sampled ids, `requests` counts, then `requests` × `cap` ids and as many probabilities.
+    fn new(samples: usize, requests: usize, cap: usize) -> Self {
+        let counts = samples..samples + requests;
+        let ids = counts.end..counts.end + requests * cap;
+        let probs = ids.end..ids.end + requests * cap;
+        Self { sampled: 0..samples, counts, ids, probs }
+    }
+
+    fn of(plan: &BatchPlan, cap: usize) -> Self {
+        Self::new(plan.samplers.len(), plan.distributions.len(), cap)
+    }
+
+    /// The bytes to map: the sections, rounded up to the mapping alignment (never empty).
+    fn mapped_bytes(&self) -> u64 {
+        (self.probs.end as u64 * 4).max(1).next_multiple_of(wgpu::MAP_ALIGNMENT)
     }
 }
 
@@ -47,21 +56,21 @@ impl Readback {
         let cap = capacity.distribution_cap() as usize;
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let words = |label: &str, n: usize, usage| buffer(device, label, n as u64 * 4, usage);
-        let at = Sections::new(outputs, cap);
+        let full = Sections::new(outputs, outputs, cap);
+        let host = buffer(device, "readback", full.mapped_bytes(), wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
         Self {
             sampled: words("sampled", outputs, storage),
             counts: words("dist_counts", outputs, storage),
             ids: words("dist_ids", outputs * cap, storage),
             probs: words("dist_probs", outputs * cap, storage),
-            host: words("readback", at.probs.end, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
-            at,
+            host,
             cap,
         }
     }
 
     /// Copies what `plan` produced into the readback buffer.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
-        let at = &self.at;
+        let at = &Sections::of(plan, self.cap);
         let (samples, requests) = (plan.samplers.len(), plan.distributions.len());
         let copies = [
             (&self.sampled, at.sampled.start, samples),
@@ -76,9 +85,9 @@ impl Readback {
         }
     }
 
-    /// Waits for the submitted batch and takes the readback buffer's contents.
-    pub fn read(&self, device: &wgpu::Device) -> Result<Vec<u8>, BatchError> {
-        let slice = self.host.slice(..);
+    /// Waits for the submitted batch and takes what it produced from the readback buffer.
+    pub fn read(&self, device: &wgpu::Device, plan: &BatchPlan) -> Result<Vec<u8>, BatchError> {
+        let slice = self.host.slice(..Sections::of(plan, self.cap).mapped_bytes());
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -93,7 +102,7 @@ impl Readback {
     /// Each pass's tokens and distributions, from what [`Self::read`] returned.
     pub fn results(&self, plan: &BatchPlan, bytes: &[u8]) -> Vec<PassResult> {
         let words: &[u32] = bytemuck::cast_slice(bytes);
-        let at = &self.at;
+        let at = &Sections::of(plan, self.cap);
         let (sampled, counts, ids) = (&words[at.sampled.clone()], &words[at.counts.clone()], &words[at.ids.clone()]);
         let probs: &[f32] = bytemuck::cast_slice(&words[at.probs.clone()]);
         let cap = self.cap;
