@@ -84,7 +84,7 @@ lint: setup
 test: setup fetch-model build-components python-env
     cargo test --workspace
     # The components' own unit tests, run natively.
-    cargo test --manifest-path components/Cargo.toml -p openai-chat
+    cargo test --manifest-path components/Cargo.toml -p openai-chat -p crust-sdk
     just lint
 
 # Instance launch latency and inferlet→host call cost.

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use crate::detokenize::IncrementalText;
 use crate::executor::wait_for;
 use crate::model::{Model, Queue};
 use crate::{common, forward, sampling};
@@ -286,7 +287,11 @@ impl Context {
         let mut generated = Vec::new();
         let mut unreported = Vec::new();
         let mut shown = 0;
-        let mut text = String::new();
+        let mut decoded = IncrementalText::default();
+        let tokenizer = self.model.tokenizer.clone();
+        let detokenize = |tokens: &[u32]| tokenizer.detokenize(tokens);
+        // A stop string found in new text may begin this far back in the old.
+        let longest_stop = stop.strings.iter().map(String::len).max().unwrap_or(0);
         let finish = loop {
             if generated.len() >= stop.max_tokens {
                 break Finish::Length;
@@ -298,8 +303,11 @@ impl Context {
             }
             generated.push(token);
             unreported.extend(logprob);
-            text = self.model.tokenizer.detokenize(&generated);
-            if let Some(cut) = stop.strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+            let searched = decoded.text().len().saturating_sub(longest_stop);
+            let text = decoded.update(&generated, detokenize);
+            let from = (0..=searched).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            if let Some(cut) = stop.strings.iter().filter_map(|s| text[from..].find(s.as_str()).map(|at| from + at)).min() {
+                let mut text = text.to_string();
                 text.truncate(cut);
                 if cut > shown || !unreported.is_empty() {
                     on_piece(&text[shown.min(cut)..], std::mem::take(&mut unreported));
@@ -307,14 +315,15 @@ impl Context {
                 return Ok(Generation { tokens: generated, text, finish: Finish::Stop });
             }
             // Hold back a partial character, and any text a stop string may still start with.
-            let held = held_back(&text, &stop.strings);
+            let held = held_back(text, &stop.strings);
             if held > shown {
                 on_piece(&text[shown..held], std::mem::take(&mut unreported));
                 shown = held;
             }
         };
+        let text = decoded.finish(&generated, detokenize);
         if text.len() > shown || !unreported.is_empty() {
-            on_piece(&text[shown..], unreported);
+            on_piece(text.get(shown..).unwrap_or_default(), unreported);
         }
         Ok(Generation { tokens: generated, text, finish })
     }

@@ -32,6 +32,7 @@ wit_bindgen::generate!({
 });
 
 mod context;
+mod detokenize;
 mod executor;
 pub mod io;
 mod model;
