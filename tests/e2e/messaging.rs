@@ -102,11 +102,11 @@ fn a_swarm_of_agents_collects_every_idea() {
     }
 }
 
-/// Topics live in namespaces (a server user's, `Launch::namespace`): what
-/// bob publishes on `news` never reaches alice's subscription to `news`.
-#[test]
-fn a_topic_of_one_namespace_is_not_anothers() {
-    let runtime = runtime("messaging-namespaces");
+/// What `pubsub-probe listen TOPIC N` run in `listener`'s namespace prints while
+/// each of `publishers` (a namespace, and how many to publish) publishes on
+/// the same topic, in turn, once it is subscribed.
+fn heard_on(name: &str, topic: &str, (listener, n): (&str, usize), publishers: &[(&str, usize)]) -> String {
+    let runtime = runtime(name);
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let probe = runtime.load_program_file(&inferlet("pubsub-probe")).unwrap();
     let launch = |namespace: &str, arguments: [&str; 3], output: Option<OutputSink>| Launch {
@@ -117,52 +117,36 @@ fn a_topic_of_one_namespace_is_not_anothers() {
     };
     tokio.block_on(async {
         let (sink, mut output) = OutputSink::channel();
-        let listener = runtime.run(&probe, launch("user/alice", ["listen", "news", "4"], Some(sink)));
-        let publishers = async {
+        let listening = runtime.run(&probe, launch(listener, ["listen", topic, &n.to_string()], Some(sink)));
+        let publishing = async {
             while output.recv().await.is_some_and(|chunk| &chunk.bytes[..] != b"subscribed") {}
-            // Bob's three first: were they delivered, alice would get 0, 1, 2, 0.
-            assert!(runtime.run(&probe, launch("user/bob", ["publish", "news", "3"], None)).await.is_ok());
-            assert!(runtime.run(&probe, launch("user/alice", ["publish", "news", "4"], None)).await.is_ok());
+            for &(namespace, count) in publishers {
+                assert!(runtime.run(&probe, launch(namespace, ["publish", topic, &count.to_string()], None)).await.is_ok());
+            }
         };
-        let (listened, ()) = futures::join!(listener, publishers);
+        let (listened, ()) = futures::join!(listening, publishing);
         assert!(listened.is_ok(), "{listened:?}");
         let mut stdout = Vec::new();
         while let Ok(chunk) = output.try_recv() {
             stdout.extend_from_slice(&chunk.bytes);
         }
-        let text = String::from_utf8(stdout).unwrap();
-        assert!(text.starts_with("0\n1\n2\n3\n"), "only alice's: {text}");
-    });
+        String::from_utf8(stdout).unwrap()
+    })
+}
+
+/// Topics live in namespaces (a server user's, `Launch::namespace`): what
+/// bob publishes on `news` never reaches alice's subscription to `news`.
+#[test]
+fn a_topic_of_one_namespace_is_not_anothers() {
+    // Bob's three first: were they delivered, alice would get 0, 1, 2, 0.
+    let text = heard_on("messaging-namespaces", "news", ("user/alice", 4), &[("user/bob", 3), ("user/alice", 4)]);
+    assert!(text.starts_with("0\n1\n2\n3\n"), "only alice's: {text}");
 }
 
 /// A topic under `public/` (`server.shared_prefix`) is every namespace's:
 /// alice hears bob's broadcasts on it.
 #[test]
 fn a_public_topic_is_every_namespaces() {
-    let runtime = runtime("messaging-public");
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let probe = runtime.load_program_file(&inferlet("pubsub-probe")).unwrap();
-    let launch = |namespace: &str, arguments: [&str; 3], output: Option<OutputSink>| Launch {
-        arguments: arguments.map(String::from).to_vec(),
-        namespace: Some(namespace.to_string()),
-        output,
-        ..Launch::default()
-    };
-    tokio.block_on(async {
-        let (sink, mut output) = OutputSink::channel();
-        let listener = runtime.run(&probe, launch("user/alice", ["listen", "public/news", "4"], Some(sink)));
-        let publishers = async {
-            while output.recv().await.is_some_and(|chunk| &chunk.bytes[..] != b"subscribed") {}
-            assert!(runtime.run(&probe, launch("user/bob", ["publish", "public/news", "2"], None)).await.is_ok());
-            assert!(runtime.run(&probe, launch("user/alice", ["publish", "public/news", "2"], None)).await.is_ok());
-        };
-        let (listened, ()) = futures::join!(listener, publishers);
-        assert!(listened.is_ok(), "{listened:?}");
-        let mut stdout = Vec::new();
-        while let Ok(chunk) = output.try_recv() {
-            stdout.extend_from_slice(&chunk.bytes);
-        }
-        let text = String::from_utf8(stdout).unwrap();
-        assert!(text.starts_with("0\n1\n0\n1\n"), "bob's, then alice's: {text}");
-    });
+    let text = heard_on("messaging-public", "public/news", ("user/alice", 4), &[("user/bob", 2), ("user/alice", 2)]);
+    assert!(text.starts_with("0\n1\n0\n1\n"), "bob's, then alice's: {text}");
 }
