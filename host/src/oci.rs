@@ -286,8 +286,8 @@ impl Registry {
             return Err(RegistryError::TooLarge { reference: reference.into(), size: declared, limit_mib: self.config.max_component_mib });
         }
         let path = self.cache_path(&layer.digest)?;
-        let download = self.downloads.lock().unwrap().entry(layer.digest.clone()).or_default().clone();
-        let _one_at_a_time = download.lock().await;
+        let slot = DownloadSlot::take(&self.downloads, &layer.digest);
+        let _one_at_a_time = slot.lock.lock().await;
         let pulled = |bytes| Pulled { bytes, manifest_digest: manifest_digest.clone(), layer_digest: layer.digest.clone(), path: path.clone() };
         if let Ok(bytes) = std::fs::read(&path) {
             if sha256_digest(&bytes) == layer.digest {
@@ -297,22 +297,15 @@ impl Registry {
             tracing::warn!(path = %path.display(), "cached component does not match its digest; fetching it again");
         }
         std::fs::create_dir_all(path.parent().expect("cache paths have a parent"))?;
-        let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-        let result = self.download(image, layer, reference, declared, &temporary).await;
-        let result = result.and_then(|bytes| {
-            let actual = sha256_digest(&bytes);
-            if actual != layer.digest {
-                return Err(RegistryError::Tampered { reference: reference.into(), expected: layer.digest.clone(), actual });
-            }
-            std::fs::rename(&temporary, &path)?;
-            Ok(pulled(bytes))
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temporary);
+        // Removed on every way out but the rename, a timeout's drop included.
+        let temporary = Temporary(path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4())));
+        let bytes = self.download(image, layer, reference, declared, &temporary.0).await?;
+        let actual = sha256_digest(&bytes);
+        if actual != layer.digest {
+            return Err(RegistryError::Tampered { reference: reference.into(), expected: layer.digest.clone(), actual });
         }
-        drop(_one_at_a_time);
-        self.downloads.lock().unwrap().retain(|_, lock| Arc::strong_count(lock) > 1);
-        result
+        std::fs::rename(&temporary.0, &path)?;
+        Ok(pulled(bytes))
     }
 
     /// Streams a layer into `file`, at most `declared` bytes; returns what it wrote.
@@ -338,6 +331,39 @@ impl Registry {
         let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let hex = hex.ok_or_else(|| RegistryError::NotWasm { reference: digest.into(), detail: "its layer digest is not sha256".into() })?;
         Ok(self.cache_dir.join("sha256").join(format!("{hex}.wasm")))
+    }
+}
+
+/// One digest's turn to download; the map forgets the digest when no pull holds or awaits it.
+struct DownloadSlot<'a> {
+    downloads: &'a std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    digest: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> DownloadSlot<'a> {
+    fn take(downloads: &'a std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, digest: &str) -> Self {
+        let lock = downloads.lock().unwrap().entry(digest.to_string()).or_default().clone();
+        Self { downloads, digest: digest.to_string(), lock }
+    }
+}
+
+impl Drop for DownloadSlot<'_> {
+    fn drop(&mut self) {
+        let mut downloads = self.downloads.lock().unwrap();
+        // The map's and this slot's: nobody else wants it.
+        if Arc::strong_count(&self.lock) <= 2 {
+            downloads.remove(&self.digest);
+        }
+    }
+}
+
+/// A file removed when dropped, unless it was renamed away first.
+struct Temporary(PathBuf);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
