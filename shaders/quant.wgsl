@@ -1,6 +1,7 @@
 // The block loaders of the weight type the host names (`WEIGHTS_<type>`):
-// `weight_at`, `dequant_block` and, unless `LOADERS_ONLY`, `block_dot`. They
-// read the weights bound as `wq` (quants) and `ws` (scales) by the includer.
+// `weight_at`, `dequant_block`, `dequant4` and, unless `LOADERS_ONLY`,
+// `block_dot`. They read the weights bound as `wq` (quants) and `ws` (scales)
+// by the includer.
 #ifdef WEIGHTS_F32
 #include "quant/f32.wgsl"
 #endif

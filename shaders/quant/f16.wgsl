@@ -19,6 +19,13 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
+// Weights 4j … 4j+3 of block b (j < 8).
+fn dequant4(b: u32, j: u32) -> vec4<f32> {
+    _ = ws[0];
+    let o = 16u * b + 2u * j;
+    return vec4<f32>(unpack2x16float(wq[o]), unpack2x16float(wq[o + 1u]));
+}
+
 #ifndef LOADERS_ONLY
 // Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
 fn block_dot(b: u32, xo: u32) -> f32 {

@@ -16,6 +16,13 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
+// Weights 4j … 4j+3 of block b (j < 8).
+fn dequant4(b: u32, j: u32) -> vec4<f32> {
+    _ = ws[0];
+    let o = 32u * b + 4u * j;
+    return bitcast<vec4<f32>>(vec4<u32>(wq[o], wq[o + 1u], wq[o + 2u], wq[o + 3u]));
+}
+
 #ifndef LOADERS_ONLY
 // Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
 fn block_dot(b: u32, xo: u32) -> f32 {

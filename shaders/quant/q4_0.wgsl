@@ -14,6 +14,10 @@ fn q4_weight(s: Q4Scale, q: f32) -> f32 {
     return s.d * (q - 8.0);
 }
 
+fn q4_weights(s: Q4Scale, q: vec4<f32>) -> vec4<f32> {
+    return s.d * (q - 8.0);
+}
+
 fn q4_dot(s: Q4Scale, acc: f32, xsum: f32) -> f32 {
     return s.d * (acc - 8.0 * xsum);
 }

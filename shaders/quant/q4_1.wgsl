@@ -15,6 +15,10 @@ fn q4_weight(s: Q4Scale, q: f32) -> f32 {
     return s.d * q + s.m;
 }
 
+fn q4_weights(s: Q4Scale, q: vec4<f32>) -> vec4<f32> {
+    return s.d * q + s.m;
+}
+
 fn q4_dot(s: Q4Scale, acc: f32, xsum: f32) -> f32 {
     return s.d * acc + s.m * xsum;
 }

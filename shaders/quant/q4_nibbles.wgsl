@@ -2,8 +2,9 @@
 // 4 words of nibbles in `wq` (byte j holds weight j in its low nibble, weight
 // j+16 in its high one). The including type file says what a nibble means:
 // `Q4Scale` and `q4_scale(b)` (the block's constants in `ws`), `q4_weight(s, q)`
-// (one weight from its nibble q) and `q4_dot(s, acc, xsum)` (a block's dot
-// product from acc = sum q * x and xsum = sum x).
+// (one weight from its nibble q), `q4_weights(s, q)` (four at once) and
+// `q4_dot(s, acc, xsum)` (a block's dot product from acc = sum q * x and
+// xsum = sum x).
 const WORDS_PER_BLOCK: u32 = 4u;
 
 fn weight_at(b: u32, i: u32) -> f32 {
@@ -24,6 +25,14 @@ fn dequant_block(b: u32) -> array<f32, 32> {
         }
     }
     return w;
+}
+
+// Weights 4j … 4j+3 of block b (j < 8): word j % 4's low nibbles, or its
+// high ones for j ≥ 4.
+fn dequant4(b: u32, j: u32) -> vec4<f32> {
+    let word = wq[4u * b + j % 4u] >> select(0u, 4u, j >= 4u);
+    let q = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
+    return q4_weights(q4_scale(b), q);
 }
 
 #ifndef LOADERS_ONLY

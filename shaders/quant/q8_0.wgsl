@@ -18,6 +18,13 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
+// Weights 4j … 4j+3 of block b (j < 8).
+fn dequant4(b: u32, j: u32) -> vec4<f32> {
+    let word = i32(wq[8u * b + j]);
+    let q = vec4<f32>(f32(extractBits(word, 0u, 8u)), f32(extractBits(word, 8u, 8u)), f32(extractBits(word, 16u, 8u)), f32(extractBits(word, 24u, 8u)));
+    return ws[b] * q;
+}
+
 #ifndef LOADERS_ONLY
 // Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
 fn block_dot(b: u32, xo: u32) -> f32 {

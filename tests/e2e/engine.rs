@@ -151,9 +151,11 @@ fn prefill_then_decode_match_the_reference() {
     }
 }
 
-/// Every matrix-kernel variant — one invocation per output (CPU adapters), a
-/// workgroup per row with subgroup or workgroup-memory sums (GPUs), and the
-/// tiled prefill kernel (batches over 8 rows) — gives the reference's answers.
+/// Every matrix-kernel variant — on CPU adapters one invocation per output
+/// (under 4 rows) or per 4 rows × 8 tokens in registers (the 12-row batch,
+/// a full tile and a partial one); on GPUs a workgroup per row with subgroup
+/// or workgroup-memory sums, and the tiled prefill kernel (batches over 8
+/// rows) — gives the reference's answers.
 #[test]
 fn every_kernel_shape_matches_the_reference() {
     for (shape, subgroups) in [(KernelShape::Cpu, false), (KernelShape::Gpu, true), (KernelShape::Gpu, false)] {

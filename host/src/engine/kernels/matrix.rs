@@ -45,8 +45,11 @@ impl Params {
 pub enum Variant {
     /// One invocation per (row, token): best on CPU adapters (lavapipe).
     MatMul(TensorType),
-    /// 64 rows × 8 tokens per workgroup: prefill.
+    /// 64 rows × 8 tokens per workgroup: prefill on GPUs.
     MatMulTiled(TensorType),
+    /// One invocation per 4 rows × 8 tokens, in registers: prefill and
+    /// batched decode on CPU adapters.
+    MatMulBlocked(TensorType),
     /// One workgroup per row, reduced with subgroups when `true`: decode on GPUs.
     MatVec(TensorType, bool),
 }
@@ -56,23 +59,29 @@ impl Variant {
         match self {
             Variant::MatMul(_) => "matmul.wgsl",
             Variant::MatMulTiled(_) => "matmul_tiled.wgsl",
+            Variant::MatMulBlocked(_) => "matmul_blocked.wgsl",
             Variant::MatVec(..) => "matvec.wgsl",
         }
     }
 
     pub(super) fn defines(self) -> Vec<&'static str> {
         match self {
-            Variant::MatMul(ty) | Variant::MatMulTiled(ty) | Variant::MatVec(ty, false) => vec![weights_define(ty)],
+            Variant::MatMul(ty) | Variant::MatMulTiled(ty) | Variant::MatMulBlocked(ty) | Variant::MatVec(ty, false) => vec![weights_define(ty)],
             Variant::MatVec(ty, true) => vec![weights_define(ty), "SUBGROUPS"],
         }
     }
 
-    /// Workgroups for `n` output rows over `tokens` inputs.
-    fn grid(self, n: usize, tokens: u32) -> [u32; 2] {
+    /// Workgroups for `n` output rows over `tokens` inputs (`swiglu`: from
+    /// 2`n` weight rows).
+    fn grid(self, n: usize, tokens: u32, swiglu: bool) -> [u32; 2] {
         let n = n as u32;
         match self {
             Variant::MatMul(_) => [n.div_ceil(64), tokens],
             Variant::MatMulTiled(_) => [n.div_ceil(64), tokens.div_ceil(8)],
+            Variant::MatMulBlocked(_) => {
+                let per_invocation = if swiglu { 2 } else { 4 };
+                [n.div_ceil(per_invocation * 64), tokens.div_ceil(8)]
+            }
             // Rows past 65535 (the most one dimension may hold) wrap into y.
             Variant::MatVec(..) => [n.min(65535), n.div_ceil(65535)],
         }
@@ -102,17 +111,24 @@ impl KernelShape {
 /// On GPUs, batches with more input rows than this use the tiled (prefill) kernel.
 const TILED_MIN_TOKENS: u32 = 8;
 
+/// On CPU adapters, batches of at least this many input rows use the blocked
+/// kernel (below it, most of its 8 token slots would be idle).
+const BLOCKED_MIN_TOKENS: u32 = 4;
+
 /// How a model picks its matrix kernels: by the adapter's shape, and whether it reduces with subgroups.
 #[derive(Debug, Clone, Copy)]
 pub struct Choice {
     pub shape: KernelShape,
     pub subgroups: bool,
+    /// CPU adapters may use the blocked kernel.
+    pub blocked: bool,
 }
 
 impl Choice {
     pub fn variant(self, ty: TensorType, tokens: u32) -> Variant {
         match self.shape {
-            // Barriers are costly on a CPU adapter: one invocation per output, always.
+            // Barriers are costly on a CPU adapter: no workgroup memory, sums in registers.
+            KernelShape::Cpu if self.blocked && tokens >= BLOCKED_MIN_TOKENS => Variant::MatMulBlocked(ty),
             KernelShape::Cpu => Variant::MatMul(ty),
             KernelShape::Gpu if tokens > TILED_MIN_TOKENS => Variant::MatMulTiled(ty),
             KernelShape::Gpu => Variant::MatVec(ty, self.subgroups),
@@ -142,12 +158,16 @@ impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels, label: &str) -> BoundMatrix {
         // Any variant names the shared layout.
         let kernel = Kernel::Matrix(Variant::MatMul(self.ty));
-        BoundMatrix { ty: self.ty, group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params]) }
+        BoundMatrix {
+            ty: self.ty,
+            swiglu: false,
+            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params]),
+        }
     }
 }
 
 /// `n` output rows over `tokens` input rows, with the variant `choice` picks for them.
 pub fn dispatch(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
     let variant = choice.variant(matrix.ty, tokens);
-    kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens));
+    kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens, matrix.swiglu));
 }

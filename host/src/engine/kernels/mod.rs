@@ -36,6 +36,7 @@ const SHADERS: &[(&str, &str)] = embedded![
     "embed.wgsl",
     "kv.wgsl",
     "matmul.wgsl",
+    "matmul_blocked.wgsl",
     "matmul_tiled.wgsl",
     "matrix.wgsl",
     "matvec.wgsl",
@@ -118,6 +119,9 @@ impl Kernel {
 pub struct BoundMatrix {
     pub ty: TensorType,
     pub group: wgpu::BindGroup,
+    /// Its rows are [gate; up] stacked, for the SwiGLU mode: the CPU-blocked
+    /// kernel then makes 2 outputs per invocation, not 4.
+    pub swiglu: bool,
 }
 
 /// Compiled pipelines, one per kernel variant, made the first time each is asked for.
@@ -221,6 +225,7 @@ mod tests {
             let variants = [
                 matrix::Variant::MatMul(ty),
                 matrix::Variant::MatMulTiled(ty),
+                matrix::Variant::MatMulBlocked(ty),
                 matrix::Variant::MatVec(ty, false),
                 matrix::Variant::MatVec(ty, true),
             ];

@@ -63,7 +63,8 @@ impl Bindings {
                 o: bind_matrix(kernels, "o", &l.o, &b.attn, &b.x, &u.o),
                 ffn_norm: rms_norm::Bindings { x: &b.x, weight: &l.ffn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }
                     .bind(kernels, "ffn_norm"),
-                gate_up: bind_matrix(kernels, "gate_up", &l.gate_up, &b.h, &b.ffn, &u.gate_up),
+                // The SwiGLU mode (see `Uniforms::write`).
+                gate_up: BoundMatrix { swiglu: true, ..bind_matrix(kernels, "gate_up", &l.gate_up, &b.h, &b.ffn, &u.gate_up) },
                 down: bind_matrix(kernels, "down", &l.down, &b.ffn, &b.x, &u.down),
             })
             .collect();

@@ -26,6 +26,10 @@ pub struct Llama {
     pub shape: KernelShape,
     /// Reduce with subgroup operations (when the device has them).
     pub subgroups: bool,
+    /// On CPU adapters, batches of 4 rows or more use the register-blocked
+    /// matrix kernel; off, one invocation per output (the baseline `just
+    /// bench-engine` measures it against).
+    pub blocked: bool,
     pub capacity: Capacity,
     gpu: Arc<Gpu>,
     kernels: Kernels,
@@ -63,6 +67,7 @@ impl Llama {
         Ok(Self {
             shape: KernelShape::for_adapter(&gpu),
             subgroups: gpu.subgroups,
+            blocked: true,
             config,
             capacity,
             gpu,
@@ -111,7 +116,7 @@ impl Llama {
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
-        let matrices = matrix::Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups };
+        let matrices = matrix::Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, blocked: self.blocked };
         let kv = self.kv.ty;
         let (k, b) = (&mut self.kernels, &self.bindings);
         {
