@@ -99,9 +99,20 @@ bench-server: setup fetch-model build-components
 bench-openai: setup fetch-model build-components
     cargo bench -p crust-tests --bench openai
 
-# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter.
-bench-engine: setup fetch-model
-    cargo bench -p crust-tests --bench engine
+# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter, with the engine's counters per step (`crust bench-engine --help`).
+bench-engine *ARGS: setup fetch-model
+    cargo build --release -p crust
+    target/release/crust bench-engine {{ARGS}}
+
+# On a GPU machine with only this repository and a built binary (no model download, no registry, no build): the engine bench on a synthetic model with the default model's shapes, GPU-shaped and CPU-shaped kernels, within 10 minutes.
+bench-gpu BIN="target/release/crust":
+    #!/usr/bin/env bash
+    set -uo pipefail
+    echo "== $(date -u +%F) $(uname -m), $(nproc) CPUs"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+    timeout 420 "{{BIN}}" bench-engine --synthetic
+    echo "== the same with CRUST_KERNEL_SHAPE=cpu (one invocation per output, the register-blocked kernel)"
+    CRUST_KERNEL_SHAPE=cpu timeout 150 "{{BIN}}" bench-engine --synthetic --prompt 128 --batches 8
 
 # Aggregate decode tokens/s of 1, 8 and 32 concurrent text-completion inferlets, host time per step, and the cost against the raw engine.
 bench-serving: setup fetch-model build-components

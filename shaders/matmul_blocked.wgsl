@@ -58,8 +58,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a7 = vec4<f32>(0.0);
     for (var b = 0u; b < blocks; b++) {
         let bs = rows * blocks + vec4<u32>(b);
+        // Each row's block constants once per block, not once per 4 weights.
+        let s0 = block_scale(bs.x);
+        let s1 = block_scale(bs.y);
+        let s2 = block_scale(bs.z);
+        let s3 = block_scale(bs.w);
         for (var j = 0u; j < 8u; j++) {
-            let w = mat4x4<f32>(dequant4(bs.x, j), dequant4(bs.y, j), dequant4(bs.z, j), dequant4(bs.w, j));
+            let w = mat4x4<f32>(dequant4(s0, bs.x, j), dequant4(s1, bs.y, j), dequant4(s2, bs.z, j), dequant4(s3, bs.w, j));
             let i = 8u * b + j;
             a0 += rows_times(w, x[x0 + i]);
             a1 += rows_times(w, x[x1 + i]);

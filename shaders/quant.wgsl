@@ -1,5 +1,5 @@
 // The block loaders of the weight type the host names (`WEIGHTS_<type>`):
-// `weight_at`, `dequant_block`, `dequant4` and, unless `LOADERS_ONLY`,
+// `weight_at`, `dequant_block`, `block_scale` with `dequant4` and, unless `LOADERS_ONLY`,
 // `block_dot`. They read the weights bound as `wq` (quants) and `ws` (scales)
 // by the includer.
 #ifdef WEIGHTS_F32

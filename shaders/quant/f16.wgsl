@@ -19,9 +19,16 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4j … 4j+3 of block b (j < 8).
-fn dequant4(b: u32, j: u32) -> vec4<f32> {
+// A block's constants: none.
+alias BlockScale = f32;
+
+fn block_scale(b: u32) -> BlockScale {
     _ = ws[0];
+    return 1.0;
+}
+
+// Weights 4j … 4j+3 of block b (j < 8), whose constants are `s`.
+fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
     let o = 16u * b + 2u * j;
     return vec4<f32>(unpack2x16float(wq[o]), unpack2x16float(wq[o + 1u]));
 }

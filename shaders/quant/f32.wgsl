@@ -16,9 +16,16 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4j … 4j+3 of block b (j < 8).
-fn dequant4(b: u32, j: u32) -> vec4<f32> {
+// A block's constants: none.
+alias BlockScale = f32;
+
+fn block_scale(b: u32) -> BlockScale {
     _ = ws[0];
+    return 1.0;
+}
+
+// Weights 4j … 4j+3 of block b (j < 8), whose constants are `s`.
+fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
     let o = 32u * b + 4u * j;
     return bitcast<vec4<f32>>(vec4<u32>(wq[o], wq[o + 1u], wq[o + 2u], wq[o + 3u]));
 }

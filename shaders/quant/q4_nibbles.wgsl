@@ -27,12 +27,19 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4j … 4j+3 of block b (j < 8): word j % 4's low nibbles, or its
-// high ones for j ≥ 4.
-fn dequant4(b: u32, j: u32) -> vec4<f32> {
+// A block's constants.
+alias BlockScale = Q4Scale;
+
+fn block_scale(b: u32) -> BlockScale {
+    return q4_scale(b);
+}
+
+// Weights 4j … 4j+3 of block b (j < 8), whose constants are `s`: word j % 4's
+// low nibbles, or its high ones for j ≥ 4.
+fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
     let word = wq[4u * b + j % 4u] >> select(0u, 4u, j >= 4u);
     let q = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
-    return q4_weights(q4_scale(b), q);
+    return q4_weights(s, q);
 }
 
 #ifndef LOADERS_ONLY

@@ -18,11 +18,18 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// Weights 4j … 4j+3 of block b (j < 8).
-fn dequant4(b: u32, j: u32) -> vec4<f32> {
+// A block's constants: its scale d.
+alias BlockScale = f32;
+
+fn block_scale(b: u32) -> BlockScale {
+    return ws[b];
+}
+
+// Weights 4j … 4j+3 of block b (j < 8), whose constants are `s`.
+fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
     let word = i32(wq[8u * b + j]);
     let q = vec4<f32>(f32(extractBits(word, 0u, 8u)), f32(extractBits(word, 8u, 8u)), f32(extractBits(word, 16u, 8u)), f32(extractBits(word, 24u, 8u)));
-    return ws[b] * q;
+    return s * q;
 }
 
 #ifndef LOADERS_ONLY

@@ -8,7 +8,9 @@ use crust::engine::batch::{Input, Output, Pass};
 use crust::engine::gguf::GgufFile;
 use crust::engine::model::reference::argmax;
 use crust::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors, Reference};
+use crust::engine::quant::TensorType;
 use crust::engine::sequence::Sequence;
+use crust::engine::synthetic;
 use crust_tests::{DefaultModel, scratch_dir};
 
 use crate::crust;
@@ -17,6 +19,23 @@ fn model_path() -> PathBuf {
     let path = models_dir().join(DEFAULT_MODEL_FILE);
     assert!(path.exists(), "{} is missing: run `just fetch-model`", path.display());
     path
+}
+
+/// `crust bench-engine --synthetic` stands in for the default model where it
+/// cannot be fetched: it must have the same tensors, shapes and types.
+#[test]
+fn the_synthetic_model_has_the_default_models_tensors() {
+    let file = GgufFile::open(&model_path()).unwrap();
+    let mut real: Vec<(String, Vec<u64>, TensorType)> = file.tensors.iter().map(|t| (t.name.clone(), t.dims.clone(), t.ty)).collect();
+    let mut synthetic = synthetic::default_model_tensors();
+    real.sort_by(|a, b| a.0.cmp(&b.0));
+    synthetic.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(synthetic, real);
+    let dir = scratch_dir("synthetic-model");
+    let path = dir.join("synthetic.gguf");
+    synthetic::default_model().write(&path).unwrap();
+    let written = GgufFile::open(&path).unwrap();
+    assert_eq!(LlamaConfig::from_gguf(&written).unwrap(), LlamaConfig::from_gguf(&file).unwrap());
 }
 
 #[test]

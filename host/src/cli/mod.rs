@@ -1,5 +1,6 @@
 //! The `crust` command line.
 
+mod bench_engine;
 mod client;
 mod forward;
 mod generate;
@@ -50,6 +51,7 @@ enum Command {
     Attach(client::AttachArgs),
     Kill(client::KillArgs),
     Keygen(client::KeygenArgs),
+    BenchEngine(bench_engine::BenchEngineArgs),
 }
 
 /// Limit flags shared by the commands that launch instances.
@@ -125,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Attach(args) => runtime.block_on(client::attach(config, args)),
         Command::Kill(args) => engine_command(runtime.block_on(client::kill(config, args))),
         Command::Keygen(args) => engine_command(client::keygen(args)),
+        Command::BenchEngine(args) => engine_command(bench_engine::run(args)),
     }
 }
 

@@ -21,4 +21,5 @@ pub mod quant;
 pub mod scheduler;
 pub mod sequence;
 pub mod service;
+pub mod synthetic;
 pub mod tokenizer;

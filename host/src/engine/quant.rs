@@ -116,7 +116,6 @@ pub fn dequantize(ty: TensorType, bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Encodes f32 values as `ty` (the length must fill whole blocks), as GGML does.
-#[cfg(any(test, feature = "test-support"))]
 pub fn quantize(ty: TensorType, values: &[f32]) -> Vec<u8> {
     let mut out = Vec::new();
     match ty {

@@ -2,8 +2,7 @@
 //! bytes of each tensor in place. Every malformed input is an error that
 //! names what is wrong and where.
 
-// Writing GGUF files is for tests (tiny random models), not the shipped library.
-#[cfg(any(test, feature = "test-support"))]
+// Writing GGUF files: the tests' tiny random models and `bench-engine --synthetic`.
 mod write;
 
 use std::collections::BTreeMap;
@@ -12,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-#[cfg(any(test, feature = "test-support"))]
 pub use write::GgufWriter;
 
 use super::quant::{TensorType, ggml_type_name};

@@ -1,0 +1,162 @@
+//! `crust bench-engine`: prefill and batched decode speed of a model on this
+//! machine's adapter, with the engine's counters per step. Batch-1 decode is
+//! the baseline the other batch sizes are compared with, and on a CPU adapter
+//! the register-blocked matrix kernel is measured against one invocation per
+//! output, all in the same run. `--synthetic` needs no model file: it builds
+//! one with the default model's shapes and random weights.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::config::{DEFAULT_MODEL_FILE, models_dir};
+use crate::engine::batch::{Input, Output, Pass, Sampler};
+use crate::engine::device::Gpu;
+use crate::engine::gguf::GgufFile;
+use crate::engine::model::{Capacity, KernelShape, Llama, LlamaConfig, ModelTensors};
+use crate::engine::synthetic;
+
+const PAGE: u32 = 16;
+const PROMPT: u32 = 8;
+const STEPS: u32 = 8;
+
+/// Measure prefill and batched decode on this machine's GPU adapter.
+#[derive(clap::Args)]
+pub(crate) struct BenchEngineArgs {
+    /// The GGUF model to measure (default: the default model in the models dir).
+    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
+    model: Option<PathBuf>,
+    /// Measure a model written on the spot with the default model's exact shapes and types and
+    /// random weights (no download needed; speed does not depend on the weights' values).
+    #[arg(long)]
+    synthetic: bool,
+    /// Tokens in the prefill prompt.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    prompt: u32,
+    /// Decode batch sizes to measure after batch 1.
+    #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
+    batches: Vec<u32>,
+}
+
+pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
+    let synthetic_file;
+    let path = if args.synthetic {
+        let started = Instant::now();
+        synthetic_file = Temporary(std::env::temp_dir().join(format!("crust-synthetic-{}.gguf", std::process::id())));
+        synthetic::default_model().write(&synthetic_file.0).context("writing the synthetic model")?;
+        println!("synthetic model (default model's shapes, random weights) written in {:.1} s", started.elapsed().as_secs_f64());
+        synthetic_file.0.clone()
+    } else {
+        let path = args.model.clone().unwrap_or_else(|| models_dir().join(DEFAULT_MODEL_FILE));
+        anyhow::ensure!(path.exists(), "{} is missing: run `just fetch-model`, or pass --synthetic", path.display());
+        path
+    };
+    let gpu = Arc::new(Gpu::open().context("opening a GPU adapter")?);
+    let file = GgufFile::open(&path)?;
+    let config = LlamaConfig::from_gguf(&file)?;
+    let tensors = ModelTensors::from_gguf(&file, &config)?;
+    let most = args.batches.iter().copied().max().unwrap_or(1).max(8);
+    let capacity = Capacity {
+        kv_pages: (most * (PROMPT + STEPS).div_ceil(PAGE)).max(args.prompt.div_ceil(PAGE)),
+        batch_tokens: args.prompt.max(most),
+        batch_outputs: most,
+        ..Capacity::default()
+    };
+    let mut llama = Llama::load(gpu.clone(), config, &tensors, capacity, &|_| {})?;
+    let vocab = llama.config.vocab as u32;
+    let token = |i: u32| (i * 7919 + 13) % vocab;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    println!("crust bench-engine: {name} on {}, {:?}-shaped kernels, subgroups: {}", gpu.describe(), llama.shape, gpu.subgroups);
+
+    let prompt: Vec<u32> = (0..args.prompt).map(token).collect();
+    // A short warm-up compiles the pipelines.
+    llama.forward(&[pass(&prompt[..16.min(prompt.len())], 0, 0, greedy(15.min(args.prompt - 1)))])?;
+    let mut unblocked = None;
+    if llama.shape == KernelShape::Cpu {
+        llama.blocked = false;
+        let tok_s = prefill(&mut llama, &prompt, "one invocation per output (baseline)")?;
+        unblocked = Some((tok_s, decode(&mut llama, 8, &token, None)?));
+        llama.blocked = true;
+    }
+    let tok_s = prefill(&mut llama, &prompt, "")?;
+    if let Some((base, _)) = unblocked {
+        println!("    {:.2}x one invocation per output", tok_s / base);
+    }
+    let base = decode(&mut llama, 1, &token, None)?;
+    for &batch in &args.batches {
+        let tok_s = decode(&mut llama, batch, &token, Some(base))?;
+        if let (8, Some((_, base8))) = (batch, unblocked) {
+            println!("    {:.2}x one invocation per output at batch 8 ({base8:.1} tok/s)", tok_s / base8);
+        }
+    }
+    Ok(())
+}
+
+/// Removed when dropped.
+struct Temporary(PathBuf);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn pass(tokens: &[u32], start: u32, first_page: u32, outputs: Vec<Output>) -> Pass {
+    let end = start + tokens.len() as u32;
+    let pages = end.div_ceil(PAGE);
+    Pass {
+        inputs: tokens.iter().map(|&t| Input::Token(t)).collect(),
+        positions: (start..end).collect(),
+        kv_pages: (first_page..first_page + pages).collect(),
+        last_page_len: (end - 1) % PAGE + 1,
+        mask: vec![],
+        outputs,
+    }
+}
+
+fn greedy(index: u32) -> Vec<Output> {
+    vec![Output::Token { index, sampler: Sampler::greedy() }]
+}
+
+/// One prompt in one pass; prints and returns its tokens/s.
+fn prefill(llama: &mut Llama, prompt: &[u32], kernel: &str) -> anyhow::Result<f64> {
+    let n = prompt.len() as u32;
+    let (start, before) = (Instant::now(), llama.counters.counts());
+    llama.forward(&[pass(prompt, 0, 0, greedy(n - 1))])?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let tok_s = n as f64 / elapsed;
+    let label = if kernel.is_empty() { format!("prefill {n} tokens") } else { format!("prefill {n} tokens, {kernel}") };
+    println!("{label:<56} {tok_s:>9.1} tok/s   ({elapsed:.2} s)");
+    println!("    per step: {}", llama.counters.counts().since(&before).per_step());
+    Ok(tok_s)
+}
+
+/// `batch` sequences, each after a short prompt, one token per step; prints
+/// tokens/s (against `baseline` when given) and returns it.
+fn decode(llama: &mut Llama, batch: u32, token: &dyn Fn(u32) -> u32, baseline: Option<f64>) -> anyhow::Result<f64> {
+    let pages_per_seq = (PROMPT + STEPS).div_ceil(PAGE);
+    let prompts: Vec<Pass> = (0..batch)
+        .map(|s| {
+            let tokens: Vec<u32> = (0..PROMPT).map(|i| token(i + s)).collect();
+            pass(&tokens, 0, s * pages_per_seq, greedy(PROMPT - 1))
+        })
+        .collect();
+    let mut next = Vec::new();
+    for chunk in prompts.chunks(8) {
+        next.extend(llama.forward(chunk)?.into_iter().map(|r| r.tokens[0]));
+    }
+    let (start, before) = (Instant::now(), llama.counters.counts());
+    for step in 0..STEPS {
+        let passes: Vec<Pass> = (0..batch).map(|s| pass(&[next[s as usize]], PROMPT + step, s * pages_per_seq, greedy(0))).collect();
+        next = llama.forward(&passes)?.into_iter().map(|r| r.tokens[0]).collect();
+    }
+    let tok_s = (batch * STEPS) as f64 / start.elapsed().as_secs_f64();
+    let versus = baseline.map(|base| format!("{:>5.2}x batch 1", tok_s / base)).unwrap_or_default();
+    let kernel = if llama.shape == KernelShape::Cpu && !llama.blocked { ", one invocation per output" } else { "" };
+    let label = format!("decode batch {batch:>2}{kernel}");
+    println!("{label:<56} {tok_s:>9.1} tok/s   {versus:<14}   {:>6.1} ms/step", 1000.0 * batch as f64 / tok_s);
+    println!("    per step: {}", llama.counters.counts().since(&before).per_step());
+    Ok(tok_s)
+}
