@@ -1,42 +1,21 @@
 // Paged attention: for token t and query head h, softmax(q·K / sqrt(d)) · V over
 // the token's visible KV slots, read through its pass's page table, skipping
 // masked slots. One workgroup per (head, token); 64 slots per chunk with an
-// online softmax, so any context length fits.
+// online softmax, so any context length fits: GPUs, and short batches on CPU
+// adapters.
 
 #include "kv.wgsl"
-
-struct Params {
-    tokens: u32,
-    n_head: u32,
-    n_kv_head: u32,
-    head_dim: u32,    // at most 256
-    page_size: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+#include "attention_common.wgsl"
 
 const CHUNK: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> k_cache: array<KV_T>;
 @group(0) @binding(2) var<storage, read> v_cache: array<KV_T>;
-@group(0) @binding(3) var<storage, read> page_table: array<u32>;
-@group(0) @binding(4) var<storage, read> tokens: array<Token>;
-@group(0) @binding(5) var<storage, read> masks: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
 
 var<workgroup> scores: array<f32, 64>;
 var<workgroup> slots: array<u32, 64>;
 var<workgroup> weights: array<f32, 64>;
-
-fn attends(token: Token, s: u32) -> bool {
-    if (token.mask_offset == NO_MASK) {
-        return true;
-    }
-    return ((masks[token.mask_offset + s / 32u] >> (s % 32u)) & 1u) == 1u;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -61,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var score = -3.4e38;
         var slot = 0u;
         if (s < token.ctx_len && attends(token, s)) {
-            slot = page_table[token.table_offset + s / p.page_size] * p.page_size + s % p.page_size;
+            slot = slot_of(token, s);
             let k = slot * kv_width + kv_head * p.head_dim;
             var dot = 0.0;
             for (var d = 0u; d < p.head_dim; d++) {

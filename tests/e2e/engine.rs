@@ -210,20 +210,25 @@ fn shared_prefix_pages_serve_two_continuations() {
     assert_close(&gpu.forward(&both).unwrap(), &reference.forward(&both).unwrap().1, TOL);
 }
 
+/// In every attention kernel: per query (CPU-shaped, 4 tokens or more) and chunked.
 #[test]
 fn custom_masks_match_the_reference() {
-    let (mut gpu, mut reference) = models();
-    let mut p = pass(&[5, 6, 7, 8, 9], 0, &[0, 1], 1);
-    // Row i sees its context with slot 1 hidden (from row 2 on) and itself.
-    p.mask = (0..5u32).map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] }).collect();
-    let (gpu_result, reference_result) = (gpu.forward(std::slice::from_ref(&p)).unwrap(), reference.forward(std::slice::from_ref(&p)).unwrap().1);
-    assert_close(&gpu_result, &reference_result, TOL);
-    // And the mask changes the answer (the test would catch a kernel that ignores it).
-    let mut causal = p.clone();
-    causal.mask.clear();
-    let (mut gpu2, _) = models();
-    let unmasked = gpu2.forward(&[causal]).unwrap();
-    assert_ne!(unmasked[0].distributions[4], gpu_result[0].distributions[4]);
+    for shape in [KernelShape::Cpu, KernelShape::Gpu] {
+        let (mut gpu, mut reference) = models();
+        gpu.shape = shape;
+        let mut p = pass(&[5, 6, 7, 8, 9], 0, &[0, 1], 1);
+        // Row i sees its context with slot 1 hidden (from row 2 on) and itself.
+        p.mask = (0..5u32).map(|i| if i < 2 { vec![i + 1] } else { vec![1, 1, i - 1] }).collect();
+        let (gpu_result, reference_result) = (gpu.forward(std::slice::from_ref(&p)).unwrap(), reference.forward(std::slice::from_ref(&p)).unwrap().1);
+        assert_close(&gpu_result, &reference_result, TOL);
+        // And the mask changes the answer (the test would catch a kernel that ignores it).
+        let mut causal = p.clone();
+        causal.mask.clear();
+        let (mut gpu2, _) = models();
+        gpu2.shape = shape;
+        let unmasked = gpu2.forward(&[causal]).unwrap();
+        assert_ne!(unmasked[0].distributions[4], gpu_result[0].distributions[4]);
+    }
 }
 
 #[test]

@@ -5,8 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BoundMatrix, Kernel, Kernels, storage_entry, uniform_entry, weights_define};
-use crate::engine::device::Gpu;
+use super::{BoundMatrix, Choice, Kernel, Kernels, storage_entry, uniform_entry, weights_define};
 use crate::engine::quant::TensorType;
 
 #[repr(C)]
@@ -88,54 +87,6 @@ impl Variant {
     }
 }
 
-/// Which matrix kernels suit the adapter: a CPU adapter (lavapipe) is fastest
-/// with one invocation per output; a GPU wants a workgroup per row.
-/// `CRUST_KERNEL_SHAPE=cpu|gpu` overrides the choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelShape {
-    Cpu,
-    Gpu,
-}
-
-impl KernelShape {
-    pub fn for_adapter(gpu: &Gpu) -> Self {
-        match std::env::var("CRUST_KERNEL_SHAPE").as_deref() {
-            Ok("cpu") => Self::Cpu,
-            Ok("gpu") => Self::Gpu,
-            _ if gpu.is_cpu() => Self::Cpu,
-            _ => Self::Gpu,
-        }
-    }
-}
-
-/// On GPUs, batches with more input rows than this use the tiled (prefill) kernel.
-const TILED_MIN_TOKENS: u32 = 8;
-
-/// On CPU adapters, batches of at least this many input rows use the blocked
-/// kernel (below it, most of its 8 token slots would be idle).
-const BLOCKED_MIN_TOKENS: u32 = 4;
-
-/// How a model picks its matrix kernels: by the adapter's shape, and whether it reduces with subgroups.
-#[derive(Debug, Clone, Copy)]
-pub struct Choice {
-    pub shape: KernelShape,
-    pub subgroups: bool,
-    /// CPU adapters may use the blocked kernel.
-    pub blocked: bool,
-}
-
-impl Choice {
-    pub fn variant(self, ty: TensorType, tokens: u32) -> Variant {
-        match self.shape {
-            // Barriers are costly on a CPU adapter: no workgroup memory, sums in registers.
-            KernelShape::Cpu if self.blocked && tokens >= BLOCKED_MIN_TOKENS => Variant::MatMulBlocked(ty),
-            KernelShape::Cpu => Variant::MatMul(ty),
-            KernelShape::Gpu if tokens > TILED_MIN_TOKENS => Variant::MatMulTiled(ty),
-            KernelShape::Gpu => Variant::MatVec(ty, self.subgroups),
-        }
-    }
-}
-
 /// Weights (quants, scales), input, output, params.
 pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -168,6 +119,6 @@ impl Bindings<'_> {
 
 /// `n` output rows over `tokens` input rows, with the variant `choice` picks for them.
 pub fn dispatch(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
-    let variant = choice.variant(matrix.ty, tokens);
+    let variant = choice.matrix(matrix.ty, tokens);
     kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens, matrix.swiglu));
 }

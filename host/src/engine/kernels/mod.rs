@@ -5,6 +5,7 @@
 //! pipeline cache.
 
 pub mod attention;
+pub mod choice;
 pub mod distribution;
 pub mod embed;
 pub mod kv;
@@ -16,6 +17,7 @@ pub mod sample;
 
 use std::collections::HashMap;
 
+pub use choice::{Choice, KernelShape};
 pub use distribution::GpuDistributionRequest;
 pub use embed::EMBED_SLOT_FLAG;
 pub use kv::{GpuToken, KvType, NO_MASK};
@@ -32,6 +34,8 @@ macro_rules! embedded {
 /// Every file under `shaders/`, by its path there: what `#include` can name.
 const SHADERS: &[(&str, &str)] = embedded![
     "attention.wgsl",
+    "attention_common.wgsl",
+    "attention_per_query.wgsl",
     "distribution.wgsl",
     "embed.wgsl",
     "kv.wgsl",
@@ -78,7 +82,7 @@ pub enum Kernel {
     RmsNorm,
     Matrix(matrix::Variant),
     RopeKv(KvType),
-    Attention(KvType),
+    Attention(attention::Variant),
     Sample,
     Distribution,
 }
@@ -91,7 +95,7 @@ impl Kernel {
             Kernel::RmsNorm => "rms_norm.wgsl",
             Kernel::Matrix(variant) => variant.file(),
             Kernel::RopeKv(_) => "rope_kv.wgsl",
-            Kernel::Attention(_) => "attention.wgsl",
+            Kernel::Attention(variant) => variant.file(),
             Kernel::Sample => "sample.wgsl",
             Kernel::Distribution => "distribution.wgsl",
         }
@@ -102,7 +106,8 @@ impl Kernel {
         match self {
             Kernel::Embed(ty) => vec![weights_define(ty)],
             Kernel::Matrix(variant) => variant.defines(),
-            Kernel::RopeKv(kv) | Kernel::Attention(kv) => kv.defines(),
+            Kernel::RopeKv(kv) => kv.defines(),
+            Kernel::Attention(variant) => variant.kv().defines(),
             Kernel::RmsNorm | Kernel::Sample | Kernel::Distribution => vec![],
         }
     }
@@ -128,27 +133,26 @@ pub struct BoundMatrix {
 pub struct Kernels {
     device: wgpu::Device,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
-    /// The matrix kernels share one explicit layout, so a matrix's bind group
-    /// serves whichever of them a batch picks.
-    matrix_layout: wgpu::BindGroupLayout,
-    matrix_pipeline_layout: wgpu::PipelineLayout,
+    layouts: SharedLayouts,
     /// Dispatches recorded since [`Self::take_dispatched`] last asked.
     dispatched: u64,
 }
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
-        let matrix_layout = matrix::bind_group_layout(device);
-        let matrix_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("matrix"),
-            bind_group_layouts: &[Some(&matrix_layout)],
-            immediate_size: 0,
-        });
-        Self { device: device.clone(), pipelines: HashMap::new(), matrix_layout, matrix_pipeline_layout, dispatched: 0 }
+        Self {
+            device: device.clone(),
+            pipelines: HashMap::new(),
+            layouts: SharedLayouts {
+                matrix: SharedLayout::new(device, matrix::bind_group_layout(device)),
+                attention: SharedLayout::new(device, attention::bind_group_layout(device)),
+            },
+            dispatched: 0,
+        }
     }
 
     fn pipeline(&mut self, kernel: Kernel) -> &wgpu::ComputePipeline {
-        let layout = matches!(kernel, Kernel::Matrix(_)).then_some(&self.matrix_pipeline_layout);
+        let layout = self.layouts.of(kernel).map(|shared| &shared.pipeline);
         let device = &self.device;
         self.pipelines.entry(kernel).or_insert_with(|| {
             let label = format!("{kernel:?}");
@@ -166,12 +170,12 @@ impl Kernels {
     }
 
     /// A bind group for `kernel` with `buffers` at bindings 0, 1, … in order,
-    /// in the matrix kernels' shared layout or, for the other families, the
-    /// one wgpu derives from the WGSL (which compiles the pipeline now).
+    /// in its family's shared layout or, for the other families, the one wgpu
+    /// derives from the WGSL (which compiles the pipeline now).
     fn bind_group(&mut self, kernel: Kernel, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let layout = match kernel {
-            Kernel::Matrix(_) => self.matrix_layout.clone(),
-            _ => self.pipeline(kernel).get_bind_group_layout(0),
+        let layout = match self.layouts.of(kernel) {
+            Some(shared) => shared.group.clone(),
+            None => self.pipeline(kernel).get_bind_group_layout(0),
         };
         let entries: Vec<wgpu::BindGroupEntry> =
             buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
@@ -191,6 +195,38 @@ impl Kernels {
     /// How many dispatches were recorded since the last call.
     pub fn take_dispatched(&mut self) -> u64 {
         std::mem::take(&mut self.dispatched)
+    }
+}
+
+/// The matrix kernels share one explicit layout, so a matrix's bind group
+/// serves whichever of them a batch picks; so do the attention kernels.
+struct SharedLayouts {
+    matrix: SharedLayout,
+    attention: SharedLayout,
+}
+
+impl SharedLayouts {
+    /// The layout `kernel`'s family shares, if it has one.
+    fn of(&self, kernel: Kernel) -> Option<&SharedLayout> {
+        match kernel {
+            Kernel::Matrix(_) => Some(&self.matrix),
+            Kernel::Attention(_) => Some(&self.attention),
+            _ => None,
+        }
+    }
+}
+
+/// A bind-group layout several kernel variants are built with.
+struct SharedLayout {
+    group: wgpu::BindGroupLayout,
+    pipeline: wgpu::PipelineLayout,
+}
+
+impl SharedLayout {
+    fn new(device: &wgpu::Device, group: wgpu::BindGroupLayout) -> Self {
+        let pipeline =
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&group)], immediate_size: 0 });
+        Self { group, pipeline }
     }
 }
 
@@ -219,7 +255,11 @@ mod tests {
     fn every_kernel() -> Vec<Kernel> {
         let mut kernels = vec![Kernel::RmsNorm, Kernel::Sample, Kernel::Distribution];
         for kv in [KvType::F32, KvType::F16] {
-            kernels.extend([Kernel::RopeKv(kv), Kernel::Attention(kv)]);
+            kernels.extend([
+                Kernel::RopeKv(kv),
+                Kernel::Attention(attention::Variant::Chunked(kv)),
+                Kernel::Attention(attention::Variant::PerQuery(kv)),
+            ]);
         }
         for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
             let variants = [
@@ -248,7 +288,8 @@ mod tests {
             let base = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
             let capabilities = match kernel {
                 Kernel::Matrix(matrix::Variant::MatVec(_, true)) => base | naga::valid::Capabilities::SUBGROUP,
-                Kernel::RopeKv(KvType::F16) | Kernel::Attention(KvType::F16) => base | naga::valid::Capabilities::SHADER_FLOAT16,
+                Kernel::RopeKv(KvType::F16) => base | naga::valid::Capabilities::SHADER_FLOAT16,
+                Kernel::Attention(variant) if variant.kv() == KvType::F16 => base | naga::valid::Capabilities::SHADER_FLOAT16,
                 _ => base,
             };
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
@@ -277,8 +318,8 @@ mod tests {
             (Kernel::Embed(F32), "Params", size_of::<embed::Params>()),
             (Kernel::RmsNorm, "Params", size_of::<rms_norm::Params>()),
             (Kernel::RopeKv(KvType::F32), "Params", size_of::<rope_kv::Params>()),
-            (Kernel::Attention(KvType::F32), "Params", size_of::<attention::Params>()),
-            (Kernel::Attention(KvType::F32), "Token", size_of::<GpuToken>()),
+            (Kernel::Attention(attention::Variant::Chunked(KvType::F32)), "Params", size_of::<attention::Params>()),
+            (Kernel::Attention(attention::Variant::PerQuery(KvType::F32)), "Token", size_of::<GpuToken>()),
             (Kernel::Sample, "Params", size_of::<sample::Params>()),
             (Kernel::Sample, "Sampler", size_of::<GpuSampler>()),
             (Kernel::Distribution, "Params", size_of::<distribution::Params>()),
@@ -324,7 +365,7 @@ mod tests {
         // `enable` must come before any declaration.
         let first_code_line = |s: &str| s.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("//")).map(str::to_string);
         assert_eq!(first_code_line(&source(Kernel::RopeKv(KvType::F16))).as_deref(), Some("enable f16;"));
-        assert!(source(Kernel::Attention(KvType::F32)).contains("alias KV_T = f32;"));
+        assert!(source(Kernel::Attention(attention::Variant::PerQuery(KvType::F32))).contains("alias KV_T = f32;"));
         assert!(!source(Kernel::Embed(Q4_0)).contains("fn block_dot"));
         assert!(source(Kernel::Matrix(matrix::Variant::MatMul(Q4_1))).contains("fn block_dot"));
     }

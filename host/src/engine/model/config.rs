@@ -89,8 +89,12 @@ impl LlamaConfig {
         if !self.n_head.is_multiple_of(self.n_kv_head) {
             return invalid("attention.head_count_kv", self.n_kv_head, "not a divisor of the head count");
         }
-        if self.head_dim > 256 {
-            return invalid("embedding_length", self.d_model, "giving heads wider than 256, which the attention kernel does not support");
+        if self.head_dim > 256 || !self.head_dim.is_multiple_of(4) {
+            return invalid(
+                "embedding_length",
+                self.d_model,
+                "giving heads wider than 256 or not a multiple of 4, which the attention kernels do not support",
+            );
         }
         if self.rope_dim > self.head_dim || !self.rope_dim.is_multiple_of(2) {
             return invalid("rope.dimension_count", self.rope_dim, "not an even number up to the head size");

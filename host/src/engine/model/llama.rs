@@ -16,20 +16,19 @@ use super::weights::{ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::counters::{GpuCounters, IdleClock};
 use crate::engine::device::Gpu;
-use crate::engine::kernels::{Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+use crate::engine::kernels::{Choice, Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::{BatchPlan, PlanLimits, plan};
 
-pub use crate::engine::kernels::matrix::KernelShape;
+pub use crate::engine::kernels::KernelShape;
 
 pub struct Llama {
     pub config: LlamaConfig,
     pub shape: KernelShape,
     /// Reduce with subgroup operations (when the device has them).
     pub subgroups: bool,
-    /// On CPU adapters, batches of 4 rows or more use the register-blocked
-    /// matrix kernel; off, one invocation per output (the baseline `just
-    /// bench-engine` measures it against).
-    pub blocked: bool,
+    /// On CPU adapters, batches of 4 rows or more use the kernels made for
+    /// them (see [`Choice::cpu_tuned`]).
+    pub cpu_tuned: bool,
     pub capacity: Capacity,
     gpu: Arc<Gpu>,
     kernels: Kernels,
@@ -67,7 +66,7 @@ impl Llama {
         Ok(Self {
             shape: KernelShape::for_adapter(&gpu),
             subgroups: gpu.subgroups,
-            blocked: true,
+            cpu_tuned: true,
             config,
             capacity,
             gpu,
@@ -116,7 +115,7 @@ impl Llama {
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
-        let matrices = matrix::Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, blocked: self.blocked };
+        let choice = Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, cpu_tuned: self.cpu_tuned };
         let kv = self.kv.ty;
         let (k, b) = (&mut self.kernels, &self.bindings);
         {
@@ -124,16 +123,16 @@ impl Llama {
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
                 rms_norm::dispatch(pass, k, &layer.attn_norm, t);
-                matrix::dispatch(pass, k, matrices, &layer.qkv, c.qkv_width(), t);
+                matrix::dispatch(pass, k, choice, &layer.qkv, c.qkv_width(), t);
                 rope_kv::dispatch(pass, k, kv, &layer.rope, t);
-                attention::dispatch(pass, k, kv, &layer.attention, c.n_head, t);
-                matrix::dispatch(pass, k, matrices, &layer.o, c.d_model, t); // + residual
+                attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
+                matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
                 rms_norm::dispatch(pass, k, &layer.ffn_norm, t);
-                matrix::dispatch(pass, k, matrices, &layer.gate_up, c.d_ff, t); // SwiGLU
-                matrix::dispatch(pass, k, matrices, &layer.down, c.d_model, t); // + residual
+                matrix::dispatch(pass, k, choice, &layer.gate_up, c.d_ff, t); // SwiGLU
+                matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
-            matrix::dispatch(pass, k, matrices, &b.head, c.vocab, o);
+            matrix::dispatch(pass, k, choice, &b.head, c.vocab, o);
             sample::dispatch(pass, k, &b.sample, plan.samplers.len());
             distribution::dispatch(pass, k, &b.distribution, plan.distributions.len());
         }
