@@ -1,5 +1,5 @@
 // The matrix kernels' parameters, bindings and weight loaders (included by
-// `matmul.wgsl`, `matmul_tiled.wgsl` and `matvec.wgsl`).
+// every `matmul*.wgsl` and `matvec*.wgsl`).
 // Mode 0 stores, mode 1 adds into `out` (the residual stream), mode 2 treats
 // W as [gate; up] stacked (2n rows) and writes silu(gate) * up.
 

@@ -12,7 +12,8 @@ use crust::engine::quant::TensorType::{self, *};
 use crust::engine::service::ModelService;
 use crust_tests::scratch_dir;
 
-const VOCAB: usize = 256;
+// Not a multiple of 4, 8 or 64: the LM head ends in a partial group of rows in every matrix kernel.
+const VOCAB: usize = 250;
 const D: usize = 64;
 const FF: usize = 128;
 const PAGE: u32 = 4;
@@ -141,7 +142,7 @@ const TOL: f32 = 2e-4;
 fn prefill_then_decode_match_the_reference() {
     let (mut gpu, mut reference) = models();
     // 11 tokens on scattered pages: 2 full pages of 4, then 3 slots of the third.
-    let prefill = pass(&[1, 5, 9, 200, 17, 3, 3, 42, 77, 128, 255], 0, &[5, 2, 9], 3);
+    let prefill = pass(&[1, 5, 9, 200, 17, 3, 3, 42, 77, 128, 249], 0, &[5, 2, 9], 3);
     assert_close(&gpu.forward(std::slice::from_ref(&prefill)).unwrap(), &reference.forward(&[prefill]).unwrap().1, TOL);
     for (step, token) in [7u32, 99, 4].into_iter().enumerate() {
         let len = 12 + step as u32;
@@ -334,7 +335,7 @@ fn distributions_are_sorted_and_sum_like_the_softmax() {
 fn invalid_passes_are_refused_by_name() {
     let (mut gpu, _) = models();
     let cases: Vec<(Pass, &str)> = vec![
-        (pass(&[VOCAB as u32], 0, &[0], 1), "token id 256 is not below the vocabulary size 256"),
+        (pass(&[VOCAB as u32], 0, &[0], 1), "token id 250 is not below the vocabulary size 250"),
         (pass(&[1, 2], 0, &[0], 1), "the pages hold 1 slots, fewer than the pass's 2 inputs"),
         (pass(&[1], 0, &[64], 1), "page 64 does not exist"),
         (pass(&[1], 0, &[0], 5), "last-kv-page-len is 5"),
@@ -396,7 +397,7 @@ fn the_scheduler_batches_concurrent_passes_without_changing_them() {
     // A bad pass fails alone; its batch neighbours still get their answers.
     let bad = pass(&[VOCAB as u32 + 5], 0, &[20], 1);
     let (good_rx, bad_rx) = (service.submit(passes[3].clone()), service.submit(bad));
-    assert!(bad_rx.blocking_recv().unwrap().unwrap_err().to_string().contains("token id 261"));
+    assert!(bad_rx.blocking_recv().unwrap().unwrap_err().to_string().contains("token id 255"));
     assert!(good_rx.blocking_recv().unwrap().is_ok());
 }
 

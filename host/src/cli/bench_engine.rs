@@ -61,7 +61,8 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     let most = args.batches.iter().copied().max().unwrap_or(1).max(8);
     let capacity = Capacity {
         kv_pages: (most * (PROMPT + STEPS).div_ceil(PAGE)).max(args.prompt.div_ceil(PAGE)),
-        batch_tokens: args.prompt.max(most),
+        // Decode prompts go in 8 at a time.
+        batch_tokens: args.prompt.max(most).max(8 * PROMPT),
         batch_outputs: most,
         ..Capacity::default()
     };
@@ -78,17 +79,20 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     if llama.shape == KernelShape::Cpu {
         llama.cpu_tuned = false;
         let tok_s = prefill(&mut llama, &prompt, "first kernels (baseline)")?;
-        untuned = Some((tok_s, decode(&mut llama, 8, &token, None)?));
+        untuned = Some((tok_s, decode(&mut llama, 1, &token, None)?, decode(&mut llama, 8, &token, None)?));
         llama.cpu_tuned = true;
     }
     let tok_s = prefill(&mut llama, &prompt, "")?;
-    if let Some((base, _)) = untuned {
+    if let Some((base, ..)) = untuned {
         println!("    {:.2}x the first kernels", tok_s / base);
     }
     let base = decode(&mut llama, 1, &token, None)?;
+    if let Some((_, base1, _)) = untuned {
+        println!("    {:.2}x the first kernels at batch 1 ({base1:.1} tok/s)", base / base1);
+    }
     for &batch in &args.batches {
         let tok_s = decode(&mut llama, batch, &token, Some(base))?;
-        if let (8, Some((_, base8))) = (batch, untuned) {
+        if let (8, Some((.., base8))) = (batch, untuned) {
             println!("    {:.2}x the first kernels at batch 8 ({base8:.1} tok/s)", tok_s / base8);
         }
     }

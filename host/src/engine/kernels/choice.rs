@@ -42,8 +42,9 @@ pub struct Choice {
     /// Reduce with subgroup operations (GPU-shaped decode).
     pub subgroups: bool,
     /// CPU adapters may use the kernels made for them (the register-blocked
-    /// matrix kernel, the per-query attention kernel); off, the first ones —
-    /// the baseline `crust bench-engine` measures them against.
+    /// matrix kernel and the per-query attention kernel for longer batches,
+    /// 8 rows per invocation for shorter ones); off, the first ones — the
+    /// baseline `crust bench-engine` measures them against.
     pub cpu_tuned: bool,
 }
 
@@ -55,6 +56,7 @@ impl Choice {
     pub fn matrix(self, ty: TensorType, tokens: u32) -> MatrixVariant {
         match self.shape {
             _ if self.cpu_tuned_for(tokens) => MatrixVariant::MatMulBlocked(ty),
+            KernelShape::Cpu if self.cpu_tuned => MatrixVariant::MatVecRows(ty),
             KernelShape::Cpu => MatrixVariant::MatMul(ty),
             KernelShape::Gpu if tokens > TILED_MIN_TOKENS => MatrixVariant::MatMulTiled(ty),
             KernelShape::Gpu => MatrixVariant::MatVec(ty, self.subgroups),

@@ -1,7 +1,8 @@
-//! The matrix kernels: out (+)= W · x for a quantized W, in three shapes
-//! (`shaders/matmul.wgsl`, `matmul_tiled.wgsl`, `matvec.wgsl`, each over
-//! `shaders/matrix.wgsl`). They share one bind-group layout, so a matrix's
-//! bind group serves whichever shape a batch picks.
+//! The matrix kernels: out (+)= W · x for a quantized W, in five shapes
+//! (`shaders/matmul.wgsl`, `matmul_blocked.wgsl`, `matmul_tiled.wgsl`,
+//! `matvec_rows.wgsl`, `matvec.wgsl`, each over `shaders/matrix.wgsl`). They
+//! share one bind-group layout, so a matrix's bind group serves whichever
+//! shape a batch picks.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -49,6 +50,9 @@ pub enum Variant {
     /// One invocation per 4 rows × 8 tokens, in registers: prefill and
     /// batched decode on CPU adapters.
     MatMulBlocked(TensorType),
+    /// One invocation per 8 rows of one token, workgroups of 8: decode on
+    /// CPU adapters.
+    MatVecRows(TensorType),
     /// One workgroup per row, reduced with subgroups when `true`: decode on GPUs.
     MatVec(TensorType, bool),
 }
@@ -59,13 +63,16 @@ impl Variant {
             Variant::MatMul(_) => "matmul.wgsl",
             Variant::MatMulTiled(_) => "matmul_tiled.wgsl",
             Variant::MatMulBlocked(_) => "matmul_blocked.wgsl",
+            Variant::MatVecRows(_) => "matvec_rows.wgsl",
             Variant::MatVec(..) => "matvec.wgsl",
         }
     }
 
     pub(super) fn defines(self) -> Vec<&'static str> {
         match self {
-            Variant::MatMul(ty) | Variant::MatMulTiled(ty) | Variant::MatMulBlocked(ty) | Variant::MatVec(ty, false) => vec![weights_define(ty)],
+            Variant::MatMul(ty) | Variant::MatMulTiled(ty) | Variant::MatMulBlocked(ty) | Variant::MatVecRows(ty) | Variant::MatVec(ty, false) => {
+                vec![weights_define(ty)]
+            }
             Variant::MatVec(ty, true) => vec![weights_define(ty), "SUBGROUPS"],
         }
     }
@@ -80,6 +87,10 @@ impl Variant {
             Variant::MatMulBlocked(_) => {
                 let per_invocation = if swiglu { 2 } else { 4 };
                 [n.div_ceil(per_invocation * 64), tokens.div_ceil(8)]
+            }
+            Variant::MatVecRows(_) => {
+                let per_invocation = if swiglu { 4 } else { 8 };
+                [n.div_ceil(per_invocation * 8), tokens]
             }
             // Rows past 65535 (the most one dimension may hold) wrap into y.
             Variant::MatVec(..) => [n.min(65535), n.div_ceil(65535)],

@@ -44,6 +44,7 @@ const SHADERS: &[(&str, &str)] = embedded![
     "matmul_tiled.wgsl",
     "matrix.wgsl",
     "matvec.wgsl",
+    "matvec_rows.wgsl",
     "quant.wgsl",
     "quant/f16.wgsl",
     "quant/f32.wgsl",
@@ -266,6 +267,7 @@ mod tests {
                 matrix::Variant::MatMul(ty),
                 matrix::Variant::MatMulTiled(ty),
                 matrix::Variant::MatMulBlocked(ty),
+                matrix::Variant::MatVecRows(ty),
                 matrix::Variant::MatVec(ty, false),
                 matrix::Variant::MatVec(ty, true),
             ];
