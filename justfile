@@ -99,10 +99,29 @@ bench-server: setup fetch-model build-components
 bench-openai: setup fetch-model build-components
     cargo bench -p crust-tests --bench openai
 
-# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter, with the engine's counters per step (`crust bench-engine --help`).
+# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter, with the engine's counters per step (`crust bench-engine --help`), and as a ratio of llama.cpp's on the same file and CPU, measured in the same run when `just llama-cpp-env` has been run once.
 bench-engine *ARGS: setup fetch-model
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo build --release -p crust
-    target/release/crust bench-engine {{ARGS}}
+    args=({{ARGS}})
+    baseline=()
+    if [[ " ${args[*]-} " == *" --synthetic "* ]]; then
+        echo "llama.cpp: not measured with --synthetic (its file has no tokenizer llama.cpp accepts)"
+    elif target/llama-cpp-env/bin/python -c "import llama_cpp" 2>/dev/null; then
+        target/llama-cpp-env/bin/python tests/benches/llama_cpp.py "${args[@]}" > target/llama-cpp-figures.json
+        baseline=(--llama-cpp target/llama-cpp-figures.json)
+    else
+        echo "llama.cpp: not measured (run \`just llama-cpp-env\` once to build it, ≈20 min on 2 cores)"
+    fi
+    target/release/crust bench-engine "${args[@]}" "${baseline[@]}"
+
+# llama.cpp (llama-cpp-python, built from source for this CPU) in its own venv, for bench-engine's same-run baseline.
+llama-cpp-env:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x target/llama-cpp-env/bin/python ] || python3 -m venv target/llama-cpp-env
+    CMAKE_ARGS="-DGGML_NATIVE=ON" target/llama-cpp-env/bin/pip install --disable-pip-version-check llama-cpp-python==0.3.36
 
 # On a GPU machine with only this repository and a built binary (no model download, no registry, no build): the engine bench on a synthetic model with the default model's shapes, GPU-shaped and CPU-shaped kernels, within 10 minutes.
 bench-gpu BIN="target/release/crust":

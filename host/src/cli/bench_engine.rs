@@ -39,9 +39,39 @@ pub(crate) struct BenchEngineArgs {
     /// Decode batch sizes to measure after batch 1.
     #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
     batches: Vec<u32>,
+    /// llama.cpp's figures on the same model and CPU, measured just before by
+    /// `tests/benches/llama_cpp.py` (`just bench-engine` does): prefill and
+    /// batch-1 decode are then also printed as a ratio of them.
+    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
+    llama_cpp: Option<PathBuf>,
+}
+
+/// What `tests/benches/llama_cpp.py` prints.
+#[derive(serde::Deserialize)]
+struct LlamaCppFigures {
+    version: String,
+    threads: u32,
+    prompt: u32,
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+}
+
+impl LlamaCppFigures {
+    fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not llama.cpp figures", path.display()))
+    }
+
+    fn versus(&self, tok_s: f64, theirs: f64, what: &str) {
+        println!("    {:.3}x llama.cpp {} ({theirs:.1} tok/s, {} threads, {what})", tok_s / theirs, self.version, self.threads);
+    }
 }
 
 pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
+    let llama_cpp = args.llama_cpp.as_deref().map(LlamaCppFigures::read).transpose()?;
+    if let Some(figures) = &llama_cpp {
+        anyhow::ensure!(figures.prompt == args.prompt, "the llama.cpp figures are for a {}-token prompt, not {}", figures.prompt, args.prompt);
+    }
     let synthetic_file;
     let path = if args.synthetic {
         let started = Instant::now();
@@ -86,9 +116,15 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     if let Some((base, ..)) = untuned {
         println!("    {:.2}x the first kernels", tok_s / base);
     }
+    if let Some(figures) = &llama_cpp {
+        figures.versus(tok_s, figures.prefill_tok_s, "prefill");
+    }
     let base = decode(&mut llama, 1, &token, None)?;
     if let Some((_, base1, _)) = untuned {
         println!("    {:.2}x the first kernels at batch 1 ({base1:.1} tok/s)", base / base1);
+    }
+    if let Some(figures) = &llama_cpp {
+        figures.versus(base, figures.decode_tok_s, "decode, one sequence");
     }
     for &batch in &args.batches {
         let tok_s = decode(&mut llama, batch, &token, Some(base))?;

@@ -1,0 +1,57 @@
+"""llama.cpp's figures for `just bench-engine`: the same GGUF, the same CPU,
+the same prompt tokens, prefill and batch-1 decode, measured just before
+Crust's in the same run. Prints one JSON object; `crust bench-engine
+--llama-cpp FILE` reads it and prints Crust's speed as a ratio of it.
+
+Takes `crust bench-engine`'s own arguments and ignores the ones it has no
+use for, so the justfile can hand both the same list."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from llama_cpp import Llama, __version__
+
+DECODE_PROMPT = 8
+DECODE_STEPS = 32
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    models = os.environ.get("CRUST_MODELS_DIR") or os.path.join(cache, "crust", "models")
+    parser.add_argument("--model", default=os.path.join(models, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    parser.add_argument("--prompt", type=int, default=512)
+    args, _ = parser.parse_known_args()
+
+    threads = os.cpu_count() or 1
+    llm = Llama(model_path=args.model, n_ctx=max(1024, args.prompt + 64), n_batch=max(512, args.prompt),
+                n_ubatch=max(512, args.prompt), n_threads=threads, n_threads_batch=threads, verbose=False)
+    vocab = llm.n_vocab()
+    # The token ids `crust bench-engine` uses.
+    prompt = [(i * 7919 + 13) % vocab for i in range(args.prompt)]
+
+    llm.reset()
+    llm.eval(prompt[:16])  # warm-up
+
+    llm.reset()
+    started = time.perf_counter()
+    llm.eval(prompt)
+    prefill = args.prompt / (time.perf_counter() - started)
+
+    llm.reset()
+    llm.eval(prompt[:DECODE_PROMPT])
+    started = time.perf_counter()
+    for step in range(DECODE_STEPS):
+        llm.eval([prompt[(DECODE_PROMPT + step) % len(prompt)]])
+    decode = DECODE_STEPS / (time.perf_counter() - started)
+
+    json.dump({"version": __version__, "threads": threads, "prompt": args.prompt,
+               "prefill_tok_s": prefill, "decode_tok_s": decode}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
