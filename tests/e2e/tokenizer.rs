@@ -2,6 +2,7 @@
 //! for byte (expected ids generated once with llama.cpp: tests/data/smollm2_tokens.py).
 
 use crust::config::EngineConfig;
+use crust::providers::tokenize::TokenizerHandle;
 use crust_tests::DefaultModel;
 
 #[derive(serde::Deserialize)]
@@ -21,6 +22,45 @@ fn token_ids_equal_llama_cpp() {
         for case in cases {
             assert_eq!(model.tokenize(&case.text).await, case.ids, "tokenizing {:?}", case.text);
             assert_eq!(model.detokenize(&case.ids).await, case.text, "detokenizing {:?}", case.text);
+        }
+    });
+}
+
+/// Callers with handles of their own are spread over the provider's pool
+/// (one instance per core, up to 8) instead of queueing for one instance,
+/// and every member gives the same ids.
+#[test]
+fn concurrent_callers_spread_over_the_pool_and_agree() {
+    let data = std::fs::read_to_string(crust_tests::repo_root().join("tests/data/smollm2-tokens.json")).unwrap();
+    let cases: Vec<Case> = serde_json::from_str(&data).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    tokio.block_on(async {
+        let model = DefaultModel::open("tokenizer-pool", EngineConfig::default()).await;
+        let provider = model.provider().clone();
+        assert_eq!(provider.live_instances().await, 0, "instances start on their first call");
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(provider.pool_size(), cores.min(8));
+        let callers = provider.pool_size() + 1;
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (provider, model) = (provider.clone(), model.model.clone());
+                let text = cases[0].text.clone();
+                tokio::spawn(async move {
+                    let mut handle = TokenizerHandle::new(model);
+                    let ids = provider.tokenize(&mut handle, &text).await.expect("tokenizing");
+                    (handle, ids)
+                })
+            })
+            .collect();
+        let mut handles = Vec::new();
+        for task in tasks {
+            let (handle, ids) = task.await.unwrap();
+            assert_eq!(ids, cases[0].ids);
+            handles.push(handle);
+        }
+        assert_eq!(provider.live_instances().await, provider.pool_size(), "{callers} callers used every member");
+        for handle in handles {
+            provider.release(handle).await;
         }
     });
 }

@@ -136,4 +136,9 @@ impl DefaultModel {
     pub async fn detokenize(&mut self, ids: &[u32]) -> String {
         self.provider.detokenize(&mut self.tokenizer, ids).await.expect("detokenizing")
     }
+
+    /// The tokenize provider, for tests that hold handles of their own.
+    pub fn provider(&self) -> &Arc<TokenizeProvider> {
+        &self.provider
+    }
 }

@@ -1,8 +1,9 @@
 //! Forwarding `inferlet:core/tokenize` to the tokenize provider component.
 //!
 //! Inferlets hold host-side handles that name a `tokenizer` resource inside
-//! the shared provider instance, acquired on first use and re-acquired if
-//! the provider was replaced after a trap.
+//! one member of the provider's pool, acquired on first use (on the member
+//! [`SharedInstance::pick`] gives) and re-acquired if that member was
+//! replaced after a trap. Handles on different members tokenize in parallel.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -44,11 +45,24 @@ impl ProviderBindings for Bindings {
 
 pub const COMPONENT_FILE: &str = "tokenize_provider.wasm";
 
-/// An inferlet's `tokenizer`: the model, and its resource in the provider
-/// (with the provider instance's generation).
+/// Instances in the pool: one per core, up to 8 (each holds its own parsed
+/// tokenizers, a few MiB per model).
+fn pool_size() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
+/// An inferlet's `tokenizer`: the model, and its resource in the provider.
 pub struct TokenizerHandle {
     pub model: Arc<Model>,
-    remote: Option<(u64, ResourceAny)>,
+    remote: Option<Remote>,
+}
+
+/// A `tokenizer` resource inside one pool member's instance.
+#[derive(Clone, Copy)]
+struct Remote {
+    member: usize,
+    generation: u64,
+    resource: ResourceAny,
 }
 
 impl TokenizerHandle {
@@ -80,7 +94,7 @@ impl TokenizeProvider {
         std::fs::create_dir_all(&dir).map_err(|e| ProviderError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let preopen = dir.clone();
         let wasi = move || wasi_with_dir(&preopen, "/tokenizers", FsPerms::ReadOnly);
-        Ok(Self { shared: SharedInstance::new("tokenize", engine, component, linker, wasi), dir, written: Mutex::new(HashSet::new()) })
+        Ok(Self { shared: SharedInstance::new("tokenize", engine, component, linker, pool_size(), wasi), dir, written: Mutex::new(HashSet::new()) })
     }
 
     /// Writes the model's `tokenizer.json` where the provider reads it (once per process).
@@ -107,19 +121,20 @@ impl TokenizeProvider {
     ) -> Result<T, ProviderError> {
         self.publish(&handle.model).await?;
         let name = handle.model.name.clone();
+        let member = handle.remote.map_or_else(|| self.shared.pick(), |r| r.member);
         let remote = &mut handle.remote;
         let result = self
             .shared
-            .call(what, async |l| {
+            .call(member, what, async |l| {
                 let resource = match *remote {
-                    Some((generation, resource)) if generation == l.generation => resource,
+                    Some(r) if r.generation == l.generation => r.resource,
                     _ => {
                         let m = l.store.data_mut().table.push(ProviderModel { name })?;
                         let rep = m.rep();
                         let resource = l.bindings.inferlet_core_tokenize().call_get_tokenizer(&mut l.store, m).await?;
                         // The provider only borrowed the model.
                         l.store.data_mut().table.delete(Resource::<ProviderModel>::new_own(rep))?;
-                        *remote = Some((l.generation, resource));
+                        *remote = Some(Remote { member, generation: l.generation, resource });
                         resource
                     }
                 };
@@ -153,7 +168,17 @@ impl TokenizeProvider {
 
     /// Drops the handle's resource in the provider, if that instance still lives.
     pub async fn release(&self, handle: TokenizerHandle) {
-        let Some((generation, resource)) = handle.remote else { return };
-        self.shared.call_if_live(generation, async |l| resource.resource_drop_async(&mut l.store).await).await;
+        let Some(Remote { member, generation, resource }) = handle.remote else { return };
+        self.shared.call_if_live(member, generation, async |l| resource.resource_drop_async(&mut l.store).await).await;
+    }
+
+    /// How many instances the pool may run.
+    pub fn pool_size(&self) -> usize {
+        self.shared.size()
+    }
+
+    /// How many of the pool's instances are running.
+    pub async fn live_instances(&self) -> usize {
+        self.shared.live_members().await
     }
 }
