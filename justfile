@@ -107,7 +107,7 @@ bench-engine *ARGS: setup fetch-model
     args=({{ARGS}})
     baseline=()
     if [[ " ${args[*]-} " == *" --synthetic "* ]]; then
-        echo "llama.cpp: not measured with --synthetic (its file has no tokenizer llama.cpp accepts)"
+        echo "llama.cpp: not measured with --synthetic (only on a real model file)"
     elif target/llama-cpp-env/bin/python -c "import llama_cpp" 2>/dev/null; then
         target/llama-cpp-env/bin/python tests/benches/llama_cpp.py "${args[@]}" > target/llama-cpp-figures.json
         baseline=(--llama-cpp target/llama-cpp-figures.json)
