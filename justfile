@@ -109,7 +109,7 @@ bench-engine *ARGS: setup fetch-model
     if [[ " ${args[*]-} " == *" --synthetic "* ]]; then
         echo "llama.cpp: not measured with --synthetic (only on a real model file)"
     elif target/llama-cpp-env/bin/python -c "import llama_cpp" 2>/dev/null; then
-        target/llama-cpp-env/bin/python tests/benches/llama_cpp.py "${args[@]}" > target/llama-cpp-figures.json
+        target/llama-cpp-env/bin/python tests/benches/llama_cpp_figures.py "${args[@]}" > target/llama-cpp-figures.json
         baseline=(--llama-cpp target/llama-cpp-figures.json)
     else
         echo "llama.cpp: not measured (run \`just llama-cpp-env\` once to build it, ≈20 min on 2 cores)"

@@ -40,13 +40,13 @@ pub(crate) struct BenchEngineArgs {
     #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
     batches: Vec<u32>,
     /// llama.cpp's figures on the same model and CPU, measured just before by
-    /// `tests/benches/llama_cpp.py` (`just bench-engine` does): prefill and
+    /// `tests/benches/llama_cpp_figures.py` (`just bench-engine` does): prefill and
     /// batch-1 decode are then also printed as a ratio of them.
     #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
     llama_cpp: Option<PathBuf>,
 }
 
-/// What `tests/benches/llama_cpp.py` prints.
+/// What `tests/benches/llama_cpp_figures.py` prints.
 #[derive(serde::Deserialize)]
 struct LlamaCppFigures {
     version: String,
