@@ -23,13 +23,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let xo = t * p.x_stride;
     let o = t * p.out_stride + p.out_offset + row;
+    var up = 0.0;
     if (p.mode == 2u) {
-        let gate = row_dot(row, xo);
-        let up = row_dot(row + p.n, xo);
-        out[o] = gate / (1.0 + exp(-gate)) * up;
-    } else if (p.mode == 1u) {
-        out[o] = out[o] + row_dot(row, xo);
-    } else {
-        out[o] = row_dot(row, xo);
+        up = row_dot(row + p.n, xo);
     }
+    emit(o, row_dot(row, xo), up);
 }

@@ -88,15 +88,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (row >= p.n) {
                 break;
             }
-            let o = token * p.out_stride + p.out_offset + row;
-            if (swiglu) {
-                let gate = s[r];
-                out[o] = gate / (1.0 + exp(-gate)) * s[r + 2u];
-            } else if (p.mode == 1u) {
-                out[o] = out[o] + s[r];
-            } else {
-                out[o] = s[r];
-            }
+            // SwiGLU: the up row's sum is 2 lanes on.
+            emit(token * p.out_stride + p.out_offset + row, s[r], s[(r + 2u) % 4u]);
         }
     }
 }

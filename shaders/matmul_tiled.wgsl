@@ -58,13 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let tt = t0 + t;
         if (tt < p.tokens) {
             let o = tt * p.out_stride + p.out_offset + row;
-            if (p.mode == 2u) {
-                out[o] = acc[t] / (1.0 + exp(-acc[t])) * acc_up[t];
-            } else if (p.mode == 1u) {
-                out[o] = out[o] + acc[t];
-            } else {
-                out[o] = acc[t];
-            }
+            emit(o, acc[t], acc_up[t]);
         }
     }
 }

@@ -21,3 +21,15 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 #include "quant.wgsl"
+
+// Writes output `o` as the mode says; in SwiGLU mode `sum` is the gate's
+// and `up` the up row's (ignored otherwise).
+fn emit(o: u32, sum: f32, up: f32) {
+    if (p.mode == 2u) {
+        out[o] = sum / (1.0 + exp(-sum)) * up;
+    } else if (p.mode == 1u) {
+        out[o] = out[o] + sum;
+    } else {
+        out[o] = sum;
+    }
+}

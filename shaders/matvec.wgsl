@@ -46,13 +46,7 @@ fn main(
         }
         if (lid == 0u) {
             let o = t * p.out_stride + p.out_offset + row;
-            if (p.mode == 2u) {
-                out[o] = total / (1.0 + exp(-total)) * total_up;
-            } else if (p.mode == 1u) {
-                out[o] = out[o] + total;
-            } else {
-                out[o] = total;
-            }
+            emit(o, total, total_up);
         }
     }
 }

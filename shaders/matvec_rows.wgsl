@@ -52,14 +52,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (row >= p.n) {
             break;
         }
-        let o = t * p.out_stride + p.out_offset + row;
-        if (swiglu) {
-            let gate = sums[r];
-            out[o] = gate / (1.0 + exp(-gate)) * sums[r + 4u];
-        } else if (p.mode == 1u) {
-            out[o] = out[o] + sums[r];
-        } else {
-            out[o] = sums[r];
-        }
+        // SwiGLU: the up row's sum is 4 on.
+        emit(t * p.out_stride + p.out_offset + row, sums[r], sums[(r + 4u) % 8u]);
     }
 }

@@ -19,13 +19,7 @@ fn dequant_block(b: u32) -> array<f32, 32> {
     return w;
 }
 
-// A block's constants: none.
-alias BlockScale = f32;
-
-fn block_scale(b: u32) -> BlockScale {
-    _ = ws[0];
-    return 1.0;
-}
+#include "quant/unscaled.wgsl"
 
 // Weights 4j … 4j+3 of block b (j < 8), whose constants are `s`.
 fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {

@@ -52,6 +52,7 @@ const SHADERS: &[(&str, &str)] = embedded![
     "quant/q4_1.wgsl",
     "quant/q4_nibbles.wgsl",
     "quant/q8_0.wgsl",
+    "quant/unscaled.wgsl",
     "reduce.wgsl",
     "rms_norm.wgsl",
     "rope_kv.wgsl",
