@@ -2,12 +2,15 @@
 // tokens: the 8 tokens' slice of x goes through workgroup memory once per
 // block, and each weight block is dequantized once for all 8 tokens (8×
 // fewer weight reads than one thread per (row, token)). `dequant_block`
-// comes from the weight type's loaders; modes as in `matrix.wgsl`.
+// comes from the weight type's loaders; the input's norm (its squares summed
+// as the tile is loaded) and the modes as in `matrix.wgsl`.
 
 #include "matrix.wgsl"
 
 const TILE_T: u32 = 8u;
 var<workgroup> xs: array<f32, 256>;
+// Each invocation's share of its token's squared inputs (the norm).
+var<workgroup> squares: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -16,12 +19,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let blocks = p.k / 32u;
     var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     var acc_up = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    var my_squares = 0.0;
     for (var b = 0u; b < blocks; b++) {
         // 8 tokens × 8 vec4s of this block's inputs: one vec4 per invocation.
         let t = t0 + lid / 8u;
         var v = vec4<f32>(0.0);
         if (t < p.tokens) {
-            v = x[(t * p.x_stride + 32u * b) / 4u + lid % 8u];
+            let raw = x[t * p.x_stride / 4u + 8u * b + lid % 8u];
+            my_squares += dot(raw, raw);
+            v = input4(t * p.x_stride / 4u, 8u * b + lid % 8u);
         }
         let at = 32u * (lid / 8u) + 4u * (lid % 8u);
         xs[at] = v.x;
@@ -51,14 +57,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
+    squares[lid] = my_squares;
+    workgroupBarrier();
     if (row >= p.n) {
         return;
     }
     for (var t = 0u; t < TILE_T; t++) {
         let tt = t0 + t;
         if (tt < p.tokens) {
+            var scale = 1.0;
+            if (p.norm == 1u) {
+                var sum = 0.0;
+                for (var i = 8u * t; i < 8u * t + 8u; i++) {
+                    sum += squares[i];
+                }
+                scale = rms_scale(sum);
+            }
             let o = tt * p.out_stride + p.out_offset + row;
-            emit(o, acc[t], acc_up[t]);
+            emit(o, scale, acc[t], acc_up[t]);
         }
     }
 }

@@ -2,7 +2,8 @@
 // splitting the row's blocks, then a workgroup sum (`reduce64`, from
 // `sum_subgroup.wgsl` when the host defines SUBGROUPS, else
 // `sum_shared.wgsl`). Rows past 65535 wrap into y. `block_dot` comes from
-// the weight type's loaders; modes as in `matrix.wgsl`.
+// the weight type's loaders; the input's norm (its squares summed by the
+// same invocations that read each block) and the modes as in `matrix.wgsl`.
 
 #include "matrix.wgsl"
 #ifdef SUBGROUPS
@@ -30,13 +31,20 @@ fn main(
     }
     let blocks = p.k / 32u;
     for (var t = 0u; t < p.tokens; t++) {
-        let xo = t * p.x_stride;
+        let xi = t * p.x_stride / 4u;
         var partial = 0.0;
         var partial_up = 0.0;
+        var squares = 0.0;
         for (var b = lid; b < blocks; b += 64u) {
-            partial += block_dot(row * blocks + b, xo + 32u * b);
+            partial += block_dot(row * blocks + b, xi, 8u * b);
             if (p.mode == 2u) {
-                partial_up += block_dot((row + p.n) * blocks + b, xo + 32u * b);
+                partial_up += block_dot((row + p.n) * blocks + b, xi, 8u * b);
+            }
+            if (p.norm == 1u) {
+                for (var c = 8u * b; c < 8u * b + 8u; c++) {
+                    let v = x[xi + c];
+                    squares += dot(v, v);
+                }
             }
         }
         let total = reduce64(partial, lid);
@@ -44,9 +52,13 @@ fn main(
         if (p.mode == 2u) {
             total_up = reduce64(partial_up, lid);
         }
+        var scale = 1.0;
+        if (p.norm == 1u) {
+            scale = rms_scale(reduce64(squares, lid));
+        }
         if (lid == 0u) {
             let o = t * p.out_stride + p.out_offset + row;
-            emit(o, total, total_up);
+            emit(o, scale, total, total_up);
         }
     }
 }

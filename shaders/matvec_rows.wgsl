@@ -2,8 +2,8 @@
 // rows of one token, in workgroups of 8 (one SIMD vector of lavapipe's lanes,
 // so no workgroup is mostly idle). Each step loads 4 inputs once for the 8
 // rows — the same word in every lane — and each row's block constants once
-// per block. `dequant4` comes from the weight type's loaders; modes as in
-// `matrix.wgsl` (SwiGLU: rows r … r+3 of gate and of up, so 4 outputs per
+// per block. `dequant4` comes from the weight type's loaders; the input's
+// norm and the modes as in `matrix.wgsl` (SwiGLU: rows r … r+3 of gate and of up, so 4 outputs per
 // invocation).
 
 #include "matrix.wgsl"
@@ -40,12 +40,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let s6 = block_scale(bh.z);
         let s7 = block_scale(bh.w);
         for (var j = 0u; j < 8u; j++) {
-            let xv = x[xi + 8u * b + j];
+            let xv = input4(xi, 8u * b + j);
             // The columns are the rows' weights: xv · w is their 4 dot products.
             sum_lo += xv * mat4x4<f32>(dequant4(s0, bl.x, j), dequant4(s1, bl.y, j), dequant4(s2, bl.z, j), dequant4(s3, bl.w, j));
             sum_hi += xv * mat4x4<f32>(dequant4(s4, bh.x, j), dequant4(s5, bh.y, j), dequant4(s6, bh.z, j), dequant4(s7, bh.w, j));
         }
     }
+    let scale = norm_scale(xi);
     let sums = array<f32, 8>(sum_lo.x, sum_lo.y, sum_lo.z, sum_lo.w, sum_hi.x, sum_hi.y, sum_hi.z, sum_hi.w);
     for (var r = 0u; r < outputs; r++) {
         let row = r0 + r;
@@ -53,6 +54,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             break;
         }
         // SwiGLU: the up row's sum is 4 on.
-        emit(t * p.out_stride + p.out_offset + row, sums[r], sums[(r + 4u) % 8u]);
+        emit(t * p.out_stride + p.out_offset + row, scale, sums[r], sums[(r + 4u) % 8u]);
     }
 }

@@ -28,15 +28,15 @@ fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
 }
 
 #ifndef LOADERS_ONLY
-// Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
-fn block_dot(b: u32, xo: u32) -> f32 {
+// Weight block b times the input block at vec4 `c` of the input row that
+// starts at vec4 `row` (a block is 8 vec4s), read through the matrix kernels' `input4`.
+fn block_dot(b: u32, row: u32, c: u32) -> f32 {
     _ = ws[0];
-    let xi = xo / 4u;
     var acc = 0.0;
     for (var w = 0u; w < 8u; w++) {
-        let a = unpack2x16float(wq[16u * b + 2u * w]);
-        let c = unpack2x16float(wq[16u * b + 2u * w + 1u]);
-        acc += dot(vec4<f32>(a, c), x[xi + w]);
+        let lo = unpack2x16float(wq[16u * b + 2u * w]);
+        let hi = unpack2x16float(wq[16u * b + 2u * w + 1u]);
+        acc += dot(vec4<f32>(lo, hi), input4(row, c + w));
     }
     return acc;
 }

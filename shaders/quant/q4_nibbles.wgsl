@@ -43,18 +43,18 @@ fn dequant4(s: BlockScale, b: u32, j: u32) -> vec4<f32> {
 }
 
 #ifndef LOADERS_ONLY
-// Reads the input `x` (as vec4: a block is 8 of them) that the matrix kernels bind.
-fn block_dot(b: u32, xo: u32) -> f32 {
+// Weight block b times the input block at vec4 `c` of the input row that
+// starts at vec4 `row` (a block is 8 vec4s), read through the matrix kernels' `input4`.
+fn block_dot(b: u32, row: u32, c: u32) -> f32 {
     let s = q4_scale(b);
-    let xi = xo / 4u;
     var acc = 0.0;
     var xsum = 0.0;
     for (var w = 0u; w < 4u; w++) {
         let word = wq[4u * b + w];
         let lo = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & vec4<u32>(0xfu));
         let hi = vec4<f32>(vec4<u32>(word >> 4u, word >> 12u, word >> 20u, word >> 28u) & vec4<u32>(0xfu));
-        let x0 = x[xi + w];
-        let x1 = x[xi + w + 4u];
+        let x0 = input4(row, c + w);
+        let x1 = input4(row, c + w + 4u);
         acc += dot(lo, x0) + dot(hi, x1);
         xsum += dot(x0 + x1, vec4<f32>(1.0));
     }

@@ -152,17 +152,20 @@ fn prefill_then_decode_match_the_reference() {
     }
 }
 
-/// Every matrix-kernel variant — on CPU adapters one invocation per output
-/// (under 4 rows) or per 4 rows × 8 tokens in registers (the 12-row batch,
-/// a full tile and a partial one); on GPUs a workgroup per row with subgroup
-/// or workgroup-memory sums, and the tiled prefill kernel (batches over 8
-/// rows) — gives the reference's answers.
+/// Every matrix-kernel variant, each with the layer norms folded into its
+/// input — on CPU adapters 8 rows per invocation (under 4 rows) or 4 rows ×
+/// 8 tokens in registers (the 12-row batch, a full tile and a partial one),
+/// and the first kernels (one invocation per output); on GPUs a workgroup
+/// per row with subgroup or workgroup-memory sums, and the tiled prefill
+/// kernel (batches over 8 rows) — gives the reference's answers.
 #[test]
 fn every_kernel_shape_matches_the_reference() {
-    for (shape, subgroups) in [(KernelShape::Cpu, false), (KernelShape::Gpu, true), (KernelShape::Gpu, false)] {
+    let shapes = [(KernelShape::Cpu, false, true), (KernelShape::Cpu, false, false), (KernelShape::Gpu, true, true), (KernelShape::Gpu, false, true)];
+    for (shape, subgroups, cpu_tuned) in shapes {
         let (mut gpu, mut reference) = models();
         gpu.shape = shape;
         gpu.subgroups = subgroups;
+        gpu.cpu_tuned = cpu_tuned;
         let passes = vec![pass(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3], 0, &[0, 1, 2], 2), pass(&[2, 7], 0, &[3], 2)];
         let batched = gpu.forward(&passes).unwrap();
         assert_close(&batched, &reference.forward(&passes).unwrap().1, TOL);

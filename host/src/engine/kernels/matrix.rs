@@ -1,6 +1,7 @@
 //! The matrix kernels: out (+)= W · x for a quantized W, in five shapes
 //! (`shaders/matmul.wgsl`, `matmul_blocked.wgsl`, `matmul_tiled.wgsl`,
-//! `matvec_rows.wgsl`, `matvec.wgsl`, each over `shaders/matrix.wgsl`). They
+//! `matvec_rows.wgsl`, `matvec.wgsl`, each over `shaders/matrix.wgsl`), with
+//! the RMSNorm of their input folded in where a layer norms it first. They
 //! share one bind-group layout, so a matrix's bind group serves whichever
 //! shape a batch picks.
 
@@ -20,7 +21,10 @@ pub struct Params {
     pub out_offset: u32,
     /// A [`Mode`].
     pub mode: u32,
-    pub _pad: u32,
+    /// 1: the input is RMS-normalized with `eps` and the gain bound beside it.
+    pub norm: u32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
 }
 
 /// What a kernel does with each output.
@@ -36,7 +40,23 @@ pub enum Mode {
 impl Params {
     /// `tokens` rows of width `k` in, rows of width `n` out, packed.
     pub fn new(k: usize, n: usize, tokens: u32, mode: Mode) -> Self {
-        Self { k: k as u32, n: n as u32, tokens, x_stride: k as u32, out_stride: n as u32, out_offset: 0, mode: mode as u32, _pad: 0 }
+        Self {
+            k: k as u32,
+            n: n as u32,
+            tokens,
+            x_stride: k as u32,
+            out_stride: n as u32,
+            out_offset: 0,
+            mode: mode as u32,
+            norm: 0,
+            eps: 0.0,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The input RMS-normalized first (with the gain bound as the matrix's `norm`).
+    pub fn normalized(self, eps: f32) -> Self {
+        Self { norm: 1, eps, ..self }
     }
 }
 
@@ -98,11 +118,18 @@ impl Variant {
     }
 }
 
-/// Weights (quants, scales), input, output, params.
+/// Weights (quants, scales), input, output, params, the input norm's gain.
 pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some("matrix"),
-        entries: &[storage_entry(0, true), storage_entry(1, true), storage_entry(2, true), storage_entry(3, false), uniform_entry(4)],
+        entries: &[
+            storage_entry(0, true),
+            storage_entry(1, true),
+            storage_entry(2, true),
+            storage_entry(3, false),
+            uniform_entry(4),
+            storage_entry(5, true),
+        ],
     })
 }
 
@@ -114,16 +141,20 @@ pub struct Bindings<'a> {
     pub x: &'a wgpu::Buffer,
     pub out: &'a wgpu::Buffer,
     pub params: &'a wgpu::Buffer,
+    /// The gain of the RMSNorm folded into the input, if the params ask for one.
+    pub norm: Option<&'a wgpu::Buffer>,
 }
 
 impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels, label: &str) -> BoundMatrix {
         // Any variant names the shared layout.
         let kernel = Kernel::Matrix(Variant::MatMul(self.ty));
+        // Without a norm the gain is never read: the input fills its binding.
+        let gain = self.norm.unwrap_or(self.x);
         BoundMatrix {
             ty: self.ty,
             swiglu: false,
-            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params]),
+            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params, gain]),
         }
     }
 }

@@ -304,7 +304,7 @@ mod tests {
     /// The host structs must be as large as their WGSL twins (uniforms: multiples of 16).
     #[test]
     fn params_match_their_wgsl_sizes() {
-        assert_eq!(size_of::<matrix::Params>(), 32);
+        assert_eq!(size_of::<matrix::Params>(), 48);
         assert_eq!(size_of::<embed::Params>(), 16);
         assert_eq!(size_of::<rms_norm::Params>(), 16);
         assert_eq!(size_of::<rope_kv::Params>(), 32);
@@ -371,5 +371,6 @@ mod tests {
         assert!(source(Kernel::Attention(attention::Variant::PerQuery(KvType::F32))).contains("alias KV_T = f32;"));
         assert!(!source(Kernel::Embed(Q4_0)).contains("fn block_dot"));
         assert!(source(Kernel::Matrix(matrix::Variant::MatMul(Q4_1))).contains("fn block_dot"));
+        assert!(source(Kernel::Matrix(matrix::Variant::MatMulBlocked(Q8_0))).contains("fn norm_scale"));
     }
 }

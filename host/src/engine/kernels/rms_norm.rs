@@ -1,5 +1,6 @@
-//! RMSNorm of chosen rows (`shaders/rms_norm.wgsl`): every row before each
-//! layer's attention and feed-forward, the output rows before the LM head.
+//! RMSNorm of chosen rows (`shaders/rms_norm.wgsl`): the output rows before
+//! the LM head, gathered into one packed buffer. (A layer's two norms are
+//! folded into the matrices that read them: see `matrix`.)
 
 use bytemuck::{Pod, Zeroable};
 

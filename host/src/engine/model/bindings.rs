@@ -9,13 +9,13 @@ use super::uniforms::Uniforms;
 use super::weights::GpuMatrix;
 use crate::engine::kernels::{BoundMatrix, Kernels, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 
+/// A layer's two norms are folded into q|k|v and gate|up, which read the
+/// residual stream itself.
 pub struct LayerBindings {
-    pub attn_norm: wgpu::BindGroup,
     pub qkv: BoundMatrix,
     pub rope: wgpu::BindGroup,
     pub attention: wgpu::BindGroup,
     pub o: BoundMatrix,
-    pub ffn_norm: wgpu::BindGroup,
     pub gate_up: BoundMatrix,
     pub down: BoundMatrix,
 }
@@ -29,9 +29,16 @@ pub struct Bindings {
     pub distribution: wgpu::BindGroup,
 }
 
-/// `weights` · `x` into `out`, with `params`.
-fn bind_matrix(kernels: &mut Kernels, label: &str, weights: &GpuMatrix, x: &wgpu::Buffer, out: &wgpu::Buffer, params: &wgpu::Buffer) -> BoundMatrix {
-    matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params }.bind(kernels, label)
+/// `weights` · `x` into `out`, with `params` (and `norm`'s gain when they
+/// normalize `x`).
+fn bind_matrix(
+    kernels: &mut Kernels,
+    label: &str,
+    weights: &GpuMatrix,
+    [x, out, params]: [&wgpu::Buffer; 3],
+    norm: Option<&wgpu::Buffer>,
+) -> BoundMatrix {
+    matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params, norm }.bind(kernels, label)
 }
 
 impl Bindings {
@@ -44,9 +51,7 @@ impl Bindings {
             .iter()
             .zip(&kv.layers)
             .map(|(l, [k_cache, v_cache])| LayerBindings {
-                attn_norm: rms_norm::Bindings { x: &b.x, weight: &l.attn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }
-                    .bind(kernels, "attn_norm"),
-                qkv: bind_matrix(kernels, "qkv", &l.qkv, &b.h, &b.qkv, &u.qkv),
+                qkv: bind_matrix(kernels, "qkv", &l.qkv, [&b.x, &b.qkv, &u.qkv], Some(&l.attn_norm)),
                 rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
                 attention: attention::Bindings {
                     kv: kv.ty,
@@ -60,12 +65,13 @@ impl Bindings {
                     params: &u.attention,
                 }
                 .bind(kernels),
-                o: bind_matrix(kernels, "o", &l.o, &b.attn, &b.x, &u.o),
-                ffn_norm: rms_norm::Bindings { x: &b.x, weight: &l.ffn_norm, rows: &b.all_rows, out: &b.h, params: &u.norm }
-                    .bind(kernels, "ffn_norm"),
+                o: bind_matrix(kernels, "o", &l.o, [&b.attn, &b.x, &u.o], None),
                 // The SwiGLU mode (see `Uniforms::write`).
-                gate_up: BoundMatrix { swiglu: true, ..bind_matrix(kernels, "gate_up", &l.gate_up, &b.h, &b.ffn, &u.gate_up) },
-                down: bind_matrix(kernels, "down", &l.down, &b.ffn, &b.x, &u.down),
+                gate_up: BoundMatrix {
+                    swiglu: true,
+                    ..bind_matrix(kernels, "gate_up", &l.gate_up, [&b.x, &b.ffn, &u.gate_up], Some(&l.ffn_norm))
+                },
+                down: bind_matrix(kernels, "down", &l.down, [&b.ffn, &b.x, &u.down], None),
             })
             .collect();
         let r = readback;
@@ -74,7 +80,7 @@ impl Bindings {
             layers,
             output_norm: rms_norm::Bindings { x: &b.x, weight: &weights.output_norm, rows: &b.logit_rows, out: &b.h_out, params: &u.norm_out }
                 .bind(kernels, "output_norm"),
-            head: bind_matrix(kernels, "lm_head", weights.head(), &b.h_out, &b.logits, &u.head),
+            head: bind_matrix(kernels, "lm_head", weights.head(), [&b.h_out, &b.logits, &u.head], None),
             sample: sample::Bindings { logits: &b.logits, samplers: &b.samplers, sampled: &r.sampled, params: &u.sample }.bind(kernels),
             distribution: distribution::Bindings {
                 logits: &b.logits,

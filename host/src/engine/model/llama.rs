@@ -107,11 +107,11 @@ impl Llama {
         Ok(self.readback.results(&plan, &bytes))
     }
 
-    /// The forward itself: embed → per layer [norm, q|k|v, RoPE + paged KV
-    /// write, attention, out-proj + residual, norm, gate|up + SwiGLU, down +
+    /// The forward itself: embed → per layer [norm + q|k|v, RoPE + paged KV
+    /// write, attention, out-proj + residual, norm + gate|up + SwiGLU, down +
     /// residual] → final norm of the rows asked for → LM head → sampling and
-    /// distributions. (Residuals and SwiGLU are the matrices' `Mode`s, set in
-    /// `Uniforms::write`.)
+    /// distributions. (The layer norms, residuals and SwiGLU are the matrices'
+    /// `Params`, set in `Uniforms::write`.)
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
@@ -122,13 +122,11 @@ impl Llama {
             let pass = &mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
-                rms_norm::dispatch(pass, k, &layer.attn_norm, t);
-                matrix::dispatch(pass, k, choice, &layer.qkv, c.qkv_width(), t);
+                matrix::dispatch(pass, k, choice, &layer.qkv, c.qkv_width(), t); // norm first
                 rope_kv::dispatch(pass, k, kv, &layer.rope, t);
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
                 matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                rms_norm::dispatch(pass, k, &layer.ffn_norm, t);
-                matrix::dispatch(pass, k, choice, &layer.gate_up, c.d_ff, t); // SwiGLU
+                matrix::dispatch(pass, k, choice, &layer.gate_up, c.d_ff, t); // norm first, SwiGLU
                 matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
