@@ -5,9 +5,12 @@
 // once for all 8 tokens and 4 inputs of each token once for all 4 rows: 32
 // multiply-adds per 12 vec4 loads, where `matmul.wgsl` does 4 per 2. The
 // input's address depends only on the workgroup, so every lane reads the same
-// word. `dequant4` comes from the weight type's loaders; the input's norm
-// and the modes as in `matrix.wgsl` (SwiGLU: the 4 rows are gate r, r+1 and up r, r+1, so 2
-// outputs per invocation).
+// word. `dequant4` comes from the weight type's loaders; modes as in
+// `matrix.wgsl` (SwiGLU: the 4 rows are gate r, r+1 and up r, r+1, so 2
+// outputs per invocation). Its input is never normalized on the way in
+// (`norm` is 0): the gain would cost a multiply per weight vec4 and the
+// squares a barrier, together ≈ 30% of batched decode on lavapipe, where the
+// separate norm dispatch costs ≈ 40 µs (`Choice::folds_norms`).
 
 #include "matrix.wgsl"
 
@@ -66,32 +69,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 8u; j++) {
             let w = mat4x4<f32>(dequant4(s0, bs.x, j), dequant4(s1, bs.y, j), dequant4(s2, bs.z, j), dequant4(s3, bs.w, j));
             let i = 8u * b + j;
-            a0 += rows_times(w, input4(x0, i));
-            a1 += rows_times(w, input4(x1, i));
-            a2 += rows_times(w, input4(x2, i));
-            a3 += rows_times(w, input4(x3, i));
-            a4 += rows_times(w, input4(x4, i));
-            a5 += rows_times(w, input4(x5, i));
-            a6 += rows_times(w, input4(x6, i));
-            a7 += rows_times(w, input4(x7, i));
+            a0 += rows_times(w, x[x0 + i]);
+            a1 += rows_times(w, x[x1 + i]);
+            a2 += rows_times(w, x[x2 + i]);
+            a3 += rows_times(w, x[x3 + i]);
+            a4 += rows_times(w, x[x4 + i]);
+            a5 += rows_times(w, x[x5 + i]);
+            a6 += rows_times(w, x[x6 + i]);
+            a7 += rows_times(w, x[x7 + i]);
         }
     }
     let sums = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
-    let starts = array<u32, 8>(x0, x1, x2, x3, x4, x5, x6, x7);
     for (var t = 0u; t < TOKENS; t++) {
         let token = t0 + t;
         if (token >= p.tokens) {
             break;
         }
         let s = sums[t];
-        let scale = norm_scale(starts[t]);
         for (var r = 0u; r < outputs; r++) {
             let row = r0 + r;
             if (row >= p.n) {
                 break;
             }
             // SwiGLU: the up row's sum is 2 lanes on.
-            emit(token * p.out_stride + p.out_offset + row, scale, s[r], s[(r + 2u) % 4u]);
+            emit(token * p.out_stride + p.out_offset + row, 1.0, s[r], s[(r + 2u) % 4u]);
         }
     }
 }

@@ -31,14 +31,16 @@ struct Params {
 
 #include "quant.wgsl"
 
+// The norm's gain for the input's vec4 `c`: 1 when the input is not
+// normalized (a select, not a branch, in the kernels' inner loops).
+fn gain4(c: u32) -> vec4<f32> {
+    return select(vec4<f32>(1.0), gain[c], p.norm == 1u);
+}
+
 // The input row that starts at vec4 `row`, its vec4 `c`: times the norm's
 // gain when the input is normalized.
 fn input4(row: u32, c: u32) -> vec4<f32> {
-    let v = x[row + c];
-    if (p.norm == 1u) {
-        return v * gain[c];
-    }
-    return v;
+    return x[row + c] * gain4(c);
 }
 
 // 1/rms of a token's input from the sum of its squares.

@@ -63,6 +63,15 @@ impl Choice {
         }
     }
 
+    /// Whether the matrix kernel `tokens` rows get folds a layer's RMSNorm
+    /// into its input. All do but the CPU-blocked one: there the gain would
+    /// cost a multiply per weight vec4 and the squares a barrier (≈ 30% of
+    /// batched decode on lavapipe, measured), where the norm's own dispatch
+    /// costs ≈ 40 µs.
+    pub fn folds_norms(self, tokens: u32) -> bool {
+        !self.cpu_tuned_for(tokens)
+    }
+
     pub fn attention(self, kv: KvType, tokens: u32) -> AttentionVariant {
         if self.cpu_tuned_for(tokens) { AttentionVariant::PerQuery(kv) } else { AttentionVariant::Chunked(kv) }
     }

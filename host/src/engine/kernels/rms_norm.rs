@@ -1,6 +1,7 @@
 //! RMSNorm of chosen rows (`shaders/rms_norm.wgsl`): the output rows before
-//! the LM head, gathered into one packed buffer. (A layer's two norms are
-//! folded into the matrices that read them: see `matrix`.)
+//! the LM head, gathered into one packed buffer, and every row before a
+//! layer's q|k|v and gate|up where their matrix kernel does not fold the norm
+//! in (`Choice::folds_norms`).
 
 use bytemuck::{Pod, Zeroable};
 

@@ -9,14 +9,22 @@ use super::uniforms::Uniforms;
 use super::weights::GpuMatrix;
 use crate::engine::kernels::{BoundMatrix, Kernels, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 
-/// A layer's two norms are folded into q|k|v and gate|up, which read the
-/// residual stream itself.
+/// A matrix whose input a layer normalizes first: either the norm folded into
+/// the matrix kernel (`fused`, reading the residual stream), or the norm's own
+/// dispatch into `h` and then the matrix (`norm`, `unfused`), for the kernel
+/// that does not fold it (`Choice::folds_norms`). Both share one `Params`.
+pub struct NormedMatrix {
+    pub fused: BoundMatrix,
+    pub norm: wgpu::BindGroup,
+    pub unfused: BoundMatrix,
+}
+
 pub struct LayerBindings {
-    pub qkv: BoundMatrix,
+    pub qkv: NormedMatrix,
     pub rope: wgpu::BindGroup,
     pub attention: wgpu::BindGroup,
     pub o: BoundMatrix,
-    pub gate_up: BoundMatrix,
+    pub gate_up: NormedMatrix,
     pub down: BoundMatrix,
 }
 
@@ -41,6 +49,22 @@ fn bind_matrix(
     matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params, norm }.bind(kernels, label)
 }
 
+/// `weights` · RMSNorm(residual stream, `gain`) into `out`, with `params`.
+fn bind_normed(
+    kernels: &mut Kernels,
+    label: &str,
+    weights: &GpuMatrix,
+    gain: &wgpu::Buffer,
+    [out, params]: [&wgpu::Buffer; 2],
+    (b, u): (&Buffers, &Uniforms),
+) -> NormedMatrix {
+    NormedMatrix {
+        fused: bind_matrix(kernels, label, weights, [&b.x, out, params], Some(gain)),
+        norm: rms_norm::Bindings { x: &b.x, weight: gain, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, label),
+        unfused: bind_matrix(kernels, label, weights, [&b.h, out, params], None),
+    }
+}
+
 impl Bindings {
     pub fn new(kernels: &mut Kernels, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
         let e = &weights.embed;
@@ -51,7 +75,7 @@ impl Bindings {
             .iter()
             .zip(&kv.layers)
             .map(|(l, [k_cache, v_cache])| LayerBindings {
-                qkv: bind_matrix(kernels, "qkv", &l.qkv, [&b.x, &b.qkv, &u.qkv], Some(&l.attn_norm)),
+                qkv: bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u)),
                 rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
                 attention: attention::Bindings {
                     kv: kv.ty,
@@ -66,10 +90,10 @@ impl Bindings {
                 }
                 .bind(kernels),
                 o: bind_matrix(kernels, "o", &l.o, [&b.attn, &b.x, &u.o], None),
-                // The SwiGLU mode (see `Uniforms::write`).
-                gate_up: BoundMatrix {
-                    swiglu: true,
-                    ..bind_matrix(kernels, "gate_up", &l.gate_up, [&b.x, &b.ffn, &u.gate_up], Some(&l.ffn_norm))
+                gate_up: {
+                    // The SwiGLU mode (see `Uniforms::write`).
+                    let m = bind_normed(kernels, "gate_up", &l.gate_up, &l.ffn_norm, [&b.ffn, &u.gate_up], (b, u));
+                    NormedMatrix { fused: BoundMatrix { swiglu: true, ..m.fused }, unfused: BoundMatrix { swiglu: true, ..m.unfused }, ..m }
                 },
                 down: bind_matrix(kernels, "down", &l.down, [&b.ffn, &b.x, &u.down], None),
             })

@@ -2,6 +2,7 @@
 //! plan fills and the activations the forward passes along.
 
 use bytemuck::Pod;
+use wgpu::util::DeviceExt;
 
 use super::capacity::Capacity;
 use super::config::LlamaConfig;
@@ -17,9 +18,13 @@ pub struct Buffers {
     pub logit_rows: wgpu::Buffer,
     pub samplers: wgpu::Buffer,
     pub requests: wgpu::Buffer,
+    /// 0, 1, 2, …: a layer's norm, when it is its own dispatch, takes every row.
+    pub all_rows: wgpu::Buffer,
     pub slots: wgpu::Buffer,
     // Activations, one row per input row (`h_out`, `logits`: per output row).
     pub x: wgpu::Buffer,
+    /// A layer's normed rows, when the norm is its own dispatch.
+    pub h: wgpu::Buffer,
     pub qkv: wgpu::Buffer,
     pub attn: wgpu::Buffer,
     pub ffn: wgpu::Buffer,
@@ -46,6 +51,7 @@ impl Buffers {
         let (tokens, outputs) = (capacity.batch_tokens as u64, capacity.batch_outputs as u64);
         let words = |label: &str, n: u64| buffer(device, label, n * 4, storage);
         let records = |label: &str, n: u64, size: usize| buffer(device, label, n * size as u64, storage);
+        let all_rows: Vec<u32> = (0..capacity.batch_tokens).collect();
         Self {
             ids: words("ids", tokens),
             tokens: records("tokens", tokens, size_of::<GpuToken>()),
@@ -54,8 +60,14 @@ impl Buffers {
             logit_rows: words("logit_rows", outputs),
             samplers: records("samplers", outputs, size_of::<GpuSampler>()),
             requests: records("requests", outputs, size_of::<GpuDistributionRequest>()),
+            all_rows: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("all_rows"),
+                contents: bytemuck::cast_slice(&all_rows),
+                usage: wgpu::BufferUsages::STORAGE,
+            }),
             slots: words("embedding_slots", capacity.embedding_slots as u64 * c.d_model as u64),
             x: words("x", tokens * c.d_model as u64),
+            h: words("h", tokens * c.d_model as u64),
             qkv: words("qkv", tokens * c.qkv_width() as u64),
             attn: words("attn", tokens * (c.n_head * c.head_dim) as u64),
             ffn: words("ffn", tokens * c.d_ff as u64),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::bindings::Bindings;
+use super::bindings::{Bindings, NormedMatrix};
 use super::buffers::Buffers;
 use super::capacity::Capacity;
 use super::config::LlamaConfig;
@@ -92,7 +92,8 @@ impl Llama {
         self.capacity.check_fits(&plan)?;
         let (waited, started) = (self.since_readback.waited(), Instant::now());
         let queue = &self.gpu.queue;
-        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan);
+        let fold_norms = self.choice().folds_norms(plan.ids.len() as u32);
+        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan, fold_norms);
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(&mut encoder, &plan);
         self.readback.encode(&mut encoder, &plan);
@@ -107,26 +108,31 @@ impl Llama {
         Ok(self.readback.results(&plan, &bytes))
     }
 
+    fn choice(&self) -> Choice {
+        Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, cpu_tuned: self.cpu_tuned }
+    }
+
     /// The forward itself: embed → per layer [norm + q|k|v, RoPE + paged KV
     /// write, attention, out-proj + residual, norm + gate|up + SwiGLU, down +
     /// residual] → final norm of the rows asked for → LM head → sampling and
     /// distributions. (The layer norms, residuals and SwiGLU are the matrices'
-    /// `Params`, set in `Uniforms::write`.)
+    /// `Params`, set in `Uniforms::write`; a layer norm is its own dispatch
+    /// only where the matrix kernel does not fold it.)
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
-        let choice = Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, cpu_tuned: self.cpu_tuned };
+        let choice = self.choice();
         let kv = self.kv.ty;
         let (k, b) = (&mut self.kernels, &self.bindings);
         {
             let pass = &mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
-                matrix::dispatch(pass, k, choice, &layer.qkv, c.qkv_width(), t); // norm first
+                normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t);
                 rope_kv::dispatch(pass, k, kv, &layer.rope, t);
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
                 matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                matrix::dispatch(pass, k, choice, &layer.gate_up, c.d_ff, t); // norm first, SwiGLU
+                normed_matrix(pass, k, choice, &layer.gate_up, c.d_ff, t); // SwiGLU
                 matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
@@ -157,5 +163,16 @@ impl Llama {
         self.buffers.clear_slots(&mut encoder, slots, self.config.d_model);
         self.gpu.queue.submit([encoder.finish()]);
         self.counters.submitted(1);
+    }
+}
+
+/// A layer's norm and the matrix that reads it: one dispatch where the matrix
+/// kernel folds the norm in, two where it does not.
+fn normed_matrix(pass: &mut wgpu::ComputePass, k: &mut Kernels, choice: Choice, m: &NormedMatrix, n: usize, tokens: u32) {
+    if choice.folds_norms(tokens) {
+        matrix::dispatch(pass, k, choice, &m.fused, n, tokens);
+    } else {
+        rms_norm::dispatch(pass, k, &m.norm, tokens);
+        matrix::dispatch(pass, k, choice, &m.unfused, n, tokens);
     }
 }

@@ -9,6 +9,8 @@ use crate::engine::plan::BatchPlan;
 
 pub struct Uniforms {
     pub embed: wgpu::Buffer,
+    /// A layer's norms, when they are their own dispatches: all input rows.
+    pub norm: wgpu::Buffer,
     /// The output norm: the rows whose logits were asked for.
     pub norm_out: wgpu::Buffer,
     pub qkv: wgpu::Buffer,
@@ -30,6 +32,7 @@ impl Uniforms {
     pub fn new(device: &wgpu::Device) -> Self {
         Self {
             embed: uniform::<embed::Params>(device, "embed"),
+            norm: uniform::<rms_norm::Params>(device, "norm"),
             norm_out: uniform::<rms_norm::Params>(device, "norm_out"),
             qkv: uniform::<matrix::Params>(device, "qkv"),
             o: uniform::<matrix::Params>(device, "o"),
@@ -43,19 +46,21 @@ impl Uniforms {
         }
     }
 
-    /// The parameters of `plan`'s dispatches; returns the bytes written.
-    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan) -> usize {
+    /// The parameters of `plan`'s dispatches, the layer norms folded into
+    /// their matrices when `fold_norms`; returns the bytes written.
+    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan, fold_norms: bool) -> usize {
         use matrix::Mode::{Add, Store, SwiGlu};
         let t = plan.ids.len() as u32;
         let o = plan.logit_rows.len() as u32;
         let d = c.d_model as u32;
         let mut bytes = 0;
         bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
+        bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
         bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
-        // The layer's norms are folded into the matrices that read them.
-        bytes += write(queue, &self.qkv, &[matrix::Params::new(c.d_model, c.qkv_width(), t, Store).normalized(c.rms_eps)]);
+        let normed = |params: matrix::Params| if fold_norms { params.normalized(c.rms_eps) } else { params };
+        bytes += write(queue, &self.qkv, &[normed(matrix::Params::new(c.d_model, c.qkv_width(), t, Store))]);
         bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
-        bytes += write(queue, &self.gate_up, &[matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu).normalized(c.rms_eps)]);
+        bytes += write(queue, &self.gate_up, &[normed(matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu))]);
         bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
         bytes += write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
         bytes += write(
