@@ -3,7 +3,8 @@
 // block, and each weight block is dequantized once for all 8 tokens (8×
 // fewer weight reads than one thread per (row, token)). `dequant_block`
 // comes from the weight type's loaders; the input's norm (its squares summed
-// as the tile is loaded) and the modes as in `matrix.wgsl`.
+// as the tile is loaded) and the modes as in `matrix.wgsl` (mode 3: the
+// invocations of a RoPE pair's rows trade sums through workgroup memory).
 
 #include "matrix.wgsl"
 
@@ -11,6 +12,8 @@ const TILE_T: u32 = 8u;
 var<workgroup> xs: array<f32, 256>;
 // Each invocation's share of its token's squared inputs (the norm).
 var<workgroup> squares: array<f32, 64>;
+// Mode 3: each invocation's 8 sums, for the other row of its RoPE pair.
+var<workgroup> pair_sums: array<f32, 512>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -58,8 +61,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     squares[lid] = my_squares;
+    for (var t = 0u; t < TILE_T; t++) {
+        pair_sums[TILE_T * lid + t] = acc[t];
+    }
     workgroupBarrier();
-    if (row >= p.n) {
+    // Mode 3: the pair's even row stores both (64 rows per workgroup: pairs
+    // never straddle two).
+    if (row >= p.n || (p.mode == 3u && lid % 2u == 1u)) {
         return;
     }
     for (var t = 0u; t < TILE_T; t++) {
@@ -73,8 +81,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 }
                 scale = rms_scale(sum);
             }
-            let o = tt * p.out_stride + p.out_offset + row;
-            emit(o, scale, acc[t], acc_up[t]);
+            if (p.mode == 3u) {
+                emit_qkv_pair(tt, row, scale * acc[t], scale * pair_sums[TILE_T * (lid + 1u) + t]);
+            } else {
+                emit(tt * p.out_stride + p.out_offset + row, scale, acc[t], acc_up[t]);
+            }
         }
     }
 }

@@ -1,11 +1,15 @@
-// The matrix kernels' parameters, bindings, input loaders and weight loaders
-// (included by every `matmul*.wgsl` and `matvec*.wgsl`).
+// The matrix kernels' parameters, bindings, input loaders, weight loaders and
+// epilogues (included by every `matmul*.wgsl` and `matvec*.wgsl`).
 // Mode 0 stores, mode 1 adds into `out` (the residual stream), mode 2 treats
-// W as [gate; up] stacked (2n rows) and writes silu(gate) * up.
+// W as [gate; up] stacked (2n rows) and writes silu(gate) * up, mode 3 is
+// q|k|v with RoPE and the paged KV write folded in (`emit_qkv_pair`: the
+// kernels that hold both rows of a pair in one invocation or workgroup).
 // With `norm` = 1 the input is RMS-normalized on the way in (the layer's norm
 // folded into the matrix that reads it, one dispatch fewer): each input is
 // read times the norm's `gain`, and the finished sums of a token are scaled
 // by its 1/rms, since W · (x ∘ g / rms) = (W · (x ∘ g)) / rms.
+
+#include "kv.wgsl"
 
 struct Params {
     k: u32,          // input width (a multiple of 32)
@@ -17,9 +21,15 @@ struct Params {
     mode: u32,
     norm: u32,
     eps: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Mode 3: the q and k|v row counts, the head size, the leading dims of a
+    // head that rotate, RoPE's base, and whether the KV cache holds f16.
+    q_rows: u32,
+    kv_rows: u32,
+    head_dim: u32,
+    rope_dim: u32,
+    freq_base: f32,
+    kv_f16: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> wq: array<u32>;
@@ -28,6 +38,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<storage, read> gain: array<vec4<f32>>;
+// Mode 3 only: the tokens' positions and KV slots, and the layer's KV cache
+// as words (f32, or f16 pairs).
+@group(0) @binding(6) var<storage, read> tokens: array<Token>;
+@group(0) @binding(7) var<storage, read_write> k_cache: array<u32>;
+@group(0) @binding(8) var<storage, read_write> v_cache: array<u32>;
 
 #include "quant.wgsl"
 
@@ -73,5 +88,45 @@ fn emit(o: u32, scale: f32, sum: f32, up: f32) {
         out[o] = out[o] + s;
     } else {
         out[o] = s;
+    }
+}
+
+// Mode 3: outputs `row` (even) and `row + 1` of token `t` are a pair, `a`
+// and `b`: rotated by RoPE at the token's position where they are q or k dims
+// that rotate (adjacent pairs, GGUF llama), then stored; k and v pairs also
+// go to the token's slot of the KV cache (one word of f16s, or two f32s).
+fn emit_qkv_pair(t: u32, row: u32, a: f32, b: f32) {
+    let token = tokens[t];
+    var lo = a;
+    var hi = b;
+    let d = row % p.head_dim;
+    if (row < p.q_rows + p.kv_rows && d < p.rope_dim) {
+        let theta = f32(token.position) * pow(p.freq_base, -2.0 * f32(d / 2u) / f32(p.rope_dim));
+        let c = cos(theta);
+        let s = sin(theta);
+        lo = a * c - b * s;
+        hi = a * s + b * c;
+    }
+    let o = t * p.out_stride + p.out_offset + row;
+    out[o] = lo;
+    out[o + 1u] = hi;
+    if (row < p.q_rows) {
+        return;
+    }
+    let is_v = row >= p.q_rows + p.kv_rows;
+    let e = token.kv_slot * p.kv_rows + row - select(p.q_rows, p.q_rows + p.kv_rows, is_v);
+    if (p.kv_f16 == 1u) {
+        let word = pack2x16float(vec2<f32>(lo, hi));
+        if (is_v) {
+            v_cache[e / 2u] = word;
+        } else {
+            k_cache[e / 2u] = word;
+        }
+    } else if (is_v) {
+        v_cache[e] = bitcast<u32>(lo);
+        v_cache[e + 1u] = bitcast<u32>(hi);
+    } else {
+        k_cache[e] = bitcast<u32>(lo);
+        k_cache[e + 1u] = bitcast<u32>(hi);
     }
 }

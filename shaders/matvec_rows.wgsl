@@ -3,7 +3,7 @@
 // so no workgroup is mostly idle). Each step loads 4 inputs once for the 8
 // rows — the same word in every lane — and each row's block constants once
 // per block. `dequant4` comes from the weight type's loaders; the input's
-// norm and the modes as in `matrix.wgsl` (SwiGLU: rows r … r+3 of gate and of up, so 4 outputs per
+// norm and the modes as in `matrix.wgsl` (mode 3: the 8 rows are 4 RoPE pairs) (SwiGLU: rows r … r+3 of gate and of up, so 4 outputs per
 // invocation).
 
 #include "matrix.wgsl"
@@ -48,6 +48,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let scale = norm_scale(xi);
     let sums = array<f32, 8>(sum_lo.x, sum_lo.y, sum_lo.z, sum_lo.w, sum_hi.x, sum_hi.y, sum_hi.z, sum_hi.w);
+    if (p.mode == 3u) {
+        // The 8 rows are 4 pairs (`n` is even).
+        for (var r = 0u; r < 8u; r += 2u) {
+            if (r0 + r < p.n) {
+                emit_qkv_pair(t, r0 + r, scale * sums[r], scale * sums[r + 1u]);
+            }
+        }
+        return;
+    }
     for (var r = 0u; r < outputs; r++) {
         let row = r0 + r;
         if (row >= p.n) {

@@ -72,6 +72,12 @@ impl Choice {
         !self.cpu_tuned_for(tokens)
     }
 
+    /// Whether the matrix kernel `tokens` rows get folds RoPE and the paged
+    /// KV write into q|k|v (the shape, not the weight type, decides).
+    pub fn folds_rope(self, tokens: u32) -> bool {
+        self.matrix(TensorType::F32, tokens).folds_rope()
+    }
+
     pub fn attention(self, kv: KvType, tokens: u32) -> AttentionVariant {
         if self.cpu_tuned_for(tokens) { AttentionVariant::PerQuery(kv) } else { AttentionVariant::Chunked(kv) }
     }

@@ -1,13 +1,15 @@
 //! The matrix kernels: out (+)= W · x for a quantized W, in five shapes
 //! (`shaders/matmul.wgsl`, `matmul_blocked.wgsl`, `matmul_tiled.wgsl`,
 //! `matvec_rows.wgsl`, `matvec.wgsl`, each over `shaders/matrix.wgsl`), with
-//! the RMSNorm of their input folded in where a layer norms it first. They
-//! share one bind-group layout, so a matrix's bind group serves whichever
-//! shape a batch picks.
+//! the RMSNorm of their input folded in where a layer norms it first, and
+//! RoPE with the paged KV write folded into q|k|v where the kernel holds both
+//! rows of a pair. They share one bind-group layout, so a matrix's bind group
+//! serves whichever shape a batch picks.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BoundMatrix, Choice, Kernel, Kernels, storage_entry, uniform_entry, weights_define};
+use super::{BoundMatrix, Choice, Kernel, Kernels, KvType, storage_entry, uniform_entry, weights_define};
+use crate::engine::model::LlamaConfig;
 use crate::engine::quant::TensorType;
 
 #[repr(C)]
@@ -24,7 +26,15 @@ pub struct Params {
     /// 1: the input is RMS-normalized with `eps` and the gain bound beside it.
     pub norm: u32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// [`Mode::QkvRope`]: the q and k|v row counts, the head size, the dims
+    /// of a head that rotate, RoPE's base, and 1 when the KV cache is f16.
+    pub q_rows: u32,
+    pub kv_rows: u32,
+    pub head_dim: u32,
+    pub rope_dim: u32,
+    pub freq_base: f32,
+    pub kv_f16: u32,
+    pub _pad: u32,
 }
 
 /// What a kernel does with each output.
@@ -35,6 +45,9 @@ pub enum Mode {
     Add = 1,
     /// W is [gate; up] stacked (2n rows); writes silu(gate) * up.
     SwiGlu = 2,
+    /// W is [q; k; v] stacked: q and k rotated by RoPE (adjacent pairs) at
+    /// each token's position, k and v also written to its KV slot.
+    QkvRope = 3,
 }
 
 impl Params {
@@ -50,7 +63,26 @@ impl Params {
             mode: mode as u32,
             norm: 0,
             eps: 0.0,
-            _pad: [0; 3],
+            q_rows: 0,
+            kv_rows: 0,
+            head_dim: 0,
+            rope_dim: 0,
+            freq_base: 0.0,
+            kv_f16: 0,
+            _pad: 0,
+        }
+    }
+
+    /// q|k|v of `tokens` rows with RoPE and the KV write folded in.
+    pub fn qkv_rope(c: &LlamaConfig, tokens: u32, kv: KvType) -> Self {
+        Self {
+            q_rows: (c.n_head * c.head_dim) as u32,
+            kv_rows: (c.n_kv_head * c.head_dim) as u32,
+            head_dim: c.head_dim as u32,
+            rope_dim: c.rope_dim as u32,
+            freq_base: c.rope_base,
+            kv_f16: (kv == KvType::F16) as u32,
+            ..Self::new(c.d_model, c.qkv_width(), tokens, Mode::QkvRope)
         }
     }
 
@@ -97,9 +129,15 @@ impl Variant {
         }
     }
 
+    /// Whether the kernel does [`Mode::QkvRope`]: it holds both rows of a
+    /// RoPE pair in one invocation or workgroup.
+    pub fn folds_rope(self) -> bool {
+        matches!(self, Variant::MatVecRows(_) | Variant::MatVec(..) | Variant::MatMulTiled(_))
+    }
+
     /// Workgroups for `n` output rows over `tokens` inputs (`swiglu`: from
-    /// 2`n` weight rows).
-    fn grid(self, n: usize, tokens: u32, swiglu: bool) -> [u32; 2] {
+    /// 2`n` weight rows; `pairs`: RoPE pairs of rows, [`Mode::QkvRope`]).
+    fn grid(self, n: usize, tokens: u32, swiglu: bool, pairs: bool) -> [u32; 2] {
         let n = n as u32;
         match self {
             Variant::MatMul(_) => [n.div_ceil(64), tokens],
@@ -112,13 +150,17 @@ impl Variant {
                 let per_invocation = if swiglu { 4 } else { 8 };
                 [n.div_ceil(per_invocation * 8), tokens]
             }
-            // Rows past 65535 (the most one dimension may hold) wrap into y.
-            Variant::MatVec(..) => [n.min(65535), n.div_ceil(65535)],
+            // Rows (or pairs) past 65535 (the most one dimension may hold) wrap into y.
+            Variant::MatVec(..) => {
+                let groups = if pairs { n / 2 } else { n };
+                [groups.min(65535), groups.div_ceil(65535)]
+            }
         }
     }
 }
 
-/// Weights (quants, scales), input, output, params, the input norm's gain.
+/// Weights (quants, scales), input, output, params, the input norm's gain,
+/// and for q|k|v the tokens and the layer's KV cache.
 pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some("matrix"),
@@ -129,8 +171,20 @@ pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
             storage_entry(3, false),
             uniform_entry(4),
             storage_entry(5, true),
+            storage_entry(6, true),
+            storage_entry(7, false),
+            storage_entry(8, false),
         ],
     })
+}
+
+/// What q|k|v's folded RoPE and KV write need: the batch's tokens and the
+/// layer's keys and values.
+#[derive(Clone, Copy)]
+pub struct KvWrite<'a> {
+    pub tokens: &'a wgpu::Buffer,
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
 }
 
 pub struct Bindings<'a> {
@@ -143,24 +197,43 @@ pub struct Bindings<'a> {
     pub params: &'a wgpu::Buffer,
     /// The gain of the RMSNorm folded into the input, if the params ask for one.
     pub norm: Option<&'a wgpu::Buffer>,
+    /// For q|k|v, whose params may ask for RoPE and the KV write.
+    pub kv: Option<KvWrite<'a>>,
 }
 
 impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels, label: &str) -> BoundMatrix {
         // Any variant names the shared layout.
         let kernel = Kernel::Matrix(Variant::MatMul(self.ty));
-        // Without a norm the gain is never read: the input fills its binding.
+        // Bindings a matrix's params never ask for are filled with the input
+        // (read-only) or with buffers nothing reads (writable).
         let gain = self.norm.unwrap_or(self.x);
+        let [unused_k, unused_v] = &kernels.unused_writable;
+        let (tokens, k_cache, v_cache) = match &self.kv {
+            Some(kv) => (kv.tokens, kv.k_cache, kv.v_cache),
+            None => (self.x, unused_k, unused_v),
+        };
+        let (tokens, k_cache, v_cache) = (tokens.clone(), k_cache.clone(), v_cache.clone());
         BoundMatrix {
             ty: self.ty,
             swiglu: false,
-            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params, gain]),
+            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params, gain, &tokens, &k_cache, &v_cache]),
         }
     }
 }
 
 /// `n` output rows over `tokens` input rows, with the variant `choice` picks for them.
 pub fn dispatch(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
+    dispatch_in(pass, kernels, choice, matrix, n, tokens, false);
+}
+
+/// q|k|v in [`Mode::QkvRope`] (when `choice.folds_rope(tokens)`).
+pub fn dispatch_qkv_rope(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
+    dispatch_in(pass, kernels, choice, matrix, n, tokens, true);
+}
+
+fn dispatch_in(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32, pairs: bool) {
     let variant = choice.matrix(matrix.ty, tokens);
-    kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens, matrix.swiglu));
+    debug_assert!(!pairs || variant.folds_rope(), "{variant:?} has no RoPE mode");
+    kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens, matrix.swiglu, pairs));
 }

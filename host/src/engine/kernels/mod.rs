@@ -138,6 +138,9 @@ pub struct Kernels {
     layouts: SharedLayouts,
     /// Dispatches recorded since [`Self::take_dispatched`] last asked.
     dispatched: u64,
+    /// Fill the writable bindings a kernel's params never ask for (two:
+    /// writable bindings of one dispatch may not alias).
+    unused_writable: [wgpu::Buffer; 2],
 }
 
 impl Kernels {
@@ -150,6 +153,7 @@ impl Kernels {
                 attention: SharedLayout::new(device, attention::bind_group_layout(device)),
             },
             dispatched: 0,
+            unused_writable: [unused_writable(device), unused_writable(device)],
         }
     }
 
@@ -232,6 +236,10 @@ impl SharedLayout {
     }
 }
 
+fn unused_writable(device: &wgpu::Device) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor { label: Some("unused"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+}
+
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     buffer_entry(binding, wgpu::BufferBindingType::Storage { read_only })
 }
@@ -304,7 +312,7 @@ mod tests {
     /// The host structs must be as large as their WGSL twins (uniforms: multiples of 16).
     #[test]
     fn params_match_their_wgsl_sizes() {
-        assert_eq!(size_of::<matrix::Params>(), 48);
+        assert_eq!(size_of::<matrix::Params>(), 64);
         assert_eq!(size_of::<embed::Params>(), 16);
         assert_eq!(size_of::<rms_norm::Params>(), 16);
         assert_eq!(size_of::<rope_kv::Params>(), 32);

@@ -46,10 +46,11 @@ fn bind_matrix(
     [x, out, params]: [&wgpu::Buffer; 3],
     norm: Option<&wgpu::Buffer>,
 ) -> BoundMatrix {
-    matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params, norm }.bind(kernels, label)
+    matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params, norm, kv: None }.bind(kernels, label)
 }
 
-/// `weights` · RMSNorm(residual stream, `gain`) into `out`, with `params`.
+/// `weights` · RMSNorm(residual stream, `gain`) into `out`, with `params`;
+/// for q|k|v, `kv` names what its folded RoPE and KV write need.
 fn bind_normed(
     kernels: &mut Kernels,
     label: &str,
@@ -57,11 +58,15 @@ fn bind_normed(
     gain: &wgpu::Buffer,
     [out, params]: [&wgpu::Buffer; 2],
     (b, u): (&Buffers, &Uniforms),
+    kv: Option<matrix::KvWrite>,
 ) -> NormedMatrix {
+    let bind = |kernels: &mut Kernels, x, norm| {
+        matrix::Bindings { ty: weights.ty, quants: &weights.quants, scales: &weights.scales, x, out, params, norm, kv }.bind(kernels, label)
+    };
     NormedMatrix {
-        fused: bind_matrix(kernels, label, weights, [&b.x, out, params], Some(gain)),
+        fused: bind(kernels, &b.x, Some(gain)),
         norm: rms_norm::Bindings { x: &b.x, weight: gain, rows: &b.all_rows, out: &b.h, params: &u.norm }.bind(kernels, label),
-        unfused: bind_matrix(kernels, label, weights, [&b.h, out, params], None),
+        unfused: bind(kernels, &b.h, None),
     }
 }
 
@@ -75,7 +80,11 @@ impl Bindings {
             .iter()
             .zip(&kv.layers)
             .map(|(l, [k_cache, v_cache])| LayerBindings {
-                qkv: bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u)),
+                qkv: {
+                    // The RoPE mode (see `Uniforms::write`).
+                    let kv = matrix::KvWrite { tokens: &b.tokens, k_cache, v_cache };
+                    bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u), Some(kv))
+                },
                 rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
                 attention: attention::Bindings {
                     kv: kv.ty,
@@ -92,7 +101,7 @@ impl Bindings {
                 o: bind_matrix(kernels, "o", &l.o, [&b.attn, &b.x, &u.o], None),
                 gate_up: {
                     // The SwiGLU mode (see `Uniforms::write`).
-                    let m = bind_normed(kernels, "gate_up", &l.gate_up, &l.ffn_norm, [&b.ffn, &u.gate_up], (b, u));
+                    let m = bind_normed(kernels, "gate_up", &l.gate_up, &l.ffn_norm, [&b.ffn, &u.gate_up], (b, u), None);
                     NormedMatrix { fused: BoundMatrix { swiglu: true, ..m.fused }, unfused: BoundMatrix { swiglu: true, ..m.unfused }, ..m }
                 },
                 down: bind_matrix(kernels, "down", &l.down, [&b.ffn, &b.x, &u.down], None),

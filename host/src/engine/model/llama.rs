@@ -11,12 +11,12 @@ use super::config::LlamaConfig;
 use super::gpu_weights::GpuWeights;
 use super::kv_cache::KvCache;
 use super::readback::Readback;
-use super::uniforms::Uniforms;
+use super::uniforms::{Folds, Uniforms};
 use super::weights::{ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::counters::{GpuCounters, IdleClock};
 use crate::engine::device::Gpu;
-use crate::engine::kernels::{Choice, Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+use crate::engine::kernels::{BoundMatrix, Choice, Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::{BatchPlan, PlanLimits, plan};
 
 pub use crate::engine::kernels::KernelShape;
@@ -92,8 +92,8 @@ impl Llama {
         self.capacity.check_fits(&plan)?;
         let (waited, started) = (self.since_readback.waited(), Instant::now());
         let queue = &self.gpu.queue;
-        let fold_norms = self.choice().folds_norms(plan.ids.len() as u32);
-        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan, fold_norms);
+        let folds = self.folds(plan.ids.len() as u32);
+        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan, folds);
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(&mut encoder, &plan);
         self.readback.encode(&mut encoder, &plan);
@@ -112,6 +112,14 @@ impl Llama {
         Choice { shape: self.shape, subgroups: self.subgroups && self.gpu.subgroups, cpu_tuned: self.cpu_tuned }
     }
 
+    /// What the matrix kernels of a batch of `tokens` rows fold in. RoPE
+    /// pairs must be adjacent rows (GGUF llama), not halves of a head (neox).
+    fn folds(&self, tokens: u32) -> Folds {
+        let choice = self.choice();
+        let rope = choice.folds_rope(tokens) && !self.config.rope_neox;
+        Folds { norms: choice.folds_norms(tokens), rope: rope.then_some(self.kv.ty) }
+    }
+
     /// The forward itself: embed → per layer [norm + q|k|v, RoPE + paged KV
     /// write, attention, out-proj + residual, norm + gate|up + SwiGLU, down +
     /// residual] → final norm of the rows asked for → LM head → sampling and
@@ -121,18 +129,22 @@ impl Llama {
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
-        let choice = self.choice();
+        let (choice, folds) = (self.choice(), self.folds(t));
         let kv = self.kv.ty;
         let (k, b) = (&mut self.kernels, &self.bindings);
         {
             let pass = &mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
-                normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t);
-                rope_kv::dispatch(pass, k, kv, &layer.rope, t);
+                if folds.rope.is_some() {
+                    normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t, matrix::dispatch_qkv_rope);
+                } else {
+                    normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t, matrix::dispatch);
+                    rope_kv::dispatch(pass, k, kv, &layer.rope, t);
+                }
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
                 matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                normed_matrix(pass, k, choice, &layer.gate_up, c.d_ff, t); // SwiGLU
+                normed_matrix(pass, k, choice, &layer.gate_up, c.d_ff, t, matrix::dispatch); // SwiGLU
                 matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
@@ -166,13 +178,15 @@ impl Llama {
     }
 }
 
-/// A layer's norm and the matrix that reads it: one dispatch where the matrix
-/// kernel folds the norm in, two where it does not.
-fn normed_matrix(pass: &mut wgpu::ComputePass, k: &mut Kernels, choice: Choice, m: &NormedMatrix, n: usize, tokens: u32) {
+type MatrixDispatch = fn(&mut wgpu::ComputePass, &mut Kernels, Choice, &BoundMatrix, usize, u32);
+
+/// A layer's norm and the matrix that reads it (recorded by `dispatch`): one
+/// dispatch where the matrix kernel folds the norm in, two where it does not.
+fn normed_matrix(pass: &mut wgpu::ComputePass, k: &mut Kernels, choice: Choice, m: &NormedMatrix, n: usize, tokens: u32, dispatch: MatrixDispatch) {
     if choice.folds_norms(tokens) {
-        matrix::dispatch(pass, k, choice, &m.fused, n, tokens);
+        dispatch(pass, k, choice, &m.fused, n, tokens);
     } else {
         rms_norm::dispatch(pass, k, &m.norm, tokens);
-        matrix::dispatch(pass, k, choice, &m.unfused, n, tokens);
+        dispatch(pass, k, choice, &m.unfused, n, tokens);
     }
 }

@@ -4,8 +4,17 @@
 use super::buffers::{buffer, write};
 use super::capacity::Capacity;
 use super::config::LlamaConfig;
-use crate::engine::kernels::{attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+use crate::engine::kernels::{KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::BatchPlan;
+
+/// What a batch's matrix kernels fold in (`Choice::folds_norms`, `Choice::folds_rope`).
+#[derive(Debug, Clone, Copy)]
+pub struct Folds {
+    /// The layer norms, into q|k|v and gate|up.
+    pub norms: bool,
+    /// RoPE and the KV write (into a cache of this type), into q|k|v.
+    pub rope: Option<KvType>,
+}
 
 pub struct Uniforms {
     pub embed: wgpu::Buffer,
@@ -46,9 +55,9 @@ impl Uniforms {
         }
     }
 
-    /// The parameters of `plan`'s dispatches, the layer norms folded into
-    /// their matrices when `fold_norms`; returns the bytes written.
-    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan, fold_norms: bool) -> usize {
+    /// The parameters of `plan`'s dispatches, with what `folds` folds into
+    /// the matrices; returns the bytes written.
+    pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan, folds: Folds) -> usize {
         use matrix::Mode::{Add, Store, SwiGlu};
         let t = plan.ids.len() as u32;
         let o = plan.logit_rows.len() as u32;
@@ -57,8 +66,12 @@ impl Uniforms {
         bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
         bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
         bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
-        let normed = |params: matrix::Params| if fold_norms { params.normalized(c.rms_eps) } else { params };
-        bytes += write(queue, &self.qkv, &[normed(matrix::Params::new(c.d_model, c.qkv_width(), t, Store))]);
+        let normed = |params: matrix::Params| if folds.norms { params.normalized(c.rms_eps) } else { params };
+        let qkv = match folds.rope {
+            Some(kv) => matrix::Params::qkv_rope(c, t, kv),
+            None => matrix::Params::new(c.d_model, c.qkv_width(), t, Store),
+        };
+        bytes += write(queue, &self.qkv, &[normed(qkv)]);
         bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
         bytes += write(queue, &self.gate_up, &[normed(matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu))]);
         bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
