@@ -7,10 +7,11 @@
 // input's address depends only on the workgroup, so every lane reads the same
 // word. `dequant4` comes from the weight type's loaders; modes as in
 // `matrix.wgsl` (SwiGLU: the 4 rows are gate r, r+1 and up r, r+1, so 2
-// outputs per invocation). Its input is never normalized on the way in
-// (`norm` is 0): the gain would cost a multiply per weight vec4 and the
-// squares a barrier, together ≈ 30% of batched decode on lavapipe, where the
-// separate norm dispatch costs ≈ 40 µs (`Choice::folds_norms`).
+// outputs per invocation; mode 3: 2 RoPE pairs). Its input is never
+// normalized on the way in (`norm` is 0): the gain would cost a multiply per
+// weight vec4 and the squares a barrier, together ≈ 30% of batched decode on
+// lavapipe, where the separate norm dispatch costs ≈ 40 µs
+// (`Choice::folds_norms`).
 
 #include "matrix.wgsl"
 
@@ -86,6 +87,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             break;
         }
         let s = sums[t];
+        if (p.mode == 3u) {
+            // The 4 rows are 2 RoPE pairs (`n` is even).
+            for (var r = 0u; r < 4u; r += 2u) {
+                if (r0 + r < p.n) {
+                    emit_qkv_pair(token, r0 + r, s[r], s[r + 1u]);
+                }
+            }
+            continue;
+        }
         for (var r = 0u; r < outputs; r++) {
             let row = r0 + r;
             if (row >= p.n) {

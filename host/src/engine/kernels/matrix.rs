@@ -132,7 +132,7 @@ impl Variant {
     /// Whether the kernel does [`Mode::QkvRope`]: it holds both rows of a
     /// RoPE pair in one invocation or workgroup.
     pub fn folds_rope(self) -> bool {
-        matches!(self, Variant::MatVecRows(_) | Variant::MatVec(..) | Variant::MatMulTiled(_))
+        matches!(self, Variant::MatVecRows(_) | Variant::MatVec(..) | Variant::MatMulTiled(_) | Variant::MatMulBlocked(_))
     }
 
     /// Workgroups for `n` output rows over `tokens` inputs (`swiglu`: from
