@@ -9,8 +9,6 @@
 // read times the norm's `gain`, and the finished sums of a token are scaled
 // by its 1/rms, since W · (x ∘ g / rms) = (W · (x ∘ g)) / rms.
 
-#include "kv.wgsl"
-
 struct Params {
     k: u32,          // input width (a multiple of 32)
     n: u32,          // output rows
@@ -38,11 +36,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<storage, read> gain: array<vec4<f32>>;
-// Mode 3 only: the tokens' positions and KV slots, and the layer's KV cache
-// as words (f32, or f16 pairs).
-@group(0) @binding(6) var<storage, read> tokens: array<Token>;
-@group(0) @binding(7) var<storage, read_write> k_cache: array<u32>;
-@group(0) @binding(8) var<storage, read_write> v_cache: array<u32>;
 
 #include "quant.wgsl"
 
@@ -91,6 +84,17 @@ fn emit(o: u32, scale: f32, sum: f32, up: f32) {
     }
 }
 
+#ifdef QKV
+#include "kv.wgsl"
+
+// Mode 3 only (the q|k|v variants, `QKV`): the tokens' positions and KV
+// slots, and the layer's KV cache as words (f32, or f16 pairs). The other
+// matrices bind none of them: wgpu's cost to record a dispatch grows with
+// the buffers bound.
+@group(0) @binding(6) var<storage, read> tokens: array<Token>;
+@group(0) @binding(7) var<storage, read_write> k_cache: array<u32>;
+@group(0) @binding(8) var<storage, read_write> v_cache: array<u32>;
+
 // Mode 3: outputs `row` (even) and `row + 1` of token `t` are a pair, `a`
 // and `b`: rotated by RoPE at the token's position where they are q or k dims
 // that rotate (adjacent pairs, GGUF llama), then stored; k and v pairs also
@@ -130,3 +134,7 @@ fn emit_qkv_pair(t: u32, row: u32, a: f32, b: f32) {
         k_cache[e + 1u] = bitcast<u32>(hi);
     }
 }
+#else
+// Never called: only q|k|v runs in mode 3.
+fn emit_qkv_pair(t: u32, row: u32, a: f32, b: f32) {}
+#endif

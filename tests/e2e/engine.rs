@@ -138,6 +138,8 @@ fn assert_close(gpu: &[PassResult], reference: &[PassResult], tol: f32) {
 
 const TOL: f32 = 2e-4;
 
+/// (The decode steps after the first run commands recorded ahead, while the
+/// step before them ran: other tokens, positions and pages, the same shape.)
 #[test]
 fn prefill_then_decode_match_the_reference() {
     let (mut gpu, mut reference) = models();

@@ -72,7 +72,7 @@ fn a_decode_step_records_a_known_count_of_dispatches() {
     let prompt = [1, 9690, 198, 2683, 359, 253, 5356, 30];
     let next = llama.forward(&[pass(&prompt, 0, greedy(7))]).unwrap()[0].tokens[0];
     let before = llama.counters.counts();
-    llama.forward(&[pass(&[next], 8, greedy(0))]).unwrap();
+    let next = llama.forward(&[pass(&[next], 8, greedy(0))]).unwrap()[0].tokens[0];
     let step = llama.counters.counts().since(&before);
     // The embedding, 5 per layer (norm + q|k|v + RoPE + KV write, attention, out + residual,
     // norm + gate|up + SwiGLU, down + residual) × 30 layers, the final norm, the LM head, sampling.
@@ -81,6 +81,14 @@ fn a_decode_step_records_a_known_count_of_dispatches() {
     assert!(step.bytes_written > 0, "{step:?}");
     // Only what the step produced comes back: one sampled id, mapped 8 bytes at a time.
     assert_eq!(step.bytes_read, 8, "{step:?}");
+    // Its shape differs from the prompt's: recorded when it came, not ahead.
+    assert_eq!(step.recorded_ahead, 0, "{step:?}");
+
+    // The next decode step has its shape: recorded while it ran, the same commands.
+    let before = llama.counters.counts();
+    llama.forward(&[pass(&[next], 9, greedy(0))]).unwrap();
+    let again = llama.counters.counts().since(&before);
+    assert_eq!((again.recorded_ahead, again.dispatches, again.submissions), (1, step.dispatches, 1), "{again:?}");
 }
 
 #[test]

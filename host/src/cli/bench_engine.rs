@@ -119,6 +119,11 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     if let Some(figures) = &llama_cpp {
         figures.versus(tok_s, figures.prefill_tok_s, "prefill");
     }
+    // Each step recorded after the readback before it, not while that step
+    // ran: the same speed, but the GPU waits for the recording (its idle time).
+    llama.record_ahead = false;
+    decode(&mut llama, 1, &token, None)?;
+    llama.record_ahead = true;
     let base = decode(&mut llama, 1, &token, None)?;
     if let Some((_, base1, _)) = untuned {
         println!("    {:.2}x the first kernels at batch 1 ({base1:.1} tok/s)", base / base1);
@@ -201,7 +206,11 @@ fn decode(llama: &mut Llama, batch: u32, token: &dyn Fn(u32) -> u32, baseline: O
     }
     let tok_s = (batch * STEPS) as f64 / start.elapsed().as_secs_f64();
     let versus = baseline.map(|base| format!("{:>5.2}x batch 1", tok_s / base)).unwrap_or_default();
-    let kernel = if llama.shape == KernelShape::Cpu && !llama.cpu_tuned { ", first kernels" } else { "" };
+    let kernel = match () {
+        _ if llama.shape == KernelShape::Cpu && !llama.cpu_tuned => ", first kernels",
+        _ if !llama.record_ahead => ", not recorded ahead",
+        _ => "",
+    };
     let label = format!("decode batch {batch:>2}{kernel}");
     println!("{label:<56} {tok_s:>9.1} tok/s   {versus:<14}   {:>6.1} ms/step", 1000.0 * batch as f64 / tok_s);
     println!("    per step: {}", llama.counters.counts().since(&before).per_step());

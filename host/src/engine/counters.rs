@@ -1,7 +1,8 @@
 //! What the engine asks of the GPU, counted where it asks: dispatches,
 //! compute passes, submissions, bytes written to and read back from the
-//! device, the CPU time to encode a step and the GPU's wait between one
-//! step's readback and the next step's submission. On a real GPU a small
+//! device, the CPU time to encode a step, the GPU's wait between one step's
+//! readback and the next step's submission, and how many steps were recorded
+//! while the one before them ran. On a real GPU a small
 //! model is bound by these, not by bandwidth, so they are the evidence of
 //! speed a CPU-only machine can give.
 
@@ -18,6 +19,7 @@ pub struct GpuCounters {
     bytes_read: AtomicU64,
     encode_nanos: AtomicU64,
     idle_nanos: AtomicU64,
+    recorded_ahead: AtomicU64,
 }
 
 /// The counters at one moment; the difference of two is what happened between them.
@@ -34,6 +36,8 @@ pub struct Counts {
     pub encode: Duration,
     /// From a step's readback to the next step's submission: the GPU waits on the host.
     pub idle: Duration,
+    /// Steps whose commands were recorded while the step before them ran.
+    pub recorded_ahead: u64,
 }
 
 impl GpuCounters {
@@ -47,6 +51,7 @@ impl GpuCounters {
             bytes_read: self.bytes_read.load(Relaxed),
             encode: Duration::from_nanos(self.encode_nanos.load(Relaxed)),
             idle: Duration::from_nanos(self.idle_nanos.load(Relaxed)),
+            recorded_ahead: self.recorded_ahead.load(Relaxed),
         }
     }
 
@@ -62,10 +67,12 @@ impl GpuCounters {
         self.bytes_read.fetch_add(bytes as u64, Relaxed);
     }
 
-    /// One forward step: what it recorded, how long recording took, and how
-    /// long the GPU had waited for it since the last step's readback.
-    pub(crate) fn step(&self, dispatches: u64, compute_passes: u64, encode: Duration, idle: Option<Duration>) {
+    /// One forward step: what it recorded, how long writing its inputs and
+    /// recording took, how long the GPU had waited for it since the last
+    /// step's readback, and whether it was recorded during the last step.
+    pub(crate) fn step(&self, dispatches: u64, compute_passes: u64, encode: Duration, idle: Option<Duration>, recorded_ahead: bool) {
         self.steps.fetch_add(1, Relaxed);
+        self.recorded_ahead.fetch_add(recorded_ahead as u64, Relaxed);
         self.dispatches.fetch_add(dispatches, Relaxed);
         self.compute_passes.fetch_add(compute_passes, Relaxed);
         self.encode_nanos.fetch_add(encode.as_nanos() as u64, Relaxed);
@@ -87,6 +94,7 @@ impl Counts {
             bytes_read: self.bytes_read - earlier.bytes_read,
             encode: self.encode.saturating_sub(earlier.encode),
             idle: self.idle.saturating_sub(earlier.idle),
+            recorded_ahead: self.recorded_ahead - earlier.recorded_ahead,
         }
     }
 
@@ -95,7 +103,7 @@ impl Counts {
         let n = self.steps.max(1) as f64;
         let per = |v: u64| v as f64 / n;
         format!(
-            "{:.0} dispatches, {:.1} compute passes, {:.1} submissions, {:.1} KiB written, {:.1} KiB read, {:.0} µs encoding, {:.0} µs GPU idle before it",
+            "{:.0} dispatches, {:.1} compute passes, {:.1} submissions, {:.1} KiB written, {:.1} KiB read, {:.0} µs encoding, {:.0} µs GPU idle before it, {:.0}% recorded ahead",
             per(self.dispatches),
             per(self.compute_passes),
             per(self.submissions),
@@ -103,6 +111,7 @@ impl Counts {
             per(self.bytes_read) / 1024.0,
             self.encode.as_secs_f64() * 1e6 / n,
             self.idle.as_secs_f64() * 1e6 / n,
+            100.0 * per(self.recorded_ahead),
         )
     }
 }

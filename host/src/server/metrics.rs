@@ -65,14 +65,15 @@ pub fn render(server: &Server) -> String {
     );
     counter(&mut out, "crust_gpu_busy_seconds_total", "Time the GPU spent running batches.", &per_model(&|s| stat(s, |t| &t.busy_nanos) / 1e9));
     let gpu = |value: CountOf| per_model(&|s| value(&s.stats.gpu.counts()));
-    let gpu_counters: [(&str, &str, CountOf); 8] = [
+    let gpu_counters: [(&str, &str, CountOf); 9] = [
         ("crust_gpu_steps_total", "Forward steps (batches) recorded.", |c| c.steps as f64),
         ("crust_gpu_dispatches_total", "Compute dispatches recorded.", |c| c.dispatches as f64),
         ("crust_gpu_compute_passes_total", "Compute passes recorded.", |c| c.compute_passes as f64),
         ("crust_gpu_submissions_total", "Command buffers submitted (steps, page copies and clears).", |c| c.submissions as f64),
         ("crust_gpu_written_bytes_total", "Bytes written to the GPU for steps.", |c| c.bytes_written as f64),
         ("crust_gpu_read_bytes_total", "Bytes read back from the GPU.", |c| c.bytes_read as f64),
-        ("crust_gpu_encode_seconds_total", "CPU time spent recording steps.", |c| c.encode.as_secs_f64()),
+        ("crust_gpu_encode_seconds_total", "CPU time spent writing steps' inputs and recording them.", |c| c.encode.as_secs_f64()),
+        ("crust_gpu_steps_recorded_ahead_total", "Steps recorded while the step before them ran.", |c| c.recorded_ahead as f64),
         ("crust_gpu_idle_seconds_total", "Time from a step's readback to the next step's submission (with no pass waiting too).", |c| {
             c.idle.as_secs_f64()
         }),

@@ -36,7 +36,7 @@ const TILED_MIN_TOKENS: u32 = 8;
 const CPU_TUNED_MIN_TOKENS: u32 = 4;
 
 /// How a model picks its kernels.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
     pub shape: KernelShape,
     /// Reduce with subgroup operations (GPU-shaped decode).

@@ -31,7 +31,7 @@ pub struct Bindings<'a> {
 impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels) -> BoundMatrix {
         let buffers = [self.quants, self.scales, self.ids, self.slots, self.out, self.params];
-        BoundMatrix { ty: self.ty, swiglu: false, group: kernels.bind_group(Kernel::Embed(self.ty), "embed", &buffers) }
+        BoundMatrix { ty: self.ty, swiglu: false, qkv: false, group: kernels.bind_group(Kernel::Embed(self.ty), "embed", &buffers) }
     }
 }
 

@@ -160,22 +160,21 @@ impl Variant {
 }
 
 /// Weights (quants, scales), input, output, params, the input norm's gain,
-/// and for q|k|v the tokens and the layer's KV cache.
-pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("matrix"),
-        entries: &[
-            storage_entry(0, true),
-            storage_entry(1, true),
-            storage_entry(2, true),
-            storage_entry(3, false),
-            uniform_entry(4),
-            storage_entry(5, true),
-            storage_entry(6, true),
-            storage_entry(7, false),
-            storage_entry(8, false),
-        ],
-    })
+/// and for q|k|v (`qkv`) the tokens and the layer's KV cache.
+pub(super) fn bind_group_layout(device: &wgpu::Device, qkv: bool) -> wgpu::BindGroupLayout {
+    let entries = [
+        storage_entry(0, true),
+        storage_entry(1, true),
+        storage_entry(2, true),
+        storage_entry(3, false),
+        uniform_entry(4),
+        storage_entry(5, true),
+        storage_entry(6, true),
+        storage_entry(7, false),
+        storage_entry(8, false),
+    ];
+    let used = if qkv { entries.len() } else { 6 };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("matrix"), entries: &entries[..used] })
 }
 
 /// What q|k|v's folded RoPE and KV write need: the batch's tokens and the
@@ -203,22 +202,15 @@ pub struct Bindings<'a> {
 
 impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels, label: &str) -> BoundMatrix {
-        // Any variant names the shared layout.
-        let kernel = Kernel::Matrix(Variant::MatMul(self.ty));
-        // Bindings a matrix's params never ask for are filled with the input
-        // (read-only) or with buffers nothing reads (writable).
+        // Without a norm the gain is never read: the input fills its binding.
         let gain = self.norm.unwrap_or(self.x);
-        let [unused_k, unused_v] = &kernels.unused_writable;
-        let (tokens, k_cache, v_cache) = match &self.kv {
-            Some(kv) => (kv.tokens, kv.k_cache, kv.v_cache),
-            None => (self.x, unused_k, unused_v),
-        };
-        let (tokens, k_cache, v_cache) = (tokens.clone(), k_cache.clone(), v_cache.clone());
-        BoundMatrix {
-            ty: self.ty,
-            swiglu: false,
-            group: kernels.bind_group(kernel, label, &[self.quants, self.scales, self.x, self.out, self.params, gain, &tokens, &k_cache, &v_cache]),
+        let mut buffers = vec![self.quants, self.scales, self.x, self.out, self.params, gain];
+        if let Some(kv) = &self.kv {
+            buffers.extend([kv.tokens, kv.k_cache, kv.v_cache]);
         }
+        // Any variant names its family's shared layout.
+        let kernel = family(Variant::MatMul(self.ty), self.kv.is_some());
+        BoundMatrix { ty: self.ty, swiglu: false, qkv: self.kv.is_some(), group: kernels.bind_group(kernel, label, &buffers) }
     }
 }
 
@@ -234,6 +226,11 @@ pub fn dispatch_qkv_rope(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, ch
 
 fn dispatch_in(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32, pairs: bool) {
     let variant = choice.matrix(matrix.ty, tokens);
-    debug_assert!(!pairs || variant.folds_rope(), "{variant:?} has no RoPE mode");
-    kernels.dispatch(pass, Kernel::Matrix(variant), &matrix.group, variant.grid(n, tokens, matrix.swiglu, pairs));
+    debug_assert!(!pairs || (matrix.qkv && variant.folds_rope()), "{variant:?} has no RoPE mode here");
+    kernels.dispatch(pass, family(variant, matrix.qkv), &matrix.group, variant.grid(n, tokens, matrix.swiglu, pairs));
+}
+
+/// The kernel of `variant` for q|k|v (with its RoPE mode and bindings) or for the other matrices.
+fn family(variant: Variant, qkv: bool) -> Kernel {
+    if qkv { Kernel::MatrixQkv(variant) } else { Kernel::Matrix(variant) }
 }

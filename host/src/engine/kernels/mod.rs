@@ -83,6 +83,8 @@ pub enum Kernel {
     Embed(TensorType),
     RmsNorm,
     Matrix(matrix::Variant),
+    /// The matrix kernel for q|k|v: also RoPE and the KV write (mode 3).
+    MatrixQkv(matrix::Variant),
     RopeKv(KvType),
     Attention(attention::Variant),
     Sample,
@@ -95,7 +97,7 @@ impl Kernel {
         match self {
             Kernel::Embed(_) => "embed.wgsl",
             Kernel::RmsNorm => "rms_norm.wgsl",
-            Kernel::Matrix(variant) => variant.file(),
+            Kernel::Matrix(variant) | Kernel::MatrixQkv(variant) => variant.file(),
             Kernel::RopeKv(_) => "rope_kv.wgsl",
             Kernel::Attention(variant) => variant.file(),
             Kernel::Sample => "sample.wgsl",
@@ -108,6 +110,7 @@ impl Kernel {
         match self {
             Kernel::Embed(ty) => vec![weights_define(ty)],
             Kernel::Matrix(variant) => variant.defines(),
+            Kernel::MatrixQkv(variant) => [variant.defines(), vec!["QKV"]].concat(),
             Kernel::RopeKv(kv) => kv.defines(),
             Kernel::Attention(variant) => variant.kv().defines(),
             Kernel::RmsNorm | Kernel::Sample | Kernel::Distribution => vec![],
@@ -129,6 +132,8 @@ pub struct BoundMatrix {
     /// Its rows are [gate; up] stacked, for the SwiGLU mode: the CPU-blocked
     /// kernel then makes 2 outputs per invocation, not 4.
     pub swiglu: bool,
+    /// Bound for [`Kernel::MatrixQkv`].
+    pub qkv: bool,
 }
 
 /// Compiled pipelines, one per kernel variant, made the first time each is asked for.
@@ -138,9 +143,6 @@ pub struct Kernels {
     layouts: SharedLayouts,
     /// Dispatches recorded since [`Self::take_dispatched`] last asked.
     dispatched: u64,
-    /// Fill the writable bindings a kernel's params never ask for (two:
-    /// writable bindings of one dispatch may not alias).
-    unused_writable: [wgpu::Buffer; 2],
 }
 
 impl Kernels {
@@ -149,11 +151,11 @@ impl Kernels {
             device: device.clone(),
             pipelines: HashMap::new(),
             layouts: SharedLayouts {
-                matrix: SharedLayout::new(device, matrix::bind_group_layout(device)),
+                matrix: SharedLayout::new(device, matrix::bind_group_layout(device, false)),
+                matrix_qkv: SharedLayout::new(device, matrix::bind_group_layout(device, true)),
                 attention: SharedLayout::new(device, attention::bind_group_layout(device)),
             },
             dispatched: 0,
-            unused_writable: [unused_writable(device), unused_writable(device)],
         }
     }
 
@@ -205,9 +207,11 @@ impl Kernels {
 }
 
 /// The matrix kernels share one explicit layout, so a matrix's bind group
-/// serves whichever of them a batch picks; so do the attention kernels.
+/// serves whichever of them a batch picks (q|k|v's kernels another, with its
+/// extra bindings); so do the attention kernels.
 struct SharedLayouts {
     matrix: SharedLayout,
+    matrix_qkv: SharedLayout,
     attention: SharedLayout,
 }
 
@@ -216,6 +220,7 @@ impl SharedLayouts {
     fn of(&self, kernel: Kernel) -> Option<&SharedLayout> {
         match kernel {
             Kernel::Matrix(_) => Some(&self.matrix),
+            Kernel::MatrixQkv(_) => Some(&self.matrix_qkv),
             Kernel::Attention(_) => Some(&self.attention),
             _ => None,
         }
@@ -234,10 +239,6 @@ impl SharedLayout {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&group)], immediate_size: 0 });
         Self { group, pipeline }
     }
-}
-
-fn unused_writable(device: &wgpu::Device) -> wgpu::Buffer {
-    device.create_buffer(&wgpu::BufferDescriptor { label: Some("unused"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -281,6 +282,7 @@ mod tests {
                 matrix::Variant::MatVec(ty, true),
             ];
             kernels.extend(variants.map(Kernel::Matrix));
+            kernels.extend(variants.map(Kernel::MatrixQkv));
             kernels.push(Kernel::Embed(ty));
         }
         kernels
@@ -298,7 +300,9 @@ mod tests {
             // `unpack2x16float` (F16 weights) needs only what every wgpu backend has.
             let base = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
             let capabilities = match kernel {
-                Kernel::Matrix(matrix::Variant::MatVec(_, true)) => base | naga::valid::Capabilities::SUBGROUP,
+                Kernel::Matrix(matrix::Variant::MatVec(_, true)) | Kernel::MatrixQkv(matrix::Variant::MatVec(_, true)) => {
+                    base | naga::valid::Capabilities::SUBGROUP
+                }
                 Kernel::RopeKv(KvType::F16) => base | naga::valid::Capabilities::SHADER_FLOAT16,
                 Kernel::Attention(variant) if variant.kv() == KvType::F16 => base | naga::valid::Capabilities::SHADER_FLOAT16,
                 _ => base,
@@ -380,5 +384,7 @@ mod tests {
         assert!(!source(Kernel::Embed(Q4_0)).contains("fn block_dot"));
         assert!(source(Kernel::Matrix(matrix::Variant::MatMul(Q4_1))).contains("fn block_dot"));
         assert!(source(Kernel::Matrix(matrix::Variant::MatMulBlocked(Q8_0))).contains("fn norm_scale"));
+        assert!(source(Kernel::MatrixQkv(matrix::Variant::MatVecRows(Q4_0))).contains("k_cache"));
+        assert!(!source(Kernel::Matrix(matrix::Variant::MatVecRows(Q4_0))).contains("k_cache"));
     }
 }

@@ -2,7 +2,7 @@
 //! [`Llama::encode`] records top to bottom like llama2.c's `forward`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bindings::{Bindings, NormedMatrix};
 use super::buffers::Buffers;
@@ -11,6 +11,7 @@ use super::config::LlamaConfig;
 use super::gpu_weights::GpuWeights;
 use super::kv_cache::KvCache;
 use super::readback::Readback;
+use super::recording::{Recorded, StepShape};
 use super::uniforms::{Folds, Uniforms};
 use super::weights::{ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
@@ -42,6 +43,9 @@ pub struct Llama {
     /// What it asked of the GPU, shared with whoever reports it.
     pub counters: Arc<GpuCounters>,
     since_readback: IdleClock,
+    /// Record each step's successor while the step runs (see `recording`).
+    pub record_ahead: bool,
+    ahead: Option<Recorded>,
 }
 
 impl Llama {
@@ -79,6 +83,8 @@ impl Llama {
             bindings,
             counters: Arc::default(),
             since_readback: IdleClock::default(),
+            record_ahead: true,
+            ahead: None,
         })
     }
 
@@ -90,22 +96,39 @@ impl Llama {
     pub fn forward(&mut self, passes: &[Pass]) -> Result<Vec<PassResult>, BatchError> {
         let plan = plan(passes, self.plan_limits())?;
         self.capacity.check_fits(&plan)?;
-        let (waited, started) = (self.since_readback.waited(), Instant::now());
+        let started = Instant::now();
         let queue = &self.gpu.queue;
         let folds = self.folds(plan.ids.len() as u32);
         let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan, folds);
-        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.encode(&mut encoder, &plan);
-        self.readback.encode(&mut encoder, &plan);
-        let commands = encoder.finish();
-        self.counters.step(self.kernels.take_dispatched(), 1, started.elapsed(), waited);
+        let shape = StepShape::of(&plan, self.choice());
+        let (step, earlier) = match self.ahead.take() {
+            Some(recorded) if recorded.shape == shape => (recorded, true),
+            _ => (self.record(&plan, shape), false),
+        };
+        // Writing the inputs, and recording unless that was done during the last step.
+        let encode = started.elapsed() + if earlier { step.took } else { Duration::ZERO };
+        self.counters.step(step.dispatches, 1, encode, self.since_readback.waited(), earlier);
         self.counters.wrote(written);
-        self.gpu.queue.submit([commands]);
+        self.gpu.queue.submit([step.commands]);
         self.counters.submitted(1);
+        if self.record_ahead {
+            // While the GPU runs this step: the next, if it is of this shape.
+            self.ahead = Some(self.record(&plan, step.shape));
+        }
         let bytes = self.readback.read(&self.gpu.device, &plan)?;
         self.since_readback.read_back();
         self.counters.read(bytes.len());
         Ok(self.readback.results(&plan, &bytes))
+    }
+
+    /// Records the commands of a step of `plan`'s shape.
+    fn record(&mut self, plan: &BatchPlan, shape: StepShape) -> Recorded {
+        let started = Instant::now();
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        self.encode(&mut encoder, plan);
+        self.readback.encode(&mut encoder, plan);
+        let commands = encoder.finish();
+        Recorded { shape, commands, dispatches: self.kernels.take_dispatched(), took: started.elapsed() }
     }
 
     fn choice(&self) -> Choice {
@@ -120,12 +143,12 @@ impl Llama {
         Folds { norms: choice.folds_norms(tokens), rope: rope.then_some(self.kv.ty) }
     }
 
-    /// The forward itself: embed → per layer [norm + q|k|v, RoPE + paged KV
+    /// The forward itself: embed → per layer [norm + q|k|v + RoPE + paged KV
     /// write, attention, out-proj + residual, norm + gate|up + SwiGLU, down +
     /// residual] → final norm of the rows asked for → LM head → sampling and
-    /// distributions. (The layer norms, residuals and SwiGLU are the matrices'
-    /// `Params`, set in `Uniforms::write`; a layer norm is its own dispatch
-    /// only where the matrix kernel does not fold it.)
+    /// distributions. (The layer norms, RoPE, residuals and SwiGLU are the
+    /// matrices' `Params`, set in `Uniforms::write`; the norms and RoPE are
+    /// dispatches of their own where the matrix kernel does not fold them.)
     fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, plan: &BatchPlan) {
         let c = &self.config;
         let (t, o) = (plan.ids.len() as u32, plan.logit_rows.len() as u32);
@@ -137,14 +160,14 @@ impl Llama {
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
                 if folds.rope.is_some() {
-                    normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t, matrix::dispatch_qkv_rope);
+                    normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, matrix::dispatch_qkv_rope);
                 } else {
-                    normed_matrix(pass, k, choice, &layer.qkv, c.qkv_width(), t, matrix::dispatch);
+                    normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, matrix::dispatch);
                     rope_kv::dispatch(pass, k, kv, &layer.rope, t);
                 }
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
                 matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                normed_matrix(pass, k, choice, &layer.gate_up, c.d_ff, t, matrix::dispatch); // SwiGLU
+                normed_matrix(pass, k, (choice, folds), &layer.gate_up, c.d_ff, t, matrix::dispatch); // SwiGLU
                 matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
@@ -182,8 +205,16 @@ type MatrixDispatch = fn(&mut wgpu::ComputePass, &mut Kernels, Choice, &BoundMat
 
 /// A layer's norm and the matrix that reads it (recorded by `dispatch`): one
 /// dispatch where the matrix kernel folds the norm in, two where it does not.
-fn normed_matrix(pass: &mut wgpu::ComputePass, k: &mut Kernels, choice: Choice, m: &NormedMatrix, n: usize, tokens: u32, dispatch: MatrixDispatch) {
-    if choice.folds_norms(tokens) {
+fn normed_matrix(
+    pass: &mut wgpu::ComputePass,
+    k: &mut Kernels,
+    (choice, folds): (Choice, Folds),
+    m: &NormedMatrix,
+    n: usize,
+    tokens: u32,
+    dispatch: MatrixDispatch,
+) {
+    if folds.norms {
         dispatch(pass, k, choice, &m.fused, n, tokens);
     } else {
         rms_norm::dispatch(pass, k, &m.norm, tokens);

@@ -9,6 +9,7 @@ mod gpu_weights;
 mod kv_cache;
 pub mod llama;
 mod readback;
+mod recording;
 // The plain-Rust reference the GPU forward is tested against.
 #[cfg(any(test, feature = "test-support"))]
 pub mod reference;
