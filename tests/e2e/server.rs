@@ -695,11 +695,12 @@ async fn a_vanished_client_leaves_no_pages_and_metrics_say_so() {
     assert_eq!(server.metric("crust_user_instances{user=\"alice\"}"), Some(1.0));
     assert_eq!(server.metric("crust_connections"), Some(1.0));
     assert!(server.metric("crust_forward_passes_total{model=\"SmolLM2-135M-Instruct\"}").unwrap() > 0.0);
-    // What the steps asked of the GPU: at least the embedding and 8 per layer (30) each.
+    // What the steps asked of the GPU: at least the embedding and 5 per layer (30) each (the
+    // matrix kernels fold the layer norms, RoPE and the KV write in where they can).
     let (steps, dispatches) =
         ("crust_gpu_steps_total{model=\"SmolLM2-135M-Instruct\"}", "crust_gpu_dispatches_total{model=\"SmolLM2-135M-Instruct\"}");
     let (steps, dispatches) = (server.metric(steps).unwrap(), server.metric(dispatches).unwrap());
-    assert!(steps > 0.0 && dispatches >= 241.0 * steps, "{dispatches} dispatches in {steps} steps");
+    assert!(steps > 0.0 && dispatches >= 151.0 * steps, "{dispatches} dispatches in {steps} steps");
     drop(instance);
     drop(alice);
     let deadline = Instant::now() + Duration::from_secs(60);
