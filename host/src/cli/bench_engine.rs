@@ -22,6 +22,10 @@ use crate::engine::synthetic;
 const PAGE: u32 = 16;
 const PROMPT: u32 = 8;
 const STEPS: u32 = 8;
+/// KV pages a decode sequence takes: its prompt, one unmeasured step (the
+/// first compiles the step's kernels, which a serving engine pays once), the
+/// measured steps.
+const SEQUENCE_PAGES: u32 = (PROMPT + 1 + STEPS).div_ceil(PAGE);
 
 /// Measure prefill and batched decode on this machine's GPU adapter.
 #[derive(clap::Args)]
@@ -90,7 +94,7 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     let tensors = ModelTensors::from_gguf(&file, &config)?;
     let most = args.batches.iter().copied().max().unwrap_or(1).max(8);
     let capacity = Capacity {
-        kv_pages: (most * (PROMPT + STEPS).div_ceil(PAGE)).max(args.prompt.div_ceil(PAGE)),
+        kv_pages: (most * SEQUENCE_PAGES).max(args.prompt.div_ceil(PAGE)),
         // Decode prompts go in 8 at a time.
         batch_tokens: args.prompt.max(most).max(8 * PROMPT),
         batch_outputs: most,
@@ -182,9 +186,7 @@ fn prefill(llama: &mut Llama, prompt: &[u32], kernel: &str) -> anyhow::Result<f6
 /// `batch` sequences, each after a short prompt, one token per step; prints
 /// tokens/s (against `baseline` when given) and returns it.
 fn decode(llama: &mut Llama, batch: u32, token: &dyn Fn(u32) -> u32, baseline: Option<f64>) -> anyhow::Result<f64> {
-    // One step more than measured: the first compiles the step's kernels (on
-    // lavapipe milliseconds each), which a serving engine pays once.
-    let pages_per_seq = (PROMPT + 1 + STEPS).div_ceil(PAGE);
+    let pages_per_seq = SEQUENCE_PAGES;
     let prompts: Vec<Pass> = (0..batch)
         .map(|s| {
             let tokens: Vec<u32> = (0..PROMPT).map(|i| token(i + s)).collect();

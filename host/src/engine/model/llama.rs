@@ -46,6 +46,9 @@ pub struct Llama {
     /// Record each step's successor while the step runs (see `recording`).
     pub record_ahead: bool,
     ahead: Option<Recorded>,
+    /// The shape the uniform buffers hold the parameters of: a step of the
+    /// same shape has the same parameters, so they are not written again.
+    uniforms_for: Option<StepShape>,
 }
 
 impl Llama {
@@ -85,6 +88,7 @@ impl Llama {
             since_readback: IdleClock::default(),
             record_ahead: true,
             ahead: None,
+            uniforms_for: None,
         })
     }
 
@@ -98,9 +102,13 @@ impl Llama {
         self.capacity.check_fits(&plan)?;
         let started = Instant::now();
         let queue = &self.gpu.queue;
-        let folds = self.folds(plan.ids.len() as u32);
-        let written = self.buffers.write(queue, &plan) + self.uniforms.write(queue, &self.config, &self.capacity, &plan, folds);
         let shape = StepShape::of(&plan, self.choice());
+        let mut written = self.buffers.write(queue, &plan);
+        if self.uniforms_for.as_ref() != Some(&shape) {
+            let folds = self.folds(plan.ids.len() as u32);
+            written += self.uniforms.write(queue, &self.config, &self.capacity, &plan, folds);
+            self.uniforms_for = Some(shape.clone());
+        }
         let (step, earlier) = match self.ahead.take() {
             Some(recorded) if recorded.shape == shape => (recorded, true),
             _ => (self.record(&plan, shape), false),
