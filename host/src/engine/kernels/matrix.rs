@@ -216,15 +216,12 @@ impl Bindings<'_> {
 
 /// `n` output rows over `tokens` input rows, with the variant `choice` picks for them.
 pub fn dispatch(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
-    dispatch_in(pass, kernels, choice, matrix, n, tokens, false);
+    dispatch_pairs(pass, kernels, choice, matrix, n, tokens, false);
 }
 
-/// q|k|v in [`Mode::QkvRope`] (when `choice.folds_rope(tokens)`).
-pub fn dispatch_qkv_rope(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32) {
-    dispatch_in(pass, kernels, choice, matrix, n, tokens, true);
-}
-
-fn dispatch_in(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32, pairs: bool) {
+/// The same, over RoPE pairs of rows when `pairs`: q|k|v in [`Mode::QkvRope`]
+/// (when `choice.folds_rope(tokens)`).
+pub fn dispatch_pairs(pass: &mut wgpu::ComputePass, kernels: &mut Kernels, choice: Choice, matrix: &BoundMatrix, n: usize, tokens: u32, pairs: bool) {
     let variant = choice.matrix(matrix.ty, tokens);
     debug_assert!(!pairs || (matrix.qkv && variant.folds_rope()), "{variant:?} has no RoPE mode here");
     kernels.dispatch(pass, family(variant, matrix.qkv), &matrix.group, variant.grid(n, tokens, matrix.swiglu, pairs));

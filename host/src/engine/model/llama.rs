@@ -17,7 +17,7 @@ use super::weights::{ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::counters::{GpuCounters, IdleClock};
 use crate::engine::device::Gpu;
-use crate::engine::kernels::{BoundMatrix, Choice, Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
+use crate::engine::kernels::{Choice, Kernels, KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::{BatchPlan, PlanLimits, plan};
 
 pub use crate::engine::kernels::KernelShape;
@@ -167,15 +167,14 @@ impl Llama {
             let pass = &mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             embed::dispatch(pass, k, &b.embed, c.d_model, t);
             for layer in &b.layers {
-                if folds.rope.is_some() {
-                    normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, matrix::dispatch_qkv_rope);
-                } else {
-                    normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, matrix::dispatch);
+                let rope_folded = folds.rope.is_some();
+                normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, rope_folded);
+                if !rope_folded {
                     rope_kv::dispatch(pass, k, kv, &layer.rope, t);
                 }
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
                 matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                normed_matrix(pass, k, (choice, folds), &layer.gate_up, c.d_ff, t, matrix::dispatch); // SwiGLU
+                normed_matrix(pass, k, (choice, folds), &layer.gate_up, c.d_ff, t, false); // SwiGLU
                 matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
@@ -209,10 +208,8 @@ impl Llama {
     }
 }
 
-type MatrixDispatch = fn(&mut wgpu::ComputePass, &mut Kernels, Choice, &BoundMatrix, usize, u32);
-
-/// A layer's norm and the matrix that reads it (recorded by `dispatch`): one
-/// dispatch where the matrix kernel folds the norm in, two where it does not.
+/// A layer's norm and the matrix that reads it (in RoPE pairs when `pairs`):
+/// one dispatch where the matrix kernel folds the norm in, two where it does not.
 fn normed_matrix(
     pass: &mut wgpu::ComputePass,
     k: &mut Kernels,
@@ -220,12 +217,12 @@ fn normed_matrix(
     m: &NormedMatrix,
     n: usize,
     tokens: u32,
-    dispatch: MatrixDispatch,
+    pairs: bool,
 ) {
     if folds.norms {
-        dispatch(pass, k, choice, &m.fused, n, tokens);
+        matrix::dispatch_pairs(pass, k, choice, &m.fused, n, tokens, pairs);
     } else {
         rms_norm::dispatch(pass, k, &m.norm, tokens);
-        dispatch(pass, k, choice, &m.unfused, n, tokens);
+        matrix::dispatch_pairs(pass, k, choice, &m.unfused, n, tokens, pairs);
     }
 }
