@@ -9,6 +9,7 @@ use crust::engine::device::Gpu;
 use crust::engine::gguf::{GgufFile, GgufWriter, Value};
 use crust::engine::model::{Capacity, KernelShape, Llama, LlamaConfig, ModelTensors, Reference};
 use crust::engine::quant::TensorType::{self, *};
+use crust::engine::quant::dequantize;
 use crust::engine::service::ModelService;
 use crust_tests::scratch_dir;
 
@@ -35,36 +36,49 @@ impl Rng {
     }
 }
 
+/// The weight types of a tiny model: the embedding, then per layer q|k|v, o, gate|up and down.
+struct Types {
+    embed: TensorType,
+    layers: [[TensorType; 4]; 2],
+}
+
+/// The tiny model most tests use: every legacy type, in rows of 64.
+const LEGACY: Types = Types { embed: Q8_0, layers: [[Q4_1, Q8_0, F16, Q4_0], [Q8_0, Q4_1, Q4_0, F16]] };
+
 fn tiny_gguf() -> Vec<u8> {
+    tiny_gguf_with(D, FF, &LEGACY, None)
+}
+
+/// A tiny random Llama of width `d` and FFN width `ff` in `types`; `v_type`
+/// gives the v projections a type of their own (as K-quant files do).
+fn tiny_gguf_with(d: usize, ff: usize, types: &Types, v_type: Option<TensorType>) -> Vec<u8> {
     let mut rng = Rng(7);
     let mut w = GgufWriter::default();
     w.meta("general.architecture", Value::String("llama".into()))
         .meta("llama.block_count", Value::U32(2))
-        .meta("llama.embedding_length", Value::U32(D as u32))
-        .meta("llama.feed_forward_length", Value::U32(FF as u32))
+        .meta("llama.embedding_length", Value::U32(d as u32))
+        .meta("llama.feed_forward_length", Value::U32(ff as u32))
         .meta("llama.attention.head_count", Value::U32(4))
         .meta("llama.attention.head_count_kv", Value::U32(2))
         .meta("llama.rope.freq_base", Value::F32(10000.0))
         .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
         .meta("llama.context_length", Value::U32(512))
         .meta("tokenizer.ggml.tokens", Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect()));
-    let (d, ff, v) = (D as u64, FF as u64, VOCAB as u64);
-    w.tensor("token_embd.weight", &[d, v], Q8_0, &rng.values(D * VOCAB, 1.0));
-    w.tensor("output_norm.weight", &[d], F32, &rng.values(D, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
-    // Layer 0 and 1 use every weight type between them.
-    let types: [[TensorType; 4]; 2] = [[Q4_1, Q8_0, F16, Q4_0], [Q8_0, Q4_1, Q4_0, F16]];
-    for (i, [qkv, o, gate_up, down]) in types.into_iter().enumerate() {
+    let (d64, ff64, v) = (d as u64, ff as u64, VOCAB as u64);
+    w.tensor("token_embd.weight", &[d64, v], types.embed, &rng.values(d * VOCAB, 1.0));
+    w.tensor("output_norm.weight", &[d64], F32, &rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
+    for (i, [qkv, o, gate_up, down]) in types.layers.into_iter().enumerate() {
         let name = |s: &str| format!("blk.{i}.{s}");
-        let norm: Vec<f32> = rng.values(D, 0.2).iter().map(|x| 1.0 + x).collect();
-        w.tensor(&name("attn_norm.weight"), &[d], F32, &norm);
-        w.tensor(&name("attn_q.weight"), &[d, d], qkv, &rng.values(D * D, 0.3));
-        w.tensor(&name("attn_k.weight"), &[d, d / 2], qkv, &rng.values(D * D / 2, 0.3));
-        w.tensor(&name("attn_v.weight"), &[d, d / 2], qkv, &rng.values(D * D / 2, 0.3));
-        w.tensor(&name("attn_output.weight"), &[d, d], o, &rng.values(D * D, 0.2));
-        w.tensor(&name("ffn_norm.weight"), &[d], F32, &norm);
-        w.tensor(&name("ffn_gate.weight"), &[d, ff], gate_up, &rng.values(D * FF, 0.3));
-        w.tensor(&name("ffn_up.weight"), &[d, ff], gate_up, &rng.values(D * FF, 0.3));
-        w.tensor(&name("ffn_down.weight"), &[ff, d], down, &rng.values(D * FF, 0.2));
+        let norm: Vec<f32> = rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect();
+        w.tensor(&name("attn_norm.weight"), &[d64], F32, &norm);
+        w.tensor(&name("attn_q.weight"), &[d64, d64], qkv, &rng.values(d * d, 0.3));
+        w.tensor(&name("attn_k.weight"), &[d64, d64 / 2], qkv, &rng.values(d * d / 2, 0.3));
+        w.tensor(&name("attn_v.weight"), &[d64, d64 / 2], v_type.unwrap_or(qkv), &rng.values(d * d / 2, 0.3));
+        w.tensor(&name("attn_output.weight"), &[d64, d64], o, &rng.values(d * d, 0.2));
+        w.tensor(&name("ffn_norm.weight"), &[d64], F32, &norm);
+        w.tensor(&name("ffn_gate.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
+        w.tensor(&name("ffn_up.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
+        w.tensor(&name("ffn_down.weight"), &[ff64, d64], down, &rng.values(d * ff, 0.2));
     }
     w.to_bytes()
 }
@@ -94,8 +108,12 @@ fn models() -> (Llama, Reference) {
 }
 
 fn models_with(capacity: Capacity) -> (Llama, Reference) {
+    models_of(&tiny_gguf(), capacity)
+}
+
+fn models_of(gguf: &[u8], capacity: Capacity) -> (Llama, Reference) {
     let path = scratch_dir("tiny-model").join(format!("tiny-{:?}.gguf", std::thread::current().id()));
-    std::fs::write(&path, tiny_gguf()).unwrap();
+    std::fs::write(&path, gguf).unwrap();
     let file = GgufFile::open(&path).unwrap();
     let config = LlamaConfig::from_gguf(&file).unwrap();
     let tensors = ModelTensors::from_gguf(&file, &config).unwrap();
@@ -162,17 +180,40 @@ fn prefill_then_decode_match_the_reference() {
 /// kernel (batches over 8 rows) — gives the reference's answers.
 #[test]
 fn every_kernel_shape_matches_the_reference() {
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf(), TOL);
+}
+
+const K_QUANTS: Types = Types { embed: Q6_K, layers: [[Q4_K, Q5_K, Q6_K, Q5_0], [Q5_1, Q6_K, Q4_K, Q5_K]] };
+
+/// The K-quants and Q5_0/Q5_1 (rows of 256, a super-block each) through every
+/// matrix kernel and the embedding, against the reference that decodes them
+/// as GGML does.
+#[test]
+fn k_quants_match_the_reference_in_every_kernel_shape() {
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf_with(256, 256, &K_QUANTS, None), TOL);
+}
+
+/// q and k in one type and v in another, as K-quant files mix them: q|k|v
+/// are stacked as F16, whose rounding (2⁻¹¹ of a weight, far under any
+/// quantization step) moves this peaky tiny model's probabilities by up to
+/// ≈ 0.004 — the bound says so, and no greedy token may change.
+#[test]
+fn mixed_types_in_q_k_v_stay_close_to_the_reference() {
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf_with(256, 256, &K_QUANTS, Some(Q6_K)), 1e-2);
+}
+
+fn every_kernel_shape_matches_the_reference_on(gguf: &[u8], tol: f32) {
     let shapes = [(KernelShape::Cpu, false, true), (KernelShape::Cpu, false, false), (KernelShape::Gpu, true, true), (KernelShape::Gpu, false, true)];
     for (shape, subgroups, cpu_tuned) in shapes {
-        let (mut gpu, mut reference) = models();
+        let (mut gpu, mut reference) = models_of(gguf, capacity());
         gpu.shape = shape;
         gpu.subgroups = subgroups;
         gpu.cpu_tuned = cpu_tuned;
         let passes = vec![pass(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3], 0, &[0, 1, 2], 2), pass(&[2, 7], 0, &[3], 2)];
         let batched = gpu.forward(&passes).unwrap();
-        assert_close(&batched, &reference.forward(&passes).unwrap().1, TOL);
+        assert_close(&batched, &reference.forward(&passes).unwrap().1, tol);
         let decode = vec![pass(&[8], 10, &[0, 1, 2], 3), pass(&[1], 2, &[3], 3)];
-        assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, TOL);
+        assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, tol);
     }
 }
 
@@ -356,6 +397,31 @@ fn invalid_passes_are_refused_by_name() {
     gpu.forward(&[pass(&[1, 2], 0, &[0], 2)]).unwrap();
 }
 
+/// Crust's dequantizer — the reference the kernels are held to — gives the
+/// values GGML's own Python reference gives for the same random blocks of
+/// every quantized type (`tests/data/quant_blocks.py` wrote them), to the bit.
+#[test]
+fn dequantization_matches_ggml_on_random_blocks() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        r#type: String,
+        bytes: String,
+        values: Vec<f32>,
+    }
+    let data = std::fs::read_to_string(crust_tests::repo_root().join("tests/data/quant-blocks.json")).unwrap();
+    let cases: Vec<Case> = serde_json::from_str(&data).unwrap();
+    assert_eq!(cases.len(), 8, "every quantized type");
+    for case in cases {
+        let ty = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K].into_iter().find(|t| format!("{t:?}") == case.r#type).unwrap();
+        let bytes: Vec<u8> = (0..case.bytes.len()).step_by(2).map(|i| u8::from_str_radix(&case.bytes[i..i + 2], 16).unwrap()).collect();
+        let values = dequantize(ty, &bytes);
+        assert_eq!(values.len(), case.values.len(), "{ty:?}");
+        for (i, (ours, ggml)) in values.iter().zip(&case.values).enumerate() {
+            assert!(ours == ggml, "{ty:?} weight {i}: {ours} where GGML gives {ggml}");
+        }
+    }
+}
+
 #[test]
 fn unsupported_models_are_named_as_such() {
     let dir = scratch_dir("unsupported-models");
@@ -367,7 +433,7 @@ fn unsupported_models_are_named_as_such() {
     let error = LlamaConfig::from_gguf(&GgufFile::open(&path).unwrap()).unwrap_err();
     assert!(error.to_string().contains("unsupported architecture `mamba`"), "{error}");
 
-    // A tensor type Crust cannot load (Q4_K, GGML type 12), written by hand.
+    // A tensor type Crust cannot load (Q3_K, GGML type 11), written by hand.
     let mut bytes = b"GGUF".to_vec();
     bytes.extend(3u32.to_le_bytes());
     bytes.extend(1u64.to_le_bytes()); // tensors
@@ -377,12 +443,13 @@ fn unsupported_models_are_named_as_such() {
     bytes.extend(2u32.to_le_bytes());
     bytes.extend(256u64.to_le_bytes());
     bytes.extend(4u64.to_le_bytes());
-    bytes.extend(12u32.to_le_bytes());
+    bytes.extend(11u32.to_le_bytes());
     bytes.extend(0u64.to_le_bytes());
-    let path = dir.join("q4k.gguf");
+    let path = dir.join("q3k.gguf");
     std::fs::write(&path, bytes).unwrap();
     let error = GgufFile::open(&path).err().expect("refused");
-    assert!(error.to_string().contains("tensor `blk.0.ffn_up` has type Q4_K"), "{error}");
+    assert!(error.to_string().contains("tensor `blk.0.ffn_up` has type Q3_K"), "{error}");
+    assert!(error.to_string().contains("supported: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"), "{error}");
 }
 
 /// Passes submitted together from many threads are batched, and each gets

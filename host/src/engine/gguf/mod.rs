@@ -13,7 +13,7 @@ use memmap2::Mmap;
 
 pub use write::GgufWriter;
 
-use super::quant::{TensorType, ggml_type_name};
+use super::quant::{SUPPORTED, TensorType, ggml_type_name};
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -114,7 +114,7 @@ pub enum GgufError {
     Truncated { what: String, offset: usize },
     #[error("corrupt GGUF file: {0}")]
     Corrupt(String),
-    #[error("tensor `{tensor}` has type {name} (GGML type {id}), which Crust cannot load; supported: F32, F16, Q4_0, Q4_1, Q8_0")]
+    #[error("tensor `{tensor}` has type {name} (GGML type {id}), which Crust cannot load; supported: {}", SUPPORTED)]
     UnsupportedType { tensor: String, id: u32, name: &'static str },
     #[error("tensor `{tensor}` lies past the end of the file (bytes {start}..{end}, file has {file_len}): the file is truncated")]
     TensorOutOfBounds { tensor: String, start: usize, end: usize, file_len: usize },
@@ -274,10 +274,14 @@ fn parse(bytes: &[u8]) -> Result<Parsed, GgufError> {
             id: type_id,
             name: ggml_type_name(type_id),
         })?;
-        let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        let len = elements
-            .and_then(|e| ty.byte_size(e as usize))
-            .ok_or_else(|| GgufError::Corrupt(format!("tensor `{name}` of type {ty:?} has shape {dims:?}, which does not fill whole blocks")))?;
+        // Every row fills whole blocks (GGML's rule): a block never spans two rows.
+        let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).filter(|_| dims[0] % ty.block_layout().0 as u64 == 0);
+        let len = elements.and_then(|e| ty.byte_size(e as usize)).ok_or_else(|| {
+            GgufError::Corrupt(format!(
+                "tensor `{name}` of type {ty:?} has shape {dims:?}, whose rows do not fill whole blocks of {}",
+                ty.block_layout().0
+            ))
+        })?;
         let start = data_start.checked_add(offset).filter(|s| offset % alignment == 0 && *s <= usize::MAX as u64);
         let Some(start) = start else {
             return Err(GgufError::Corrupt(format!("tensor `{name}` has a misaligned or impossible offset {offset}")));

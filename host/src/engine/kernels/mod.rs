@@ -46,12 +46,13 @@ const SHADERS: &[(&str, &str)] = embedded![
     "matvec.wgsl",
     "matvec_rows.wgsl",
     "quant.wgsl",
+    "quant/affine.wgsl",
     "quant/f16.wgsl",
     "quant/f32.wgsl",
-    "quant/q4_0.wgsl",
-    "quant/q4_1.wgsl",
-    "quant/q4_nibbles.wgsl",
+    "quant/nibbles.wgsl",
+    "quant/q6_k.wgsl",
     "quant/q8_0.wgsl",
+    "quant/symmetric.wgsl",
     "quant/unscaled.wgsl",
     "reduce.wgsl",
     "rms_norm.wgsl",
@@ -65,13 +66,17 @@ fn shader(path: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(name, _)| *name == path).map(|(_, source)| *source)
 }
 
-/// The name `shaders/quant.wgsl` picks a weight type's loaders by.
+/// The name `shaders/quant.wgsl` picks a weight type's loaders by. The
+/// K-quants with mins are repacked to the 32-weight layouts they reduce to.
 fn weights_define(ty: TensorType) -> &'static str {
     match ty {
         TensorType::F32 => "WEIGHTS_F32",
         TensorType::F16 => "WEIGHTS_F16",
         TensorType::Q4_0 => "WEIGHTS_Q4_0",
-        TensorType::Q4_1 => "WEIGHTS_Q4_1",
+        TensorType::Q4_1 | TensorType::Q4_K => "WEIGHTS_Q4_1",
+        TensorType::Q5_0 => "WEIGHTS_Q5_0",
+        TensorType::Q5_1 | TensorType::Q5_K => "WEIGHTS_Q5_1",
+        TensorType::Q6_K => "WEIGHTS_Q6_K",
         TensorType::Q8_0 => "WEIGHTS_Q8_0",
     }
 }
@@ -272,7 +277,7 @@ mod tests {
                 Kernel::Attention(attention::Variant::PerQuery(kv)),
             ]);
         }
-        for ty in [F32, F16, Q4_0, Q4_1, Q8_0] {
+        for ty in [F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K] {
             let variants = [
                 matrix::Variant::MatMul(ty),
                 matrix::Variant::MatMulTiled(ty),

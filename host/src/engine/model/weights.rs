@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 
 use super::config::LlamaConfig;
 use crate::engine::gguf::GgufFile;
-use crate::engine::quant::{TensorType, dequantize};
+use crate::engine::quant::{TensorType, dequantize, nibbles, quantize};
 
 /// One tensor in the mapped file.
 #[derive(Clone, Copy)]
@@ -53,8 +53,8 @@ pub enum WeightsError {
     Missing(String),
     #[error("tensor `{tensor}` has shape {actual:?}, expected {expected:?} (innermost first)")]
     Shape { tensor: String, expected: Vec<u64>, actual: Vec<u64> },
-    #[error("tensors {0} must share one type to be fused; they are {1}")]
-    MixedTypes(String, String),
+    #[error("tensors {0} must have one input width to be fused")]
+    MixedWidths(String),
 }
 
 impl<'a> ModelTensors<'a> {
@@ -97,29 +97,37 @@ pub struct GpuMatrix {
     pub cols: usize,
     /// Quants (or f16 pairs, or f32 bits), block after block.
     pub quants: wgpu::Buffer,
-    /// Per-block scales: d (Q4_0, Q8_0) or d, m (Q4_1); a placeholder for F16/F32.
+    /// Per-block constants (see `nibbles::constants_per_block`; Q8_0's d); a
+    /// placeholder for F16/F32.
     pub scales: wgpu::Buffer,
 }
 
 impl GpuMatrix {
-    /// Uploads `parts` stacked row-wise (q|k|v, gate|up): one matrix, one dispatch.
+    /// Uploads `parts` stacked row-wise (q|k|v, gate|up): one matrix, one
+    /// dispatch. Parts of different types (a K-quant file's q and k beside a
+    /// v in more bits) are stacked as F16, which every type converts to
+    /// closely; the fusion saves more than the wider reads cost.
     pub fn upload(device: &wgpu::Device, parts: &[TensorRef]) -> Result<Self, WeightsError> {
         let first = parts[0];
-        if parts.iter().any(|p| p.ty != first.ty || p.cols != first.cols) {
+        if parts.iter().any(|p| p.cols != first.cols) {
             let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
-            let types: Vec<String> = parts.iter().map(|p| format!("{:?}", p.ty)).collect();
-            return Err(WeightsError::MixedTypes(names.join(", "), types.join(", ")));
+            return Err(WeightsError::MixedWidths(names.join(", ")));
         }
+        let ty = if parts.iter().all(|p| p.ty == first.ty) { first.ty } else { TensorType::F16 };
         let (mut quants, mut scales) = (Vec::new(), Vec::new());
         for part in parts {
-            repack(part.ty, part.bytes, &mut quants, &mut scales);
+            if part.ty == ty {
+                repack(ty, part.bytes, &mut quants, &mut scales);
+            } else {
+                repack(ty, &quantize(ty, &part.to_f32()), &mut quants, &mut scales);
+            }
         }
         if scales.is_empty() {
             scales.push(0.0);
         }
         let label = first.name;
         Ok(Self {
-            ty: first.ty,
+            ty,
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
             quants: storage(device, label, bytemuck::cast_slice(&quants)),
@@ -137,39 +145,22 @@ pub fn storage(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer
     })
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
 fn words(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
     bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap()))
 }
 
-/// GGUF blocks → the kernels' layout (see `shaders/quant/*.wgsl`).
+/// GGUF blocks → the kernels' layout (see `shaders/quant/*.wgsl`): raw
+/// words for F32 and F16, Q8_0's bytes apart from its scales, and every
+/// other type through its decoded 32-weight blocks.
 fn repack(ty: TensorType, bytes: &[u8], quants: &mut Vec<u32>, scales: &mut Vec<f32>) {
     match ty {
-        TensorType::F32 => quants.extend(words(bytes)),
-        TensorType::F16 => {
-            quants.extend(bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())));
-        }
-        TensorType::Q4_0 => {
-            for block in bytes.chunks_exact(18) {
-                scales.push(f16_at(block, 0));
-                quants.extend(words(&block[2..18]));
-            }
-        }
-        TensorType::Q4_1 => {
-            for block in bytes.chunks_exact(20) {
-                scales.push(f16_at(block, 0));
-                scales.push(f16_at(block, 2));
-                quants.extend(words(&block[4..20]));
-            }
-        }
+        TensorType::F32 | TensorType::F16 => quants.extend(words(bytes)),
         TensorType::Q8_0 => {
             for block in bytes.chunks_exact(34) {
-                scales.push(f16_at(block, 0));
+                scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
                 quants.extend(words(&block[2..34]));
             }
         }
+        _ => nibbles::pack(ty, &nibbles::decode(ty, bytes), quants, scales),
     }
 }
