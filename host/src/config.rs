@@ -11,6 +11,7 @@
 //! [[models]]                      # default: SmolLM2-135M-Instruct Q4_1 in the models dir
 //! name = "SmolLM2-135M-Instruct"
 //! path = "/path/to/SmolLM2-135M-Instruct.Q4_1.gguf"
+//! source = "hf:ORG/REPO:FILE"    # optional: where `crust models pull` gets it (said when it is missing)
 //!
 //! [registry]
 //! insecure = ["127.0.0.1:5000"]   # hosts reached over plain http
@@ -243,6 +244,20 @@ impl Default for EngineConfig {
 pub struct ModelEntry {
     pub name: String,
     pub path: PathBuf,
+    /// Where to get the file (`hf:ORG/REPO:FILE` or a URL), for the error that says it is missing.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl ModelEntry {
+    /// How to get this model's file when it is missing.
+    pub fn fetch_hint(&self) -> String {
+        match &self.source {
+            Some(source) => format!("run `crust models pull {source}`"),
+            None if self.path.file_name().is_some_and(|f| f == DEFAULT_MODEL_FILE) => "run `just fetch-model` to download the default model".into(),
+            None => "set its path in the config, or get a model with `crust models pull hf:ORG/REPO[:FILE]`".into(),
+        }
+    }
 }
 
 /// The default model: what `just fetch-model` downloads.
@@ -432,6 +447,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("invalid config: {0}")]
     Invalid(String),
+    #[error("no model named `{name}` (known: {known}) and no GGUF file at that path; `crust models pull hf:ORG/REPO[:FILE]` gets one")]
+    UnknownModel { name: String, known: String },
 }
 
 impl Config {
@@ -509,13 +526,52 @@ impl Config {
         Ok(())
     }
 
-    /// The configured models, in order; the default model when none are.
+    /// The configured models, in order (the default model when none are),
+    /// then those `crust models pull` fetched, under names not taken.
     pub fn models(&self) -> Vec<ModelEntry> {
-        if self.models.is_empty() {
-            vec![ModelEntry { name: DEFAULT_MODEL_NAME.into(), path: models_dir().join(DEFAULT_MODEL_FILE) }]
+        let mut models = if self.models.is_empty() {
+            vec![ModelEntry { name: DEFAULT_MODEL_NAME.into(), path: models_dir().join(DEFAULT_MODEL_FILE), source: None }]
         } else {
             self.models.clone()
+        };
+        let store = crate::model_store::ModelStore::new(models_dir());
+        match store.models() {
+            Ok(pulled) => {
+                for model in pulled {
+                    if !models.iter().any(|m| m.name == model.name) {
+                        models.push(ModelEntry { path: store.path_of(&model), name: model.name, source: Some(model.source) });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("pulled models left out: {e}"),
         }
+        models
+    }
+
+    /// Puts the model `--model` names first, where commands and inferlets
+    /// look for theirs: a configured or pulled model's name, or the path of
+    /// a GGUF file (named after the file). Returns its name.
+    pub fn select_model(&mut self, spec: &str) -> Result<String, ConfigError> {
+        let mut models = self.models();
+        let at = match models.iter().position(|m| m.name == spec) {
+            Some(at) => at,
+            None if Path::new(spec).is_file() => {
+                let path = PathBuf::from(spec);
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = if models.iter().any(|m| m.name == stem) || stem.is_empty() { spec.replace(['/', '\\'], "_") } else { stem };
+                models.push(ModelEntry { name, path, source: None });
+                models.len() - 1
+            }
+            None => {
+                let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                return Err(ConfigError::UnknownModel { name: spec.into(), known: known.join(", ") });
+            }
+        };
+        let chosen = models.remove(at);
+        let name = chosen.name.clone();
+        models.insert(0, chosen);
+        self.models = models;
+        Ok(name)
     }
 
     /// Provider data (the kvs store): the config's, else `$CRUST_DATA_DIR`, else the user's data dir.

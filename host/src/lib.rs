@@ -8,6 +8,7 @@ pub mod compiled;
 pub mod config;
 pub mod engine;
 pub mod messaging;
+pub mod model_store;
 pub mod models;
 pub mod oci;
 pub mod providers;

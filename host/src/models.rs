@@ -15,16 +15,13 @@ use crate::engine::model::{Capacity, Llama, LlamaConfig, ModelTensors};
 use crate::engine::service::ModelService;
 use crate::engine::tokenizer::tokenizer_json;
 
-/// What to do about a model file that is not there.
-pub const FETCH_MODEL_HINT: &str = "run `just fetch-model` for the default model, or set its path in the config";
-
 /// Why a model cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
     #[error("no model named `{name}`; known: {known}")]
     Unknown { name: String, known: String },
-    #[error("model `{name}` is not at {}: {FETCH_MODEL_HINT}", path.display())]
-    Missing { name: String, path: PathBuf },
+    #[error("model `{name}` is not at {}: {hint}", path.display())]
+    Missing { name: String, path: PathBuf, hint: String },
     /// The file is unreadable or describes something Crust does not run.
     #[error("{}: {detail}", path.display())]
     File { path: PathBuf, detail: String },
@@ -62,6 +59,8 @@ pub struct ModelMetadata {
 pub struct Model {
     pub name: String,
     pub path: PathBuf,
+    /// How to get the file when it is missing (`ModelEntry::fetch_hint`).
+    fetch_hint: String,
     pub description: String,
     pub traits: Vec<String>,
     /// `model.get-service-id`: the model's index in the registry.
@@ -130,13 +129,17 @@ impl Model {
             .clone()
     }
 
+    fn missing(&self) -> ModelError {
+        ModelError::Missing { name: self.name.clone(), path: self.path.clone(), hint: self.fetch_hint.clone() }
+    }
+
     fn file_error(&self, detail: impl std::fmt::Display) -> ModelError {
         ModelError::File { path: self.path.clone(), detail: detail.to_string() }
     }
 
     fn open(&self) -> Result<GgufFile, ModelError> {
         if !self.path.exists() {
-            return Err(ModelError::Missing { name: self.name.clone(), path: self.path.clone() });
+            return Err(self.missing());
         }
         GgufFile::open(&self.path).map_err(|e| self.file_error(e))
     }
@@ -204,7 +207,9 @@ impl ModelRegistry {
             .models()
             .into_iter()
             .enumerate()
-            .map(|(i, ModelEntry { name, path })| {
+            .map(|(i, entry)| {
+                let fetch_hint = entry.fetch_hint();
+                let ModelEntry { name, path, .. } = entry;
                 Arc::new(Model {
                     description: format!("{name} ({})", path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()),
                     traits: TRAITS.iter().map(|t| t.to_string()).collect(),
@@ -217,6 +222,7 @@ impl ModelRegistry {
                     service: OnceCell::new(),
                     name,
                     path,
+                    fetch_hint,
                 })
             })
             .collect();
@@ -240,7 +246,7 @@ impl ModelRegistry {
         };
         let model = model.ok_or_else(|| ModelError::Unknown { name: name.unwrap_or_default().into(), known: self.names().join(", ") })?;
         if !model.path.exists() {
-            return Err(ModelError::Missing { name: model.name.clone(), path: model.path.clone() });
+            return Err(model.missing());
         }
         Ok(model)
     }

@@ -8,6 +8,7 @@ mod instances;
 mod isolation;
 mod messaging;
 mod model_interfaces;
+mod model_pull;
 mod outbound;
 mod pie_sdk;
 mod providers;

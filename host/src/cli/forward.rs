@@ -8,9 +8,8 @@ use crate::engine::sequence::Sequence;
 /// Run the model over a text and print, for every position, its top-k next tokens.
 #[derive(clap::Args)]
 pub(crate) struct ForwardArgs {
-    /// Model name (default: the first configured model).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: super::ModelFlag,
     #[command(flatten)]
     input: TextInput,
     /// Next-token candidates per position.
@@ -22,8 +21,10 @@ pub(crate) struct ForwardArgs {
 }
 
 pub(crate) async fn run(config: &Config, args: ForwardArgs) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    args.model.apply(&mut config)?;
     let text = args.input.read()?;
-    let mut model = OpenModel::open(config, args.model.as_deref()).await?;
+    let mut model = OpenModel::open(&config, None).await?;
     let tokens = model.tokenize(&text).await?;
     anyhow::ensure!(!tokens.is_empty(), "the text has no tokens");
     let distributions = Sequence::new(model.service().await?).teacher_forced(&tokens, args.top_k).await?;

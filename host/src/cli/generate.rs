@@ -10,9 +10,8 @@ use crate::engine::sequence::{GenerateOptions, Sequence};
 /// Answer one chat message with the model's chat template, streaming the reply.
 #[derive(clap::Args)]
 pub(crate) struct GenerateArgs {
-    /// Model name (default: the first configured model).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: super::ModelFlag,
     /// The user's message.
     #[arg(long)]
     prompt: String,
@@ -28,7 +27,9 @@ pub(crate) struct GenerateArgs {
 }
 
 pub(crate) async fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
-    let mut model = OpenModel::open(config, args.model.as_deref()).await?;
+    let mut config = config.clone();
+    args.model.apply(&mut config)?;
+    let mut model = OpenModel::open(&config, None).await?;
     let prompt = model.model.metadata().await?.chat_prompt(&args.prompt)?;
     let tokens = model.tokenize(&prompt).await?;
     let stops = model.stop_tokens().await?;

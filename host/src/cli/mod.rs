@@ -78,6 +78,25 @@ pub(crate) struct LimitFlags {
     cache_dir: Option<PathBuf>,
 }
 
+/// `--model`, for the commands that use one.
+#[derive(clap::Args)]
+pub(crate) struct ModelFlag {
+    /// The model: a configured or pulled model's name (`crust models` lists them) or the path
+    /// of a GGUF file (default: the first configured model).
+    #[arg(long, value_name = "NAME|PATH")]
+    model: Option<String>,
+}
+
+impl ModelFlag {
+    /// Puts the chosen model first, where commands and inferlets take theirs from.
+    fn apply(&self, config: &mut Config) -> anyhow::Result<()> {
+        if let Some(spec) = &self.model {
+            config.select_model(spec)?;
+        }
+        Ok(())
+    }
+}
+
 impl LimitFlags {
     fn apply(&self, config: &mut Config) {
         let limits = &mut config.limits;
@@ -115,7 +134,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(config, args)),
-        Command::Models(args) => engine_command(models::run(&config, args)),
+        Command::Models(args) => engine_command(runtime.block_on(models::run(&config, args))),
         Command::Forward(args) => engine_command(runtime.block_on(forward::run(&config, args))),
         Command::Generate(args) => engine_command(runtime.block_on(generate::run(&config, args))),
         Command::Tokenize(args) => engine_command(runtime.block_on(tokenize::run(&config, args))),

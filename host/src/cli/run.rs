@@ -20,6 +20,8 @@ pub(crate) struct RunArgs {
     /// The inferlet: a wasm component file, or an OCI reference (`registry/repository:tag`).
     inferlet: String,
     #[command(flatten)]
+    model: super::ModelFlag,
+    #[command(flatten)]
     limits: LimitFlags,
     #[command(flatten)]
     registry: RegistryFlags,
@@ -33,6 +35,10 @@ pub(crate) struct RunArgs {
 
 pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
     args.limits.apply(&mut config);
+    if let Err(e) = args.model.apply(&mut config) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match Runtime::new(&config) {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -26,11 +26,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
     #[command(flatten)]
+    model: super::ModelFlag,
+    #[command(flatten)]
     limits: LimitFlags,
 }
 
 pub(crate) async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut config);
+    args.model.apply(&mut config)?;
     let load_observer = Some(super::progress::model_loading_bar());
     let tls = match (args.tls_cert.or(config.server.tls_cert.clone()), args.tls_key.or(config.server.tls_key.clone())) {
         (Some(cert), Some(key)) => Some((cert, key)),

@@ -7,9 +7,8 @@ use crate::config::Config;
 /// Print the token ids of a text (special tokens written in it are parsed; no BOS is added).
 #[derive(clap::Args)]
 pub(crate) struct TokenizeArgs {
-    /// The model whose tokenizer to use (default: the first configured).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: super::ModelFlag,
     #[command(flatten)]
     input: TextInput,
     /// Print `{"tokens": [...]}` instead of space-separated ids.
@@ -18,8 +17,10 @@ pub(crate) struct TokenizeArgs {
 }
 
 pub(crate) async fn run(config: &Config, args: TokenizeArgs) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    args.model.apply(&mut config)?;
     let text = args.input.read()?;
-    let tokens = OpenModel::open(config, args.model.as_deref()).await?.tokenize(&text).await?;
+    let tokens = OpenModel::open(&config, None).await?.tokenize(&text).await?;
     if args.json {
         println!("{}", serde_json::json!({ "tokens": tokens }));
     } else {
