@@ -52,18 +52,42 @@ fn tiny_gguf() -> Vec<u8> {
 /// A tiny random Llama of width `d` and FFN width `ff` in `types`; `v_type`
 /// gives the v projections a type of their own (as K-quant files do).
 fn tiny_gguf_with(d: usize, ff: usize, types: &Types, v_type: Option<TensorType>) -> Vec<u8> {
+    tiny_gguf_shaped(d, ff, types, v_type, &Shape::LLAMA)
+}
+
+/// What sets an architecture's tiny model apart from Llama's.
+struct Shape {
+    arch: &'static str,
+    qkv_bias: bool,
+    qk_norm: bool,
+    /// Each head's width, when not d / heads.
+    key_length: Option<usize>,
+}
+
+impl Shape {
+    const LLAMA: Shape = Shape { arch: "llama", qkv_bias: false, qk_norm: false, key_length: None };
+}
+
+fn tiny_gguf_shaped(d: usize, ff: usize, types: &Types, v_type: Option<TensorType>, shape: &Shape) -> Vec<u8> {
     let mut rng = Rng(7);
     let mut w = GgufWriter::default();
-    w.meta("general.architecture", Value::String("llama".into()))
-        .meta("llama.block_count", Value::U32(2))
-        .meta("llama.embedding_length", Value::U32(d as u32))
-        .meta("llama.feed_forward_length", Value::U32(ff as u32))
-        .meta("llama.attention.head_count", Value::U32(4))
-        .meta("llama.attention.head_count_kv", Value::U32(2))
-        .meta("llama.rope.freq_base", Value::F32(10000.0))
-        .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
-        .meta("llama.context_length", Value::U32(512))
+    let arch = shape.arch;
+    let key = |k: &str| format!("{arch}.{k}");
+    w.meta("general.architecture", Value::String(arch.into()))
+        .meta(&key("block_count"), Value::U32(2))
+        .meta(&key("embedding_length"), Value::U32(d as u32))
+        .meta(&key("feed_forward_length"), Value::U32(ff as u32))
+        .meta(&key("attention.head_count"), Value::U32(4))
+        .meta(&key("attention.head_count_kv"), Value::U32(2))
+        .meta(&key("rope.freq_base"), Value::F32(10000.0))
+        .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
+        .meta(&key("context_length"), Value::U32(512))
         .meta("tokenizer.ggml.tokens", Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect()));
+    if let Some(hd) = shape.key_length {
+        w.meta(&key("attention.key_length"), Value::U32(hd as u32)).meta(&key("attention.value_length"), Value::U32(hd as u32));
+    }
+    let hd = shape.key_length.unwrap_or(d / 4);
+    let (q_width, kv_width) = (4 * hd, 2 * hd);
     let (d64, ff64, v) = (d as u64, ff as u64, VOCAB as u64);
     w.tensor("token_embd.weight", &[d64, v], types.embed, &rng.values(d * VOCAB, 1.0));
     w.tensor("output_norm.weight", &[d64], F32, &rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
@@ -71,10 +95,21 @@ fn tiny_gguf_with(d: usize, ff: usize, types: &Types, v_type: Option<TensorType>
         let name = |s: &str| format!("blk.{i}.{s}");
         let norm: Vec<f32> = rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect();
         w.tensor(&name("attn_norm.weight"), &[d64], F32, &norm);
-        w.tensor(&name("attn_q.weight"), &[d64, d64], qkv, &rng.values(d * d, 0.3));
-        w.tensor(&name("attn_k.weight"), &[d64, d64 / 2], qkv, &rng.values(d * d / 2, 0.3));
-        w.tensor(&name("attn_v.weight"), &[d64, d64 / 2], v_type.unwrap_or(qkv), &rng.values(d * d / 2, 0.3));
-        w.tensor(&name("attn_output.weight"), &[d64, d64], o, &rng.values(d * d, 0.2));
+        let (qw, kvw) = (q_width as u64, kv_width as u64);
+        w.tensor(&name("attn_q.weight"), &[d64, qw], qkv, &rng.values(d * q_width, 0.3));
+        w.tensor(&name("attn_k.weight"), &[d64, kvw], qkv, &rng.values(d * kv_width, 0.3));
+        w.tensor(&name("attn_v.weight"), &[d64, kvw], v_type.unwrap_or(qkv), &rng.values(d * kv_width, 0.3));
+        if shape.qkv_bias {
+            w.tensor(&name("attn_q.bias"), &[qw], F32, &rng.values(q_width, 0.5));
+            w.tensor(&name("attn_k.bias"), &[kvw], F32, &rng.values(kv_width, 0.5));
+            w.tensor(&name("attn_v.bias"), &[kvw], F32, &rng.values(kv_width, 0.5));
+        }
+        if shape.qk_norm {
+            let gains = |rng: &mut Rng| rng.values(hd, 0.3).iter().map(|x| 1.0 + x).collect::<Vec<_>>();
+            w.tensor(&name("attn_q_norm.weight"), &[hd as u64], F32, &gains(&mut rng));
+            w.tensor(&name("attn_k_norm.weight"), &[hd as u64], F32, &gains(&mut rng));
+        }
+        w.tensor(&name("attn_output.weight"), &[qw, d64], o, &rng.values(q_width * d, 0.2));
         w.tensor(&name("ffn_norm.weight"), &[d64], F32, &norm);
         w.tensor(&name("ffn_gate.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
         w.tensor(&name("ffn_up.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
@@ -191,6 +226,17 @@ const K_QUANTS: Types = Types { embed: Q6_K, layers: [[Q4_K, Q5_K, Q6_K, Q5_0], 
 #[test]
 fn k_quants_match_the_reference_in_every_kernel_shape() {
     every_kernel_shape_matches_the_reference_on(&tiny_gguf_with(256, 256, &K_QUANTS, None), TOL);
+}
+
+/// The Qwen2 shape (RoPE on halves of each head, q/k/v biases) and the
+/// Qwen3 shape (RoPE on halves, each query and key head RMS-normalized,
+/// heads wider than d / heads) through every kernel shape.
+#[test]
+fn qwen_shapes_match_the_reference_in_every_kernel_shape() {
+    let qwen2 = Shape { arch: "qwen2", qkv_bias: true, qk_norm: false, key_length: None };
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf_shaped(D, FF, &LEGACY, None, &qwen2), TOL);
+    let qwen3 = Shape { arch: "qwen3", qkv_bias: false, qk_norm: true, key_length: Some(32) };
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf_shaped(D, FF, &LEGACY, None, &qwen3), TOL);
 }
 
 /// q and k in one type and v in another, as K-quant files mix them: q|k|v

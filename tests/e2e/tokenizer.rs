@@ -64,3 +64,30 @@ fn concurrent_callers_spread_over_the_pool_and_agree() {
         }
     });
 }
+
+/// The pre-tokenizers GGUF files name decide where BPE may merge: over a
+/// vocabulary whose merges make `.a` and `123`, `.a1234` splits as GPT-2
+/// (`.`, `a`, `1234`), Qwen2 (`.a` with digits alone) or Llama 3 (`.a`,
+/// digits in threes) splits it.
+#[test]
+fn pre_tokenizers_split_as_their_models_do() {
+    use crust::engine::gguf::{GgufFile, GgufWriter, Value};
+    use std::str::FromStr;
+
+    let tokens = ["a", ".", "1", "2", "3", "4", "12", "123", ".a"];
+    let merges = ["1 2", "12 3", ". a"];
+    let cases: [(&str, &[u32]); 3] = [("gpt2", &[1, 0, 7, 5]), ("qwen2", &[8, 2, 3, 4, 5]), ("llama-bpe", &[8, 7, 5])];
+    let dir = crust_tests::scratch_dir("pre-tokenizers");
+    for (pre, expected) in cases {
+        let mut w = GgufWriter::default();
+        w.meta("tokenizer.ggml.model", Value::String("gpt2".into()))
+            .meta("tokenizer.ggml.pre", Value::String(pre.into()))
+            .meta("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.to_string())).collect()))
+            .meta("tokenizer.ggml.merges", Value::Array(merges.iter().map(|m| Value::String(m.to_string())).collect()));
+        let path = dir.join(format!("{pre}.gguf"));
+        w.write(&path).unwrap();
+        let json = crust::engine::tokenizer::tokenizer_json(&GgufFile::open(&path).unwrap()).unwrap();
+        let tokenizer = tokenizers::Tokenizer::from_str(&json).unwrap();
+        assert_eq!(tokenizer.encode(".a1234", false).unwrap().get_ids(), expected, "tokenizer.ggml.pre = {pre}");
+    }
+}

@@ -12,8 +12,15 @@ pub enum TokenizerError {
     Missing(&'static str),
     #[error("unsupported tokenizer: tokenizer.ggml.model = `{0}` (Crust reads BPE `gpt2` vocabularies)")]
     Model(String),
-    #[error("unsupported pre-tokenizer `tokenizer.ggml.pre = {0}` (Crust knows `smollm`, `gpt2` and `default`)")]
+    #[error("unsupported pre-tokenizer `tokenizer.ggml.pre = {0}` (Crust knows `smollm`, `qwen2`, `llama-bpe`, `gpt2` and `default`)")]
     PreTokenizer(String),
+}
+
+/// The split Qwen2 and Llama 3 make before byte-level BPE (their
+/// `tokenizer.json`s' regex): a letter run takes one leading symbol, and
+/// digits go alone (Qwen2) or in threes (Llama 3, `{1,3}`).
+fn split_pattern(digits: &str) -> String {
+    format!(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{{L}}\p{{N}}]?\p{{L}}+|\p{{N}}{digits}| ?[^\s\p{{L}}\p{{N}}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 }
 
 /// GGUF token types that are special tokens (control and user-defined).
@@ -44,6 +51,11 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<String, TokenizerError> {
         // Digits one by one, then the GPT-2 split.
         "smollm" => json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level]}),
         "gpt2" | "default" => byte_level,
+        "qwen2" | "llama-bpe" => {
+            let pattern = split_pattern(if pre == "qwen2" { "" } else { "{1,3}" });
+            let split = json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
+            json!({"type": "Sequence", "pretokenizers": [split, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})
+        }
         other => return Err(TokenizerError::PreTokenizer(other.into())),
     };
     let vocab: serde_json::Map<String, Json> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();

@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(size_of::<matrix::Params>(), 64);
         assert_eq!(size_of::<embed::Params>(), 16);
         assert_eq!(size_of::<rms_norm::Params>(), 16);
-        assert_eq!(size_of::<rope_kv::Params>(), 32);
+        assert_eq!(size_of::<rope_kv::Params>(), 48);
         assert_eq!(size_of::<attention::Params>(), 32);
         assert_eq!(size_of::<GpuToken>(), 32);
         assert_eq!(size_of::<sample::Params>(), 16);

@@ -1,5 +1,6 @@
-//! RoPE and the paged KV write (`shaders/rope_kv.wgsl`): rotates each token's
-//! query and key heads in place, then stores its keys and values in its KV slot.
+//! RoPE and the paged KV write (`shaders/rope_kv.wgsl`): adds each token's
+//! q|k|v biases, normalizes its query and key heads where the model does,
+//! rotates them in place, then stores its keys and values in its KV slot.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -15,7 +16,9 @@ pub struct Params {
     pub rope_dim: u32,
     pub neox: u32,
     pub freq_base: f32,
-    pub _pad: u32,
+    pub qk_norm: u32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
 }
 
 pub struct Bindings<'a> {
@@ -26,11 +29,13 @@ pub struct Bindings<'a> {
     pub k_cache: &'a wgpu::Buffer,
     pub v_cache: &'a wgpu::Buffer,
     pub params: &'a wgpu::Buffer,
+    /// The layer's q|k|v biases, then its query and key head norms' gains.
+    pub extras: &'a wgpu::Buffer,
 }
 
 impl Bindings<'_> {
     pub fn bind(&self, kernels: &mut Kernels) -> wgpu::BindGroup {
-        kernels.bind_group(Kernel::RopeKv(self.kv), "rope_kv", &[self.qkv, self.tokens, self.k_cache, self.v_cache, self.params])
+        kernels.bind_group(Kernel::RopeKv(self.kv), "rope_kv", &[self.qkv, self.tokens, self.k_cache, self.v_cache, self.params, self.extras])
     }
 }
 

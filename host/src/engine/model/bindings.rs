@@ -85,7 +85,8 @@ impl Bindings {
                     let kv = matrix::KvWrite { tokens: &b.tokens, k_cache, v_cache };
                     bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u), Some(kv))
                 },
-                rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope }.bind(kernels),
+                rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope, extras: &l.qkv_extras }
+                    .bind(kernels),
                 attention: attention::Bindings {
                     kv: kv.ty,
                     qkv: &b.qkv,

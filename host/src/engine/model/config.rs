@@ -1,6 +1,11 @@
-//! A Llama-family model's shape, read from GGUF metadata.
+//! A Llama-family model's shape, read from GGUF metadata: Llama itself, and
+//! the Qwen2/Qwen3 shape (RoPE on halves of a head, q/k/v biases, a RMSNorm
+//! on each query and key head).
 
 use crate::engine::gguf::{GgufFile, Value};
+
+/// The GGUF architectures Crust runs.
+pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -18,12 +23,16 @@ pub struct LlamaConfig {
     pub rope_dim: usize,
     /// Rotate halves (NeoX, Qwen2) rather than adjacent pairs (GGUF llama).
     pub rope_neox: bool,
+    /// q, k and v have biases (`attn_{q,k,v}.bias`, Qwen2).
+    pub qkv_bias: bool,
+    /// Each query and key head is RMS-normalized before RoPE (`attn_{q,k}_norm`, Qwen3).
+    pub qk_norm: bool,
     pub context_length: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unsupported architecture `{0}`: Crust runs `llama` models (SmolLM2, Llama 2/3 and their GGUF conversions)")]
+    #[error("unsupported architecture `{0}`: Crust runs `llama` (SmolLM2, Llama 2/3 and their GGUF conversions), `qwen2` and `qwen3` models")]
     Architecture(String),
     #[error("the GGUF metadata lacks `{0}`")]
     Missing(String),
@@ -35,7 +44,7 @@ impl LlamaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<Self, ConfigError> {
         let arch =
             file.get("general.architecture").and_then(Value::as_str).ok_or_else(|| ConfigError::Missing("general.architecture".into()))?.to_string();
-        if arch != "llama" {
+        if !ARCHITECTURES.contains(&arch.as_str()) {
             return Err(ConfigError::Architecture(arch));
         }
         let uint = |key: &str| -> Result<usize, ConfigError> {
@@ -52,7 +61,20 @@ impl LlamaConfig {
         let n_head = uint("attention.head_count")?;
         let n_kv_head = file.get(&format!("{arch}.attention.head_count_kv")).map_or(Ok(n_head), |_| uint("attention.head_count_kv"))?;
         let d_ff = uint("feed_forward_length")?;
-        let head_dim = d_model / n_head;
+        let head_dim = match file.get(&format!("{arch}.attention.key_length")) {
+            Some(_) => uint("attention.key_length")?,
+            None if d_model.is_multiple_of(n_head) => d_model / n_head,
+            None => {
+                let key = format!("{arch}.embedding_length");
+                return Err(ConfigError::Invalid { key, value: d_model.to_string(), problem: "not a multiple of the head count" });
+            }
+        };
+        if let Some(value) = file.get(&format!("{arch}.attention.value_length"))
+            && value.as_u64() != Some(head_dim as u64)
+        {
+            let key = format!("{arch}.attention.value_length");
+            return Err(ConfigError::Invalid { key, value: value.summary(), problem: "not the key length, which Crust needs it to be" });
+        }
         let vocab = match file.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
             Some(tokens) => tokens.len(),
             None => {
@@ -71,7 +93,9 @@ impl LlamaConfig {
             rms_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
             rope_base: float("rope.freq_base", 10000.0),
             rope_dim,
-            rope_neox: false,
+            rope_neox: arch != "llama",
+            qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
+            qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
             context_length: file.get(&format!("{arch}.context_length")).and_then(Value::as_u64).unwrap_or(2048) as usize,
             architecture: arch,
         };
@@ -83,9 +107,6 @@ impl LlamaConfig {
         let invalid = |key: &str, value: usize, problem| {
             Err(ConfigError::Invalid { key: format!("{}.{key}", self.architecture), value: value.to_string(), problem })
         };
-        if !self.d_model.is_multiple_of(self.n_head) {
-            return invalid("embedding_length", self.d_model, "not a multiple of the head count");
-        }
         if !self.n_head.is_multiple_of(self.n_kv_head) {
             return invalid("attention.head_count_kv", self.n_kv_head, "not a divisor of the head count");
         }
@@ -103,6 +124,12 @@ impl LlamaConfig {
             return invalid("embedding_length", self.d_model, "with feed_forward_length, not a multiple of 32");
         }
         Ok(())
+    }
+
+    /// Whether RoPE and the KV write can be folded into the q|k|v matrix
+    /// kernel: its epilogue rotates adjacent rows and sees no whole head.
+    pub fn rope_folds(&self) -> bool {
+        !self.rope_neox && !self.qkv_bias && !self.qk_norm
     }
 
     /// Width of a q|k|v row.

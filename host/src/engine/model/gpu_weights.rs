@@ -1,7 +1,7 @@
 //! The model's weights uploaded: matrices repacked for the kernels (fused
 //! where one dispatch computes several), norm weights as f32.
 
-use super::weights::{GpuMatrix, ModelTensors, TensorRef, WeightsError, storage};
+use super::weights::{GpuMatrix, LayerTensors, ModelTensors, TensorRef, WeightsError, storage};
 
 pub struct GpuLayer {
     pub attn_norm: wgpu::Buffer,
@@ -12,6 +12,9 @@ pub struct GpuLayer {
     /// gate | up stacked.
     pub gate_up: GpuMatrix,
     pub down: GpuMatrix,
+    /// What `rope_kv` applies before rotating: the q|k|v biases (zeros
+    /// without), then the query and key head norms' gains (ones without).
+    pub qkv_extras: wgpu::Buffer,
 }
 
 pub struct GpuWeights {
@@ -26,9 +29,23 @@ fn norm_weights(device: &wgpu::Device, t: &TensorRef) -> wgpu::Buffer {
     storage(device, t.name, bytemuck::cast_slice(&t.to_f32()))
 }
 
+/// A layer's `qkv_extras`: `qkv` biases, then the q and k head norms' gains.
+fn qkv_extras(t: &LayerTensors, (qkv_width, head_dim): (usize, usize)) -> Vec<f32> {
+    let mut extras = match &t.qkv_bias {
+        Some(biases) => biases.iter().flat_map(|b| b.to_f32()).collect(),
+        None => vec![0.0; qkv_width],
+    };
+    match &t.qk_norm {
+        Some(norms) => extras.extend(norms.iter().flat_map(|n| n.to_f32())),
+        None => extras.extend(std::iter::repeat_n(1.0, 2 * head_dim)),
+    }
+    extras
+}
+
 impl GpuWeights {
     /// `progress` is told each tensor's size as it lands.
-    pub fn upload(device: &wgpu::Device, tensors: &ModelTensors, progress: &dyn Fn(u64)) -> Result<Self, WeightsError> {
+    /// `widths`: a q|k|v row's and a head's.
+    pub fn upload(device: &wgpu::Device, tensors: &ModelTensors, widths: (usize, usize), progress: &dyn Fn(u64)) -> Result<Self, WeightsError> {
         let embed = GpuMatrix::upload(device, &[tensors.embed])?;
         progress(tensors.embed.bytes.len() as u64);
         let head = if std::ptr::eq(tensors.lm_head.bytes, tensors.embed.bytes) {
@@ -47,6 +64,7 @@ impl GpuWeights {
                 ffn_norm: norm_weights(device, &t.ffn_norm),
                 gate_up: GpuMatrix::upload(device, &[t.gate, t.up])?,
                 down: GpuMatrix::upload(device, &[t.down])?,
+                qkv_extras: storage(device, "qkv_extras", bytemuck::cast_slice(&qkv_extras(t, widths))),
             });
             progress([t.q, t.k, t.v, t.o, t.gate, t.up, t.down, t.attn_norm, t.ffn_norm].iter().map(|t| t.bytes.len() as u64).sum());
         }

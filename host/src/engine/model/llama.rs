@@ -62,7 +62,7 @@ impl Llama {
         progress: &dyn Fn(u64),
     ) -> Result<Self, WeightsError> {
         let device = &gpu.device;
-        let weights = GpuWeights::upload(device, tensors, progress)?;
+        let weights = GpuWeights::upload(device, tensors, (config.qkv_width(), config.head_dim), progress)?;
         let kv_type = if capacity.kv_f16 && gpu.shader_f16 { KvType::F16 } else { KvType::F32 };
         let kv = KvCache::new(device, &config, &capacity, kv_type);
         let buffers = Buffers::new(device, &config, &capacity);
@@ -144,10 +144,11 @@ impl Llama {
     }
 
     /// What the matrix kernels of a batch of `tokens` rows fold in. RoPE
-    /// pairs must be adjacent rows (GGUF llama), not halves of a head (neox).
+    /// pairs must be adjacent rows (GGUF llama), not halves of a head (neox),
+    /// and no bias or head norm may come first (`LlamaConfig::rope_folds`).
     fn folds(&self, tokens: u32) -> Folds {
         let choice = self.choice();
-        let rope = choice.folds_rope(tokens) && !self.config.rope_neox;
+        let rope = choice.folds_rope(tokens) && self.config.rope_folds();
         Folds { norms: choice.folds_norms(tokens), rope: rope.then_some(self.kv.ty) }
     }
 

@@ -19,6 +19,10 @@ struct Layer {
     gate: Vec<f32>,
     up: Vec<f32>,
     down: Vec<f32>,
+    /// q, k and v biases (Qwen2).
+    bias: Option<[Vec<f32>; 3]>,
+    /// Query and key head norm gains (Qwen3).
+    head_norms: Option<[Vec<f32>; 2]>,
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
 }
@@ -75,6 +79,8 @@ impl Reference {
                     gate: l.gate.to_f32(),
                     up: l.up.to_f32(),
                     down: l.down.to_f32(),
+                    bias: l.qkv_bias.map(|b| b.map(|t| t.to_f32())),
+                    head_norms: l.qk_norm.map(|n| n.map(|t| t.to_f32())),
                     k_cache: vec![0.0; kv],
                     v_cache: vec![0.0; kv],
                 })
@@ -135,7 +141,16 @@ impl Reference {
                 let h = rms_norm(row, &layer.attn_norm, c.rms_eps);
                 let mut q = matvec(&layer.q, &h, c.n_head * hd);
                 let mut k = matvec(&layer.k, &h, kvw);
-                let v = matvec(&layer.v, &h, kvw);
+                let mut v = matvec(&layer.v, &h, kvw);
+                if let Some(bias) = &layer.bias {
+                    for (x, b) in [&mut q, &mut k, &mut v].into_iter().zip(bias) {
+                        x.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                    }
+                }
+                if let Some([q_gain, k_gain]) = &layer.head_norms {
+                    q.chunks_mut(hd).for_each(|head| head.copy_from_slice(&rms_norm(head, q_gain, c.rms_eps)));
+                    k.chunks_mut(hd).for_each(|head| head.copy_from_slice(&rms_norm(head, k_gain, c.rms_eps)));
+                }
                 q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|head| rope(head, token.position, &c));
                 let at = token.kv_slot as usize * kvw;
                 layer.k_cache[at..at + kvw].copy_from_slice(&k);

@@ -87,7 +87,9 @@ impl Uniforms {
                 rope_dim: c.rope_dim as u32,
                 neox: c.rope_neox as u32,
                 freq_base: c.rope_base,
-                _pad: 0,
+                qk_norm: c.qk_norm as u32,
+                eps: c.rms_eps,
+                _pad: [0; 3],
             }],
         );
         bytes += write(

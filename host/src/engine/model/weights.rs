@@ -37,6 +37,10 @@ pub struct LayerTensors<'a> {
     pub gate: TensorRef<'a>,
     pub up: TensorRef<'a>,
     pub down: TensorRef<'a>,
+    /// The Qwen2 shape's biases of q, k and v (`LlamaConfig::qkv_bias`).
+    pub qkv_bias: Option<[TensorRef<'a>; 3]>,
+    /// The Qwen3 shape's per-head norms of queries and keys (`LlamaConfig::qk_norm`).
+    pub qk_norm: Option<[TensorRef<'a>; 2]>,
 }
 
 pub struct ModelTensors<'a> {
@@ -73,6 +77,7 @@ impl<'a> ModelTensors<'a> {
         let layers = (0..c.n_layer)
             .map(|i| {
                 let t = |suffix: &str, dims: &[usize]| get(&format!("blk.{i}.{suffix}"), dims);
+                let hd = c.head_dim;
                 Ok(LayerTensors {
                     attn_norm: t("attn_norm.weight", &[d])?,
                     q: t("attn_q.weight", &[d, h])?,
@@ -83,6 +88,14 @@ impl<'a> ModelTensors<'a> {
                     gate: t("ffn_gate.weight", &[d, ff])?,
                     up: t("ffn_up.weight", &[d, ff])?,
                     down: t("ffn_down.weight", &[ff, d])?,
+                    qkv_bias: match c.qkv_bias {
+                        true => Some([t("attn_q.bias", &[h])?, t("attn_k.bias", &[kv])?, t("attn_v.bias", &[kv])?]),
+                        false => None,
+                    },
+                    qk_norm: match c.qk_norm {
+                        true => Some([t("attn_q_norm.weight", &[hd])?, t("attn_k_norm.weight", &[hd])?]),
+                        false => None,
+                    },
                 })
             })
             .collect::<Result<_, WeightsError>>()?;
