@@ -509,6 +509,26 @@ fn crusts_python_client_streams_detaches_and_reattaches() {
     assert_eq!(seen["echo_end"], serde_json::json!(["completed", "echoed 3 messages and 0 blobs"]));
 }
 
+/// Two models from the config in one server, each with its own engine
+/// service: instances pick theirs by name, and each model's passes are
+/// counted under its own name.
+#[test]
+fn one_server_serves_several_models_each_on_its_own_engine() {
+    let file = crust::config::models_dir().join(crust::config::DEFAULT_MODEL_FILE);
+    let models = format!("[[models]]\nname = \"smol-a\"\npath = {file:?}\n[[models]]\nname = \"smol-b\"\npath = {file:?}\n");
+    let server = ServerProcess::start("server-two-models", &format!("\n{models}"));
+    for model in ["smol-b", "smol-a"] {
+        let args = ["--prompt", "What is the capital of France?", "--max-tokens", "12", "--model", model];
+        let run = server.crust(&[&["submit", "--token", ALICE, &path("text-completion"), "--"][..], &args].concat());
+        assert_eq!(run.status, Some(0), "{model}: {}", run.stderr);
+        assert!(run.stdout.contains("Paris"), "{model}: {}", run.stdout);
+    }
+    for model in ["smol-a", "smol-b"] {
+        let passes = server.metric(&format!("crust_forward_passes_total{{model=\"{model}\"}}")).unwrap_or(0.0);
+        assert!(passes >= 2.0, "{model} ran {passes} passes: {}", server.metrics());
+    }
+}
+
 #[test]
 fn the_cli_submits_lists_attaches_and_kills() {
     let server = ServerProcess::start("server-cli", "");
