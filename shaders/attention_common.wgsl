@@ -10,8 +10,8 @@ struct Params {
     head_dim: u32,    // at most 256, a multiple of 4
     page_size: u32,
     scale: f32,
+    window: u32,      // a sliding-window layer's span (its own slot included); 0: the whole context
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(3) var<storage, read> page_table: array<u32>;
@@ -21,6 +21,9 @@ struct Params {
 @group(0) @binding(7) var<uniform> p: Params;
 
 fn attends(token: Token, s: u32) -> bool {
+    if (p.window != 0u && s + p.window < token.ctx_len) {
+        return false;
+    }
     if (token.mask_offset == NO_MASK) {
         return true;
     }

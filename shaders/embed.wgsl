@@ -1,5 +1,6 @@
-// x[t, :] = the embedding row of token ids[t], dequantized; an id with the high
-// bit set names an embedding slot instead, whose row is copied from `slots`.
+// x[t, :] = the embedding row of token ids[t], dequantized, times `scale`
+// (Gemma's √d; 1 for others); an id with the high bit set names an embedding
+// slot instead, whose row is copied from `slots`.
 // `weight_at` comes from the weight type's loaders; embed has no input vector,
 // so it takes them without `block_dot`.
 
@@ -9,8 +10,8 @@
 struct Params {
     dim: u32,
     tokens: u32,
-    _pad0: u32,
-    _pad1: u32,
+    scale: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> wq: array<u32>;
@@ -34,6 +35,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         out[t * p.dim + col] = slots[(id & ~SLOT_FLAG) * p.dim + col];
     } else {
         let blocks = p.dim / 32u;
-        out[t * p.dim + col] = weight_at(id * blocks + col / 32u, col % 32u);
+        out[t * p.dim + col] = weight_at(id * blocks + col / 32u, col % 32u) * p.scale;
     }
 }

@@ -25,7 +25,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let xi = t * p.x_stride / 4u;
     let o = t * p.out_stride + p.out_offset + row;
     var up = 0.0;
-    if (p.mode == 2u) {
+    if (gated()) {
         up = row_dot(row + p.n, xi);
     }
     emit(o, norm_scale(xi), row_dot(row, xi), up);

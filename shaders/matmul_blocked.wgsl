@@ -24,7 +24,7 @@ fn rows_times(w: mat4x4<f32>, xv: vec4<f32>) -> vec4<f32> {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let swiglu = p.mode == 2u;
+    let swiglu = gated();
     let outputs = select(4u, 2u, swiglu);
     let r0 = gid.x * outputs;
     if (r0 >= p.n) {

@@ -47,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 }
                 acc[t] += s;
             }
-            if (p.mode == 2u) {
+            if (gated()) {
                 let u = dequant_block((row + p.n) * blocks + b);
                 for (var t = 0u; t < TILE_T; t++) {
                     var s = 0.0;

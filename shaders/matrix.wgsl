@@ -1,7 +1,8 @@
 // The matrix kernels' parameters, bindings, input loaders, weight loaders and
 // epilogues (included by every `matmul*.wgsl` and `matvec*.wgsl`).
 // Mode 0 stores, mode 1 adds into `out` (the residual stream), mode 2 treats
-// W as [gate; up] stacked (2n rows) and writes silu(gate) * up, mode 3 is
+// W as [gate; up] stacked (2n rows) and writes silu(gate) * up (mode 4:
+// gelu(gate) * up, GeGLU with GELU's tanh form, as Gemma), mode 3 is
 // q|k|v with RoPE and the paged KV write folded in (`emit_qkv_pair`: the
 // kernels that hold both rows of a pair in one invocation or workgroup).
 // With `norm` = 1 the input is RMS-normalized on the way in (the layer's norm
@@ -70,6 +71,11 @@ fn norm_scale(row: u32) -> f32 {
     return rms_scale(squares);
 }
 
+// Whether W is [gate; up] stacked (modes 2 and 4).
+fn gated() -> bool {
+    return p.mode == 2u || p.mode == 4u;
+}
+
 // Writes output `o` as the mode says; in SwiGLU mode `sum` is the gate's
 // and `up` the up row's (ignored otherwise). `scale` is the token's
 // `norm_scale`.
@@ -77,6 +83,8 @@ fn emit(o: u32, scale: f32, sum: f32, up: f32) {
     let s = scale * sum;
     if (p.mode == 2u) {
         out[o] = s / (1.0 + exp(-s)) * (scale * up);
+    } else if (p.mode == 4u) {
+        out[o] = 0.5 * s * (1.0 + tanh(0.7978845608 * (s + 0.044715 * s * s * s))) * (scale * up);
     } else if (p.mode == 1u) {
         out[o] = out[o] + s;
     } else {

@@ -34,7 +34,7 @@ fn main(
         return;
     }
     // A second row: the up row (SwiGLU) or the pair's other row.
-    let two_rows = p.mode == 2u || pairs;
+    let two_rows = gated() || pairs;
     let second = select(row + p.n, row + 1u, pairs);
     let blocks = p.k / 32u;
     for (var t = 0u; t < p.tokens; t++) {

@@ -10,7 +10,7 @@
 
 @compute @workgroup_size(8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let swiglu = p.mode == 2u;
+    let swiglu = gated();
     let outputs = select(8u, 4u, swiglu);
     let r0 = gid.x * outputs;
     let t = gid.y;

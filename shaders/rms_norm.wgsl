@@ -1,11 +1,13 @@
 // out[i, :] = x[rows[i], :] / sqrt(mean(x[rows[i], :]^2) + eps) * w; one workgroup per row.
 // `rows` lets the final norm pick only the tokens whose outputs were asked for.
+// With `add` = 1 the result is added into `out` instead (Gemma's norms after
+// attention and the FFN, on their way into the residual stream).
 
 struct Params {
     dim: u32,
     rows: u32,
     eps: f32,
-    _pad: u32,
+    add: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -38,6 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let scale = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
     for (var c = lid; c < p.dim; c += 64u) {
-        out[i * p.dim + c] = x[src + c] * scale * w[c];
+        let normed = x[src + c] * scale * w[c];
+        out[i * p.dim + c] = select(normed, out[i * p.dim + c] + normed, p.add == 1u);
     }
 }

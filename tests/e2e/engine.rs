@@ -62,10 +62,27 @@ struct Shape {
     qk_norm: bool,
     /// Each head's width, when not d / heads.
     key_length: Option<usize>,
+    /// Norms after attention and the FFN (Gemma 3).
+    post_norms: bool,
+    /// `<arch>.attention.sliding_window` (Gemma 3).
+    sliding_window: Option<u32>,
+    layers: usize,
+    /// The embedding's values' range (also the tied LM head's: smaller keeps
+    /// the distributions off saturation, where they could hide a difference).
+    embedding: f32,
 }
 
 impl Shape {
-    const LLAMA: Shape = Shape { arch: "llama", qkv_bias: false, qk_norm: false, key_length: None };
+    const LLAMA: Shape = Shape {
+        arch: "llama",
+        qkv_bias: false,
+        qk_norm: false,
+        key_length: None,
+        post_norms: false,
+        sliding_window: None,
+        layers: 2,
+        embedding: 1.0,
+    };
 }
 
 fn tiny_gguf_shaped(d: usize, ff: usize, types: &Types, v_type: Option<TensorType>, shape: &Shape) -> Vec<u8> {
@@ -74,7 +91,7 @@ fn tiny_gguf_shaped(d: usize, ff: usize, types: &Types, v_type: Option<TensorTyp
     let arch = shape.arch;
     let key = |k: &str| format!("{arch}.{k}");
     w.meta("general.architecture", Value::String(arch.into()))
-        .meta(&key("block_count"), Value::U32(2))
+        .meta(&key("block_count"), Value::U32(shape.layers as u32))
         .meta(&key("embedding_length"), Value::U32(d as u32))
         .meta(&key("feed_forward_length"), Value::U32(ff as u32))
         .meta(&key("attention.head_count"), Value::U32(4))
@@ -83,15 +100,18 @@ fn tiny_gguf_shaped(d: usize, ff: usize, types: &Types, v_type: Option<TensorTyp
         .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
         .meta(&key("context_length"), Value::U32(512))
         .meta("tokenizer.ggml.tokens", Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect()));
+    if let Some(span) = shape.sliding_window {
+        w.meta(&key("attention.sliding_window"), Value::U32(span));
+    }
     if let Some(hd) = shape.key_length {
         w.meta(&key("attention.key_length"), Value::U32(hd as u32)).meta(&key("attention.value_length"), Value::U32(hd as u32));
     }
     let hd = shape.key_length.unwrap_or(d / 4);
     let (q_width, kv_width) = (4 * hd, 2 * hd);
     let (d64, ff64, v) = (d as u64, ff as u64, VOCAB as u64);
-    w.tensor("token_embd.weight", &[d64, v], types.embed, &rng.values(d * VOCAB, 1.0));
+    w.tensor("token_embd.weight", &[d64, v], types.embed, &rng.values(d * VOCAB, shape.embedding));
     w.tensor("output_norm.weight", &[d64], F32, &rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
-    for (i, [qkv, o, gate_up, down]) in types.layers.into_iter().enumerate() {
+    for (i, [qkv, o, gate_up, down]) in (0..shape.layers).map(|i| (i, types.layers[i % 2])) {
         let name = |s: &str| format!("blk.{i}.{s}");
         let norm: Vec<f32> = rng.values(d, 0.2).iter().map(|x| 1.0 + x).collect();
         w.tensor(&name("attn_norm.weight"), &[d64], F32, &norm);
@@ -110,6 +130,11 @@ fn tiny_gguf_shaped(d: usize, ff: usize, types: &Types, v_type: Option<TensorTyp
             w.tensor(&name("attn_k_norm.weight"), &[hd as u64], F32, &gains(&mut rng));
         }
         w.tensor(&name("attn_output.weight"), &[qw, d64], o, &rng.values(q_width * d, 0.2));
+        if shape.post_norms {
+            let gains = |rng: &mut Rng| rng.values(d, 0.3).iter().map(|x| 1.0 + x).collect::<Vec<_>>();
+            w.tensor(&name("post_attention_norm.weight"), &[d64], F32, &gains(&mut rng));
+            w.tensor(&name("post_ffw_norm.weight"), &[d64], F32, &gains(&mut rng));
+        }
         w.tensor(&name("ffn_norm.weight"), &[d64], F32, &norm);
         w.tensor(&name("ffn_gate.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
         w.tensor(&name("ffn_up.weight"), &[d64, ff64], gate_up, &rng.values(d * ff, 0.3));
@@ -233,10 +258,29 @@ fn k_quants_match_the_reference_in_every_kernel_shape() {
 /// heads wider than d / heads) through every kernel shape.
 #[test]
 fn qwen_shapes_match_the_reference_in_every_kernel_shape() {
-    let qwen2 = Shape { arch: "qwen2", qkv_bias: true, qk_norm: false, key_length: None };
+    let qwen2 = Shape { arch: "qwen2", qkv_bias: true, ..Shape::LLAMA };
     every_kernel_shape_matches_the_reference_on(&tiny_gguf_shaped(D, FF, &LEGACY, None, &qwen2), TOL);
-    let qwen3 = Shape { arch: "qwen3", qkv_bias: false, qk_norm: true, key_length: Some(32) };
+    let qwen3 = Shape { arch: "qwen3", qk_norm: true, key_length: Some(32), ..Shape::LLAMA };
     every_kernel_shape_matches_the_reference_on(&tiny_gguf_shaped(D, FF, &LEGACY, None, &qwen3), TOL);
+}
+
+/// Gemma 3's shape: scaled embeddings, per-head q/k norms, GeGLU, norms
+/// after attention and the FFN, and five sliding-window layers (a window of
+/// 4 slots, RoPE base 10000) to one global — six layers, through every kernel
+/// shape, with prompts longer than the window.
+#[test]
+fn the_gemma3_shape_matches_the_reference_in_every_kernel_shape() {
+    let gemma3 = Shape {
+        arch: "gemma3",
+        qk_norm: true,
+        key_length: Some(32),
+        post_norms: true,
+        sliding_window: Some(4),
+        layers: 6,
+        embedding: 0.15,
+        ..Shape::LLAMA
+    };
+    every_kernel_shape_matches_the_reference_on(&tiny_gguf_shaped(D, FF, &LEGACY, None, &gemma3), TOL);
 }
 
 /// q and k in one type and v in another, as K-quant files mix them: q|k|v

@@ -18,7 +18,9 @@ pub struct Params {
     pub head_dim: u32,
     pub page_size: u32,
     pub scale: f32,
-    pub _pad: [u32; 2],
+    /// A sliding-window layer's span in slots (its own included); 0: the whole context.
+    pub window: u32,
+    pub _pad: u32,
 }
 
 /// An attention kernel variant: its shape and the cache's element type.

@@ -11,7 +11,9 @@ use crate::engine::quant::TensorType;
 pub struct Params {
     pub dim: u32,
     pub tokens: u32,
-    pub _pad: [u32; 2],
+    /// Token rows are scaled by it (Gemma's √d; 1 for others).
+    pub scale: f32,
+    pub _pad: u32,
 }
 
 /// An id with this bit set names an embedding slot, not a token.

@@ -48,6 +48,9 @@ pub enum Mode {
     /// W is [q; k; v] stacked: q and k rotated by RoPE (adjacent pairs) at
     /// each token's position, k and v also written to its KV slot.
     QkvRope = 3,
+    /// W is [gate; up] stacked (2n rows); writes gelu(gate) * up (GELU's
+    /// tanh form, Gemma's GeGLU).
+    GeGlu = 4,
 }
 
 impl Params {

@@ -13,7 +13,8 @@ pub struct Params {
     pub dim: u32,
     pub rows: u32,
     pub eps: f32,
-    pub _pad: u32,
+    /// 1: add the result into `out` (Gemma's post-norms into the residual).
+    pub add: u32,
 }
 
 pub struct Bindings<'a> {

@@ -2,6 +2,7 @@
 //! them up in order.
 
 use super::buffers::Buffers;
+use super::config::LlamaConfig;
 use super::gpu_weights::GpuWeights;
 use super::kv_cache::KvCache;
 use super::readback::Readback;
@@ -26,6 +27,9 @@ pub struct LayerBindings {
     pub o: BoundMatrix,
     pub gate_up: NormedMatrix,
     pub down: BoundMatrix,
+    /// Gemma 3's norms of the out- and down-projections (stored in `proj`)
+    /// into the residual stream.
+    pub post_norms: Option<[wgpu::BindGroup; 2]>,
 }
 
 pub struct Bindings {
@@ -71,7 +75,7 @@ fn bind_normed(
 }
 
 impl Bindings {
-    pub fn new(kernels: &mut Kernels, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
+    pub fn new(kernels: &mut Kernels, c: &LlamaConfig, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
         let e = &weights.embed;
         let embedding = embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params: &u.embed }
             .bind(kernels);
@@ -79,33 +83,48 @@ impl Bindings {
             .layers
             .iter()
             .zip(&kv.layers)
-            .map(|(l, [k_cache, v_cache])| LayerBindings {
-                qkv: {
-                    // The RoPE mode (see `Uniforms::write`).
-                    let kv = matrix::KvWrite { tokens: &b.tokens, k_cache, v_cache };
-                    bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u), Some(kv))
-                },
-                rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: &u.rope, extras: &l.qkv_extras }
+            .enumerate()
+            .map(|(i, (l, [k_cache, v_cache]))| {
+                // Sliding-window layers (Gemma 3) have their own RoPE base and window.
+                let (rope, attention) = match c.window_of(i) {
+                    Some(_) => (&u.rope_local, &u.attention_local),
+                    None => (&u.rope, &u.attention),
+                };
+                // With post-norms, the projections go to `proj`, and their norms add them in.
+                let residual = if l.post_norms.is_some() { &b.proj } else { &b.x };
+                LayerBindings {
+                    qkv: {
+                        // The RoPE mode (see `Uniforms::write`).
+                        let kv = matrix::KvWrite { tokens: &b.tokens, k_cache, v_cache };
+                        bind_normed(kernels, "qkv", &l.qkv, &l.attn_norm, [&b.qkv, &u.qkv], (b, u), Some(kv))
+                    },
+                    rope: rope_kv::Bindings { kv: kv.ty, qkv: &b.qkv, tokens: &b.tokens, k_cache, v_cache, params: rope, extras: &l.qkv_extras }
+                        .bind(kernels),
+                    attention: attention::Bindings {
+                        kv: kv.ty,
+                        qkv: &b.qkv,
+                        k_cache,
+                        v_cache,
+                        page_table: &b.page_table,
+                        tokens: &b.tokens,
+                        masks: &b.masks,
+                        out: &b.attn,
+                        params: attention,
+                    }
                     .bind(kernels),
-                attention: attention::Bindings {
-                    kv: kv.ty,
-                    qkv: &b.qkv,
-                    k_cache,
-                    v_cache,
-                    page_table: &b.page_table,
-                    tokens: &b.tokens,
-                    masks: &b.masks,
-                    out: &b.attn,
-                    params: &u.attention,
+                    o: bind_matrix(kernels, "o", &l.o, [&b.attn, residual, &u.o], None),
+                    gate_up: {
+                        // The SwiGLU mode (see `Uniforms::write`).
+                        let m = bind_normed(kernels, "gate_up", &l.gate_up, &l.ffn_norm, [&b.ffn, &u.gate_up], (b, u), None);
+                        NormedMatrix { fused: BoundMatrix { swiglu: true, ..m.fused }, unfused: BoundMatrix { swiglu: true, ..m.unfused }, ..m }
+                    },
+                    down: bind_matrix(kernels, "down", &l.down, [&b.ffn, residual, &u.down], None),
+                    post_norms: l.post_norms.as_ref().map(|norms| {
+                        norms.each_ref().map(|weight| {
+                            rms_norm::Bindings { x: &b.proj, weight, rows: &b.all_rows, out: &b.x, params: &u.post_norm }.bind(kernels, "post_norm")
+                        })
+                    }),
                 }
-                .bind(kernels),
-                o: bind_matrix(kernels, "o", &l.o, [&b.attn, &b.x, &u.o], None),
-                gate_up: {
-                    // The SwiGLU mode (see `Uniforms::write`).
-                    let m = bind_normed(kernels, "gate_up", &l.gate_up, &l.ffn_norm, [&b.ffn, &u.gate_up], (b, u), None);
-                    NormedMatrix { fused: BoundMatrix { swiglu: true, ..m.fused }, unfused: BoundMatrix { swiglu: true, ..m.unfused }, ..m }
-                },
-                down: bind_matrix(kernels, "down", &l.down, [&b.ffn, &b.x, &u.down], None),
             })
             .collect();
         let r = readback;

@@ -27,6 +27,9 @@ pub struct Buffers {
     pub h: wgpu::Buffer,
     pub qkv: wgpu::Buffer,
     pub attn: wgpu::Buffer,
+    /// The out-projection's or the down-projection's rows before their norm
+    /// (models with post-norms: Gemma 3).
+    pub proj: wgpu::Buffer,
     pub ffn: wgpu::Buffer,
     pub h_out: wgpu::Buffer,
     pub logits: wgpu::Buffer,
@@ -70,6 +73,7 @@ impl Buffers {
             h: words("h", tokens * c.d_model as u64),
             qkv: words("qkv", tokens * c.qkv_width() as u64),
             attn: words("attn", tokens * (c.n_head * c.head_dim) as u64),
+            proj: words("proj", if c.post_norms { tokens * c.d_model as u64 } else { 1 }),
             ffn: words("ffn", tokens * c.d_ff as u64),
             h_out: words("h_out", outputs * c.d_model as u64),
             logits: words("logits", outputs * c.vocab as u64),

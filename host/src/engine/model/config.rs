@@ -1,11 +1,33 @@
-//! A Llama-family model's shape, read from GGUF metadata: Llama itself, and
-//! the Qwen2/Qwen3 shape (RoPE on halves of a head, q/k/v biases, a RMSNorm
-//! on each query and key head).
+//! A Llama-family model's shape, read from GGUF metadata: Llama itself; the
+//! Qwen2/Qwen3 shape (RoPE on halves of a head, q/k/v biases, a RMSNorm on
+//! each query and key head); and Gemma 3's (GeGLU, norms after attention and
+//! the FFN, scaled embeddings, sliding-window layers with their own RoPE base).
 
 use crate::engine::gguf::{GgufFile, Value};
 
 /// The GGUF architectures Crust runs.
-pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+
+/// The FFN gate's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SwiGLU: silu(gate) · up.
+    Silu,
+    /// GeGLU with GELU's tanh form: gelu(gate) · up (Gemma).
+    GeluTanh,
+}
+
+/// Layers that attend to a window of recent positions only (Gemma 3: five
+/// of every six).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlidingWindow {
+    /// Slots a query sees, its own included.
+    pub span: u32,
+    /// Every this-many-th layer (counting from 1) sees the whole context.
+    pub global_every: usize,
+    /// The windowed layers' RoPE base.
+    pub rope_base: f32,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -25,14 +47,23 @@ pub struct LlamaConfig {
     pub rope_neox: bool,
     /// q, k and v have biases (`attn_{q,k,v}.bias`, Qwen2).
     pub qkv_bias: bool,
-    /// Each query and key head is RMS-normalized before RoPE (`attn_{q,k}_norm`, Qwen3).
+    /// Each query and key head is RMS-normalized before RoPE (`attn_{q,k}_norm`, Qwen3, Gemma 3).
     pub qk_norm: bool,
+    pub activation: Activation,
+    /// Token embeddings are multiplied by it (Gemma: √d_model; else 1).
+    pub embed_scale: f32,
+    /// RMSNorms on the attention's and the FFN's outputs before the residual
+    /// adds (`post_attention_norm`, `post_ffw_norm`: Gemma 3).
+    pub post_norms: bool,
+    pub sliding_window: Option<SlidingWindow>,
     pub context_length: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unsupported architecture `{0}`: Crust runs `llama` (SmolLM2, Llama 2/3 and their GGUF conversions), `qwen2` and `qwen3` models")]
+    #[error(
+        "unsupported architecture `{0}`: Crust runs `llama` (SmolLM2, Llama 2/3 and their GGUF conversions), `qwen2`, `qwen3` and `gemma3` models"
+    )]
     Architecture(String),
     #[error("the GGUF metadata lacks `{0}`")]
     Missing(String),
@@ -96,6 +127,14 @@ impl LlamaConfig {
             rope_neox: arch != "llama",
             qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
             qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
+            activation: if arch == "gemma3" { Activation::GeluTanh } else { Activation::Silu },
+            embed_scale: if arch == "gemma3" { (d_model as f32).sqrt() } else { 1.0 },
+            post_norms: file.tensor("blk.0.post_attention_norm.weight").is_some(),
+            // llama.cpp's Gemma 3: five windowed layers to one global, the windowed at RoPE base 10000.
+            sliding_window: match (arch.as_str(), file.get(&format!("{arch}.attention.sliding_window")).and_then(Value::as_u64)) {
+                ("gemma3", Some(span)) if span > 0 => Some(SlidingWindow { span: span as u32, global_every: 6, rope_base: 10000.0 }),
+                _ => None,
+            },
             context_length: file.get(&format!("{arch}.context_length")).and_then(Value::as_u64).unwrap_or(2048) as usize,
             architecture: arch,
         };
@@ -130,6 +169,11 @@ impl LlamaConfig {
     /// kernel: its epilogue rotates adjacent rows and sees no whole head.
     pub fn rope_folds(&self) -> bool {
         !self.rope_neox && !self.qkv_bias && !self.qk_norm
+    }
+
+    /// The window layer `layer` attends through, or `None` for the whole context.
+    pub fn window_of(&self, layer: usize) -> Option<SlidingWindow> {
+        self.sliding_window.filter(|w| !(layer + 1).is_multiple_of(w.global_every))
     }
 
     /// Width of a q|k|v row.

@@ -15,6 +15,8 @@ pub struct GpuLayer {
     /// What `rope_kv` applies before rotating: the q|k|v biases (zeros
     /// without), then the query and key head norms' gains (ones without).
     pub qkv_extras: wgpu::Buffer,
+    /// Gemma 3's norms after attention and after the FFN.
+    pub post_norms: Option<[wgpu::Buffer; 2]>,
 }
 
 pub struct GpuWeights {
@@ -65,6 +67,7 @@ impl GpuWeights {
                 gate_up: GpuMatrix::upload(device, &[t.gate, t.up])?,
                 down: GpuMatrix::upload(device, &[t.down])?,
                 qkv_extras: storage(device, "qkv_extras", bytemuck::cast_slice(&qkv_extras(t, widths))),
+                post_norms: t.post_norms.map(|norms| norms.map(|n| norm_weights(device, &n))),
             });
             progress([t.q, t.k, t.v, t.o, t.gate, t.up, t.down, t.attn_norm, t.ffn_norm].iter().map(|t| t.bytes.len() as u64).sum());
         }

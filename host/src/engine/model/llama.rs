@@ -69,7 +69,7 @@ impl Llama {
         let uniforms = Uniforms::new(device);
         let readback = Readback::new(device, &capacity);
         let mut kernels = Kernels::new(device);
-        let bindings = Bindings::new(&mut kernels, &weights, &kv, &buffers, &uniforms, &readback);
+        let bindings = Bindings::new(&mut kernels, &config, &weights, &kv, &buffers, &uniforms, &readback);
         Ok(Self {
             shape: KernelShape::for_adapter(&gpu),
             subgroups: gpu.subgroups,
@@ -174,9 +174,15 @@ impl Llama {
                     rope_kv::dispatch(pass, k, kv, &layer.rope, t);
                 }
                 attention::dispatch(pass, k, choice, kv, &layer.attention, c.n_head, t);
-                matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual
-                normed_matrix(pass, k, (choice, folds), &layer.gate_up, c.d_ff, t, false); // SwiGLU
-                matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual
+                matrix::dispatch(pass, k, choice, &layer.o, c.d_model, t); // + residual, or into `proj`
+                if let Some([post_attention, _]) = &layer.post_norms {
+                    rms_norm::dispatch(pass, k, post_attention, t); // + residual
+                }
+                normed_matrix(pass, k, (choice, folds), &layer.gate_up, c.d_ff, t, false); // SwiGLU or GeGLU
+                matrix::dispatch(pass, k, choice, &layer.down, c.d_model, t); // + residual, or into `proj`
+                if let Some([_, post_ffw]) = &layer.post_norms {
+                    rms_norm::dispatch(pass, k, post_ffw, t); // + residual
+                }
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
             matrix::dispatch(pass, k, choice, &b.head, c.vocab, o);

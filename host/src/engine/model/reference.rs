@@ -3,7 +3,7 @@
 //! Slow by design; it exists to be obviously right.
 
 use super::capacity::Capacity;
-use super::config::LlamaConfig;
+use super::config::{Activation, LlamaConfig};
 use super::weights::ModelTensors;
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::kernels::{EMBED_SLOT_FLAG, NO_MASK};
@@ -21,8 +21,10 @@ struct Layer {
     down: Vec<f32>,
     /// q, k and v biases (Qwen2).
     bias: Option<[Vec<f32>; 3]>,
-    /// Query and key head norm gains (Qwen3).
+    /// Query and key head norm gains (Qwen3, Gemma 3).
     head_norms: Option<[Vec<f32>; 2]>,
+    /// Norms of the attention's and the FFN's outputs (Gemma 3).
+    post_norms: Option<[Vec<f32>; 2]>,
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
 }
@@ -47,15 +49,22 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     x.iter().zip(w).map(|(v, w)| v * scale * w).collect()
 }
 
-fn rope(head: &mut [f32], position: u32, c: &LlamaConfig) {
+fn rope(head: &mut [f32], position: u32, c: &LlamaConfig, base: f32) {
     let pairs = c.rope_dim / 2;
     for i in 0..pairs {
-        let theta = position as f32 * c.rope_base.powf(-2.0 * i as f32 / c.rope_dim as f32);
+        let theta = position as f32 * base.powf(-2.0 * i as f32 / c.rope_dim as f32);
         let (s, co) = theta.sin_cos();
         let (a, b) = if c.rope_neox { (i, i + pairs) } else { (2 * i, 2 * i + 1) };
         let (x0, x1) = (head[a], head[b]);
         head[a] = x0 * co - x1 * s;
         head[b] = x0 * s + x1 * co;
+    }
+}
+
+fn activation(kind: Activation, g: f32) -> f32 {
+    match kind {
+        Activation::Silu => g / (1.0 + (-g).exp()),
+        Activation::GeluTanh => 0.5 * g * (1.0 + (0.797_884_6 * (g + 0.044715 * g * g * g)).tanh()),
     }
 }
 
@@ -81,6 +90,7 @@ impl Reference {
                     down: l.down.to_f32(),
                     bias: l.qkv_bias.map(|b| b.map(|t| t.to_f32())),
                     head_norms: l.qk_norm.map(|n| n.map(|t| t.to_f32())),
+                    post_norms: l.post_norms.map(|n| n.map(|t| t.to_f32())),
                     k_cache: vec![0.0; kv],
                     v_cache: vec![0.0; kv],
                 })
@@ -130,12 +140,14 @@ impl Reference {
                     let s = (id & !EMBED_SLOT_FLAG) as usize;
                     self.slots[s * d..(s + 1) * d].to_vec()
                 } else {
-                    self.embed[id as usize * d..(id as usize + 1) * d].to_vec()
+                    self.embed[id as usize * d..(id as usize + 1) * d].iter().map(|v| v * c.embed_scale).collect()
                 }
             })
             .collect();
         let page = self.capacity.page_size as usize;
-        for layer in &mut self.layers {
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            let window = c.window_of(index);
+            let base = window.map_or(c.rope_base, |w| w.rope_base);
             let mut qs = Vec::new();
             for (row, token) in x.iter().zip(&plan.tokens) {
                 let h = rms_norm(row, &layer.attn_norm, c.rms_eps);
@@ -151,14 +163,17 @@ impl Reference {
                     q.chunks_mut(hd).for_each(|head| head.copy_from_slice(&rms_norm(head, q_gain, c.rms_eps)));
                     k.chunks_mut(hd).for_each(|head| head.copy_from_slice(&rms_norm(head, k_gain, c.rms_eps)));
                 }
-                q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|head| rope(head, token.position, &c));
+                q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|head| rope(head, token.position, &c, base));
                 let at = token.kv_slot as usize * kvw;
                 layer.k_cache[at..at + kvw].copy_from_slice(&k);
                 layer.v_cache[at..at + kvw].copy_from_slice(&v);
                 qs.push(q);
             }
             for (t, token) in plan.tokens.iter().enumerate() {
-                let attends = |s: usize| token.mask_offset == NO_MASK || (plan.masks[token.mask_offset as usize + s / 32] >> (s % 32)) & 1 == 1;
+                let in_window = |s: usize| window.is_none_or(|w| s + w.span as usize >= token.ctx_len as usize);
+                let attends = |s: usize| {
+                    in_window(s) && (token.mask_offset == NO_MASK || (plan.masks[token.mask_offset as usize + s / 32] >> (s % 32)) & 1 == 1)
+                };
                 let slot_of = |s: usize| plan.page_table[token.table_offset as usize + s / page] as usize * page + s % page;
                 let mut attn = vec![0.0f32; c.n_head * hd];
                 for h in 0..c.n_head {
@@ -182,13 +197,17 @@ impl Reference {
                         }
                     }
                 }
-                let o = matvec(&layer.o, &attn, d);
+                let post_norm = |y: Vec<f32>, i: usize| match &layer.post_norms {
+                    Some(norms) => rms_norm(&y, &norms[i], c.rms_eps),
+                    None => y,
+                };
+                let o = post_norm(matvec(&layer.o, &attn, d), 0);
                 x[t].iter_mut().zip(o).for_each(|(a, b)| *a += b);
                 let h = rms_norm(&x[t], &layer.ffn_norm, c.rms_eps);
                 let gate = matvec(&layer.gate, &h, c.d_ff);
                 let up = matvec(&layer.up, &h, c.d_ff);
-                let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-                let down = matvec(&layer.down, &act, d);
+                let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, u)| activation(c.activation, g) * u).collect();
+                let down = post_norm(matvec(&layer.down, &act, d), 1);
                 x[t].iter_mut().zip(down).for_each(|(a, b)| *a += b);
             }
         }

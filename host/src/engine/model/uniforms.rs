@@ -3,7 +3,7 @@
 
 use super::buffers::{buffer, write};
 use super::capacity::Capacity;
-use super::config::LlamaConfig;
+use super::config::{Activation, LlamaConfig};
 use crate::engine::kernels::{KvType, attention, distribution, embed, matrix, rms_norm, rope_kv, sample};
 use crate::engine::plan::BatchPlan;
 
@@ -29,6 +29,11 @@ pub struct Uniforms {
     pub head: wgpu::Buffer,
     pub rope: wgpu::Buffer,
     pub attention: wgpu::Buffer,
+    /// Sliding-window layers' RoPE and attention (Gemma 3).
+    pub rope_local: wgpu::Buffer,
+    pub attention_local: wgpu::Buffer,
+    /// The norms after attention and the FFN, added into the residual (Gemma 3).
+    pub post_norm: wgpu::Buffer,
     pub sample: wgpu::Buffer,
     pub distribution: wgpu::Buffer,
 }
@@ -50,6 +55,9 @@ impl Uniforms {
             head: uniform::<matrix::Params>(device, "head"),
             rope: uniform::<rope_kv::Params>(device, "rope"),
             attention: uniform::<attention::Params>(device, "attention"),
+            rope_local: uniform::<rope_kv::Params>(device, "rope_local"),
+            attention_local: uniform::<attention::Params>(device, "attention_local"),
+            post_norm: uniform::<rms_norm::Params>(device, "post_norm"),
             sample: uniform::<sample::Params>(device, "sample"),
             distribution: uniform::<distribution::Params>(device, "distribution"),
         }
@@ -58,53 +66,61 @@ impl Uniforms {
     /// The parameters of `plan`'s dispatches, with what `folds` folds into
     /// the matrices; returns the bytes written.
     pub fn write(&self, queue: &wgpu::Queue, c: &LlamaConfig, capacity: &Capacity, plan: &BatchPlan, folds: Folds) -> usize {
-        use matrix::Mode::{Add, Store, SwiGlu};
+        use matrix::Mode::{Add, GeGlu, Store, SwiGlu};
         let t = plan.ids.len() as u32;
         let o = plan.logit_rows.len() as u32;
         let d = c.d_model as u32;
         let mut bytes = 0;
-        bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, _pad: [0; 2] }]);
-        bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, _pad: 0 }]);
-        bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, _pad: 0 }]);
+        bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, scale: c.embed_scale, _pad: 0 }]);
+        bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, add: 0 }]);
+        bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, add: 0 }]);
         let normed = |params: matrix::Params| if folds.norms { params.normalized(c.rms_eps) } else { params };
         let qkv = match folds.rope {
             Some(kv) => matrix::Params::qkv_rope(c, t, kv),
             None => matrix::Params::new(c.d_model, c.qkv_width(), t, Store),
         };
         bytes += write(queue, &self.qkv, &[normed(qkv)]);
-        bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, Add)]);
-        bytes += write(queue, &self.gate_up, &[normed(matrix::Params::new(c.d_model, c.d_ff, t, SwiGlu))]);
-        bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, Add)]);
+        // With post-norms, the projections are stored for their norm to add into the residual.
+        let residual = if c.post_norms { Store } else { Add };
+        let gate = match c.activation {
+            Activation::Silu => SwiGlu,
+            Activation::GeluTanh => GeGlu,
+        };
+        bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, residual)]);
+        bytes += write(queue, &self.gate_up, &[normed(matrix::Params::new(c.d_model, c.d_ff, t, gate))]);
+        bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, residual)]);
         bytes += write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
-        bytes += write(
-            queue,
-            &self.rope,
-            &[rope_kv::Params {
-                tokens: t,
-                n_head: c.n_head as u32,
-                n_kv_head: c.n_kv_head as u32,
-                head_dim: c.head_dim as u32,
-                rope_dim: c.rope_dim as u32,
-                neox: c.rope_neox as u32,
-                freq_base: c.rope_base,
-                qk_norm: c.qk_norm as u32,
-                eps: c.rms_eps,
-                _pad: [0; 3],
-            }],
-        );
-        bytes += write(
-            queue,
-            &self.attention,
-            &[attention::Params {
-                tokens: t,
-                n_head: c.n_head as u32,
-                n_kv_head: c.n_kv_head as u32,
-                head_dim: c.head_dim as u32,
-                page_size: capacity.page_size,
-                scale: 1.0 / (c.head_dim as f32).sqrt(),
-                _pad: [0; 2],
-            }],
-        );
+        let rope = |freq_base: f32| rope_kv::Params {
+            tokens: t,
+            n_head: c.n_head as u32,
+            n_kv_head: c.n_kv_head as u32,
+            head_dim: c.head_dim as u32,
+            rope_dim: c.rope_dim as u32,
+            neox: c.rope_neox as u32,
+            freq_base,
+            qk_norm: c.qk_norm as u32,
+            eps: c.rms_eps,
+            _pad: [0; 3],
+        };
+        let attention = |window: u32| attention::Params {
+            tokens: t,
+            n_head: c.n_head as u32,
+            n_kv_head: c.n_kv_head as u32,
+            head_dim: c.head_dim as u32,
+            page_size: capacity.page_size,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window,
+            _pad: 0,
+        };
+        bytes += write(queue, &self.rope, &[rope(c.rope_base)]);
+        bytes += write(queue, &self.attention, &[attention(0)]);
+        if let Some(window) = c.sliding_window {
+            bytes += write(queue, &self.rope_local, &[rope(window.rope_base)]);
+            bytes += write(queue, &self.attention_local, &[attention(window.span)]);
+        }
+        if c.post_norms {
+            bytes += write(queue, &self.post_norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, add: 1 }]);
+        }
         bytes += write(queue, &self.sample, &[sample::Params { vocab: c.vocab as u32, samplers: plan.samplers.len() as u32, _pad: [0; 2] }]);
         bytes += write(
             queue,

@@ -41,6 +41,8 @@ pub struct LayerTensors<'a> {
     pub qkv_bias: Option<[TensorRef<'a>; 3]>,
     /// The Qwen3 shape's per-head norms of queries and keys (`LlamaConfig::qk_norm`).
     pub qk_norm: Option<[TensorRef<'a>; 2]>,
+    /// Gemma 3's norms on the attention's and the FFN's outputs (`LlamaConfig::post_norms`).
+    pub post_norms: Option<[TensorRef<'a>; 2]>,
 }
 
 pub struct ModelTensors<'a> {
@@ -94,6 +96,10 @@ impl<'a> ModelTensors<'a> {
                     },
                     qk_norm: match c.qk_norm {
                         true => Some([t("attn_q_norm.weight", &[hd])?, t("attn_k_norm.weight", &[hd])?]),
+                        false => None,
+                    },
+                    post_norms: match c.post_norms {
+                        true => Some([t("post_attention_norm.weight", &[d])?, t("post_ffw_norm.weight", &[d])?]),
                         false => None,
                     },
                 })
