@@ -307,6 +307,19 @@ fn every_kernel_shape_matches_the_reference_on(gguf: &[u8], tol: f32) {
     }
 }
 
+/// An embedding and LM head bigger than one binding (here: forced to 2 KiB,
+/// as a 262k-token vocabulary exceeds lavapipe's 128 MiB) are split in row
+/// ranges, a dispatch each, and give the same answers.
+#[test]
+fn a_vocabulary_split_over_several_bindings_matches_the_reference() {
+    let tied = tiny_gguf();
+    let (mut gpu, mut reference) = models_of(&tied, Capacity { max_weight_binding: Some(2048), ..capacity() });
+    let passes = vec![pass(&[3, 1, 4, 249, 5, 130], 0, &[0, 1], 2), pass(&[2, 7], 0, &[3], 2)];
+    assert_close(&gpu.forward(&passes).unwrap(), &reference.forward(&passes).unwrap().1, TOL);
+    let decode = vec![pass(&[248], 6, &[0, 1], 3)];
+    assert_close(&gpu.forward(&decode).unwrap(), &reference.forward(&decode).unwrap().1, TOL);
+}
+
 /// With shader-f16 the KV cache is f16: close to the f32 reference, not equal.
 #[test]
 fn an_f16_kv_cache_stays_close_to_the_reference() {

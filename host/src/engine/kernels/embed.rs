@@ -13,7 +13,10 @@ pub struct Params {
     pub tokens: u32,
     /// Token rows are scaled by it (Gemma's √d; 1 for others).
     pub scale: f32,
-    pub _pad: u32,
+    /// The rows this dispatch's part of the embedding holds.
+    pub first_row: u32,
+    pub rows: u32,
+    pub _pad: [u32; 3],
 }
 
 /// An id with this bit set names an embedding slot, not a token.

@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn params_match_their_wgsl_sizes() {
         assert_eq!(size_of::<matrix::Params>(), 64);
-        assert_eq!(size_of::<embed::Params>(), 16);
+        assert_eq!(size_of::<embed::Params>(), 32);
         assert_eq!(size_of::<rms_norm::Params>(), 16);
         assert_eq!(size_of::<rope_kv::Params>(), 48);
         assert_eq!(size_of::<attention::Params>(), 32);

@@ -33,10 +33,12 @@ pub struct LayerBindings {
 }
 
 pub struct Bindings {
-    pub embed: BoundMatrix,
+    /// One per part of the embedding (a dispatch each).
+    pub embed: Vec<BoundMatrix>,
     pub layers: Vec<LayerBindings>,
     pub output_norm: wgpu::BindGroup,
-    pub head: BoundMatrix,
+    /// One per part of the LM head (a dispatch each).
+    pub head: Vec<(BoundMatrix, usize)>,
     pub sample: wgpu::BindGroup,
     pub distribution: wgpu::BindGroup,
 }
@@ -76,9 +78,14 @@ fn bind_normed(
 
 impl Bindings {
     pub fn new(kernels: &mut Kernels, c: &LlamaConfig, weights: &GpuWeights, kv: &KvCache, b: &Buffers, u: &Uniforms, readback: &Readback) -> Self {
-        let e = &weights.embed;
-        let embedding = embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params: &u.embed }
-            .bind(kernels);
+        let embedding = weights
+            .embed
+            .iter()
+            .zip(&u.embed)
+            .map(|(e, (params, _))| {
+                embed::Bindings { ty: e.ty, quants: &e.quants, scales: &e.scales, ids: &b.ids, slots: &b.slots, out: &b.x, params }.bind(kernels)
+            })
+            .collect();
         let layers = weights
             .layers
             .iter()
@@ -133,7 +140,12 @@ impl Bindings {
             layers,
             output_norm: rms_norm::Bindings { x: &b.x, weight: &weights.output_norm, rows: &b.logit_rows, out: &b.h_out, params: &u.norm_out }
                 .bind(kernels, "output_norm"),
-            head: bind_matrix(kernels, "lm_head", weights.head(), [&b.h_out, &b.logits, &u.head], None),
+            head: weights
+                .head()
+                .iter()
+                .zip(&u.head)
+                .map(|(part, (params, _))| (bind_matrix(kernels, "lm_head", part, [&b.h_out, &b.logits, params], None), part.rows))
+                .collect(),
             sample: sample::Bindings { logits: &b.logits, samplers: &b.samplers, sampled: &r.sampled, params: &u.sample }.bind(kernels),
             distribution: distribution::Bindings {
                 logits: &b.logits,

@@ -18,6 +18,10 @@ pub struct Capacity {
     pub max_top_k: u32,
     /// Keep the KV cache in f16 when the adapter has shader-f16 (half the memory).
     pub kv_f16: bool,
+    /// The most bytes of one weight buffer a kernel binds; a bigger matrix
+    /// (a huge vocabulary's embedding and LM head) is split in row ranges.
+    /// `None`: what the adapter allows.
+    pub max_weight_binding: Option<u64>,
 }
 
 impl Default for Capacity {
@@ -32,6 +36,7 @@ impl Default for Capacity {
             mask_words: 1 << 20,
             max_top_k: 256,
             kv_f16: true,
+            max_weight_binding: None,
         }
     }
 }

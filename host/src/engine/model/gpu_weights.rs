@@ -20,9 +20,10 @@ pub struct GpuLayer {
 }
 
 pub struct GpuWeights {
-    pub embed: GpuMatrix,
+    /// In row ranges that each fit a binding (one, unless the vocabulary is huge).
+    pub embed: Vec<GpuMatrix>,
     /// `None` when the model ties its LM head to the embedding.
-    head: Option<GpuMatrix>,
+    head: Option<Vec<GpuMatrix>>,
     pub output_norm: wgpu::Buffer,
     pub layers: Vec<GpuLayer>,
 }
@@ -47,14 +48,23 @@ fn qkv_extras(t: &LayerTensors, (qkv_width, head_dim): (usize, usize)) -> Vec<f3
 impl GpuWeights {
     /// `progress` is told each tensor's size as it lands.
     /// `widths`: a q|k|v row's and a head's.
-    pub fn upload(device: &wgpu::Device, tensors: &ModelTensors, widths: (usize, usize), progress: &dyn Fn(u64)) -> Result<Self, WeightsError> {
-        let embed = GpuMatrix::upload(device, &[tensors.embed])?;
+    /// `max_binding`: `Capacity::max_weight_binding`.
+    pub fn upload(
+        device: &wgpu::Device,
+        tensors: &ModelTensors,
+        widths: (usize, usize),
+        max_binding: Option<u64>,
+        progress: &dyn Fn(u64),
+    ) -> Result<Self, WeightsError> {
+        let limits = device.limits();
+        let max_binding = max_binding.unwrap_or(u64::MAX).min(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let embed = GpuMatrix::upload_rows(device, tensors.embed, max_binding)?;
         progress(tensors.embed.bytes.len() as u64);
         let head = if std::ptr::eq(tensors.lm_head.bytes, tensors.embed.bytes) {
             None
         } else {
             progress(tensors.lm_head.bytes.len() as u64);
-            Some(GpuMatrix::upload(device, &[tensors.lm_head])?)
+            Some(GpuMatrix::upload_rows(device, tensors.lm_head, max_binding)?)
         };
         let output_norm = norm_weights(device, &tensors.output_norm);
         let mut layers = Vec::with_capacity(tensors.layers.len());
@@ -74,7 +84,7 @@ impl GpuWeights {
         Ok(Self { embed, head, output_norm, layers })
     }
 
-    pub fn head(&self) -> &GpuMatrix {
+    pub fn head(&self) -> &[GpuMatrix] {
         self.head.as_ref().unwrap_or(&self.embed)
     }
 }

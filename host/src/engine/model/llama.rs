@@ -13,7 +13,7 @@ use super::kv_cache::KvCache;
 use super::readback::Readback;
 use super::recording::{Recorded, StepShape};
 use super::uniforms::{Folds, Uniforms};
-use super::weights::{ModelTensors, WeightsError};
+use super::weights::{GpuMatrix, ModelTensors, WeightsError};
 use crate::engine::batch::{BatchError, Pass, PassResult};
 use crate::engine::counters::{GpuCounters, IdleClock};
 use crate::engine::device::Gpu;
@@ -62,11 +62,12 @@ impl Llama {
         progress: &dyn Fn(u64),
     ) -> Result<Self, WeightsError> {
         let device = &gpu.device;
-        let weights = GpuWeights::upload(device, tensors, (config.qkv_width(), config.head_dim), progress)?;
+        let weights = GpuWeights::upload(device, tensors, (config.qkv_width(), config.head_dim), capacity.max_weight_binding, progress)?;
         let kv_type = if capacity.kv_f16 && gpu.shader_f16 { KvType::F16 } else { KvType::F32 };
         let kv = KvCache::new(device, &config, &capacity, kv_type);
         let buffers = Buffers::new(device, &config, &capacity);
-        let uniforms = Uniforms::new(device);
+        let rows = |parts: &[GpuMatrix]| -> Vec<[u32; 2]> { parts.iter().map(|p| [p.first_row as u32, p.rows as u32]).collect() };
+        let uniforms = Uniforms::new(device, &rows(&weights.embed), &rows(weights.head()));
         let readback = Readback::new(device, &capacity);
         let mut kernels = Kernels::new(device);
         let bindings = Bindings::new(&mut kernels, &config, &weights, &kv, &buffers, &uniforms, &readback);
@@ -166,7 +167,9 @@ impl Llama {
         let (k, b) = (&mut self.kernels, &self.bindings);
         {
             let pass = &mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-            embed::dispatch(pass, k, &b.embed, c.d_model, t);
+            for part in &b.embed {
+                embed::dispatch(pass, k, part, c.d_model, t);
+            }
             for layer in &b.layers {
                 let rope_folded = folds.rope.is_some();
                 normed_matrix(pass, k, (choice, folds), &layer.qkv, c.qkv_width(), t, rope_folded);
@@ -185,7 +188,9 @@ impl Llama {
                 }
             }
             rms_norm::dispatch(pass, k, &b.output_norm, o);
-            matrix::dispatch(pass, k, choice, &b.head, c.vocab, o);
+            for (part, rows) in &b.head {
+                matrix::dispatch(pass, k, choice, part, *rows, o);
+            }
             sample::dispatch(pass, k, &b.sample, plan.samplers.len());
             distribution::dispatch(pass, k, &b.distribution, plan.distributions.len());
         }

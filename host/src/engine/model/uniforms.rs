@@ -17,7 +17,8 @@ pub struct Folds {
 }
 
 pub struct Uniforms {
-    pub embed: wgpu::Buffer,
+    /// One per part of the embedding (`GpuMatrix::upload_rows`), with its rows.
+    pub embed: Vec<(wgpu::Buffer, [u32; 2])>,
     /// A layer's norms, when they are their own dispatches: all input rows.
     pub norm: wgpu::Buffer,
     /// The output norm: the rows whose logits were asked for.
@@ -26,7 +27,8 @@ pub struct Uniforms {
     pub o: wgpu::Buffer,
     pub gate_up: wgpu::Buffer,
     pub down: wgpu::Buffer,
-    pub head: wgpu::Buffer,
+    /// One per part of the LM head, with its rows.
+    pub head: Vec<(wgpu::Buffer, [u32; 2])>,
     pub rope: wgpu::Buffer,
     pub attention: wgpu::Buffer,
     /// Sliding-window layers' RoPE and attention (Gemma 3).
@@ -43,16 +45,20 @@ fn uniform<T>(device: &wgpu::Device, label: &str) -> wgpu::Buffer {
 }
 
 impl Uniforms {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// `embed`, `head`: the row ranges (first, count) of their parts.
+    pub fn new(device: &wgpu::Device, embed: &[[u32; 2]], head: &[[u32; 2]]) -> Self {
+        let parts = |label: &str, rows: &[[u32; 2]], size: usize| {
+            rows.iter().map(|&r| (buffer(device, label, size as u64, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST), r)).collect()
+        };
         Self {
-            embed: uniform::<embed::Params>(device, "embed"),
+            embed: parts("embed", embed, size_of::<embed::Params>()),
             norm: uniform::<rms_norm::Params>(device, "norm"),
             norm_out: uniform::<rms_norm::Params>(device, "norm_out"),
             qkv: uniform::<matrix::Params>(device, "qkv"),
             o: uniform::<matrix::Params>(device, "o"),
             gate_up: uniform::<matrix::Params>(device, "gate_up"),
             down: uniform::<matrix::Params>(device, "down"),
-            head: uniform::<matrix::Params>(device, "head"),
+            head: parts("head", head, size_of::<matrix::Params>()),
             rope: uniform::<rope_kv::Params>(device, "rope"),
             attention: uniform::<attention::Params>(device, "attention"),
             rope_local: uniform::<rope_kv::Params>(device, "rope_local"),
@@ -71,7 +77,10 @@ impl Uniforms {
         let o = plan.logit_rows.len() as u32;
         let d = c.d_model as u32;
         let mut bytes = 0;
-        bytes += write(queue, &self.embed, &[embed::Params { dim: d, tokens: t, scale: c.embed_scale, _pad: 0 }]);
+        for (params, [first_row, rows]) in &self.embed {
+            let (first_row, rows) = (*first_row, *rows);
+            bytes += write(queue, params, &[embed::Params { dim: d, tokens: t, scale: c.embed_scale, first_row, rows, _pad: [0; 3] }]);
+        }
         bytes += write(queue, &self.norm, &[rms_norm::Params { dim: d, rows: t, eps: c.rms_eps, add: 0 }]);
         bytes += write(queue, &self.norm_out, &[rms_norm::Params { dim: d, rows: o, eps: c.rms_eps, add: 0 }]);
         let normed = |params: matrix::Params| if folds.norms { params.normalized(c.rms_eps) } else { params };
@@ -89,7 +98,11 @@ impl Uniforms {
         bytes += write(queue, &self.o, &[matrix::Params::new(c.n_head * c.head_dim, c.d_model, t, residual)]);
         bytes += write(queue, &self.gate_up, &[normed(matrix::Params::new(c.d_model, c.d_ff, t, gate))]);
         bytes += write(queue, &self.down, &[matrix::Params::new(c.d_ff, c.d_model, t, residual)]);
-        bytes += write(queue, &self.head, &[matrix::Params::new(c.d_model, c.vocab, o, Store)]);
+        for (params, [first_row, rows]) in &self.head {
+            let part =
+                matrix::Params { out_stride: c.vocab as u32, out_offset: *first_row, ..matrix::Params::new(c.d_model, *rows as usize, o, Store) };
+            bytes += write(queue, params, &[part]);
+        }
         let rope = |freq_base: f32| rope_kv::Params {
             tokens: t,
             n_head: c.n_head as u32,

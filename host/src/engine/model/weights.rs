@@ -112,6 +112,9 @@ impl<'a> ModelTensors<'a> {
 /// A weight matrix on the GPU: `rows` × `cols`, in `ty`, repacked.
 pub struct GpuMatrix {
     pub ty: TensorType,
+    /// The first of its tensor's rows it holds (a vocabulary-sized matrix
+    /// may be split in row ranges: see [`GpuMatrix::upload_rows`]).
+    pub first_row: usize,
     pub rows: usize,
     pub cols: usize,
     /// Quants (or f16 pairs, or f32 bits), block after block.
@@ -147,11 +150,33 @@ impl GpuMatrix {
         let label = first.name;
         Ok(Self {
             ty,
+            first_row: 0,
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
             quants: storage(device, label, bytemuck::cast_slice(&quants)),
             scales: storage(device, label, bytemuck::cast_slice(&scales)),
         })
+    }
+}
+
+impl GpuMatrix {
+    /// Uploads `tensor` in row ranges whose buffers each fit in
+    /// `max_binding` bytes (a GPU binds at most that much of one buffer:
+    /// 128 MiB on lavapipe, less than a 262k-token vocabulary's embedding).
+    pub fn upload_rows(device: &wgpu::Device, tensor: TensorRef, max_binding: u64) -> Result<Vec<Self>, WeightsError> {
+        let row_bytes = tensor.bytes.len() / tensor.rows;
+        let (mut quants, mut scales) = (Vec::new(), Vec::new());
+        repack(tensor.ty, &tensor.bytes[..row_bytes], &mut quants, &mut scales);
+        let gpu_row_bytes = (quants.len().max(scales.len()) * 4) as u64;
+        let rows_per_part = ((max_binding / gpu_row_bytes) as usize).clamp(1, tensor.rows);
+        (0..tensor.rows)
+            .step_by(rows_per_part)
+            .map(|first| {
+                let rows = rows_per_part.min(tensor.rows - first);
+                let part = TensorRef { rows, bytes: &tensor.bytes[first * row_bytes..(first + rows) * row_bytes], ..tensor };
+                Ok(Self { first_row: first, ..Self::upload(device, &[part])? })
+            })
+            .collect()
     }
 }
 
