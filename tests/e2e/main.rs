@@ -1,6 +1,7 @@
 //! End-to-end tests: real components (built by `just build-components`)
 //! through the real host, as a library and as the `crust` binary.
 
+mod agreement;
 mod cli;
 mod engine;
 mod every_inferlet_tested;
