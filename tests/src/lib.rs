@@ -6,7 +6,7 @@ pub mod bench;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crust::config::{Config, DEFAULT_MODEL_NAME, EngineConfig, LimitsConfig};
+use crust::config::{Config, DEFAULT_MODEL_NAME, EngineConfig, LimitsConfig, ModelEntry, models_dir};
 use crust::engine::service::ModelService;
 use crust::models::Model;
 use crust::providers::tokenize::{TokenizeProvider, TokenizerHandle};
@@ -118,9 +118,16 @@ pub struct DefaultModel {
 
 impl DefaultModel {
     pub async fn open(cache: &str, engine: EngineConfig) -> Self {
-        let config = Config { cache_dir: Some(scratch_dir(cache)), engine, ..Config::default() };
+        Self::open_file(cache, engine, DEFAULT_MODEL_NAME, None).await
+    }
+
+    /// Another model the same way: the GGUF file `file` in the models dir
+    /// under `name` (`None`: the default model).
+    pub async fn open_file(cache: &str, engine: EngineConfig, name: &str, file: Option<&str>) -> Self {
+        let models = file.map(|f| vec![ModelEntry { name: name.into(), path: models_dir().join(f), source: None }]).unwrap_or_default();
+        let config = Config { cache_dir: Some(scratch_dir(cache)), engine, models, ..Config::default() };
         let runtime = Runtime::new(&config).expect("starting the runtime");
-        let model = runtime.models().find(Some(DEFAULT_MODEL_NAME)).expect("the default model: run `just fetch-model`").clone();
+        let model = runtime.models().find(Some(name)).unwrap_or_else(|e| panic!("{e}")).clone();
         let provider = runtime.tokenize_provider().await.expect("the tokenize provider");
         Self { tokenizer: TokenizerHandle::new(model.clone()), model, provider, runtime }
     }

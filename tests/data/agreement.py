@@ -1,10 +1,11 @@
-"""Writes smollm2-agreement.json: for a corpus of varied texts, the token ids
-llama.cpp gives on the default model's GGUF and, teacher-forced, its top-10
-next tokens with their probabilities after every token. Run once by hand
-with the venv `just llama-cpp-env` makes; the tests hold Crust's tokenizer
-and forward pass to it.
+"""Writes NAME-agreement.json: for a corpus of varied texts, the token ids
+llama.cpp gives on a model's GGUF and, teacher-forced, its top-10 next tokens
+with their probabilities after every token. Run once per model by hand with
+the venv `just llama-cpp-env` makes; the tests hold Crust's tokenizer and
+forward pass to it.
 
-    target/llama-cpp-env/bin/python tests/data/smollm2_agreement.py ~/.cache/crust/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    target/llama-cpp-env/bin/python tests/data/agreement.py ~/.cache/crust/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2
+    target/llama-cpp-env/bin/python tests/data/agreement.py ~/.cache/crust/models/gemma-3-270m-q4_k_m.gguf gemma3
 """
 import json
 import math
@@ -32,9 +33,12 @@ CORPUS = {
 # One token per eval, its logits read straight from the context (`logits_all`
 # crashes this build's eval, and without it `scores` keeps none).
 model = Llama(model_path=sys.argv[1], n_ctx=512, n_batch=1, verbose=False, seed=0)
+# A model that wants a BOS first (Gemma: without it the first position's
+# activations run far out of range) gets one before every text.
+bos = model.token_bos() if model.metadata.get("tokenizer.ggml.add_bos_token") == "true" else None
 cases = []
 for name, text in CORPUS.items():
-    ids = model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    ids = ([bos] if bos is not None else []) + model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     model.reset()
     positions = []
     for token in ids:
@@ -46,7 +50,7 @@ for name, text in CORPUS.items():
         positions.append({"ids": best, "probs": [float(f"{math.exp(logits[i] - top) / z:.6g}") for i in best]})
     cases.append({"name": name, "text": text, "ids": ids, "positions": positions})
 
-out = __file__.replace("smollm2_agreement.py", "smollm2-agreement.json")
+out = __file__.replace("agreement.py", f"{sys.argv[2]}-agreement.json")
 with open(out, "w", encoding="utf-8") as f:
-    f.write(json.dumps({"llama_cpp": __version__, "top_k": TOP_K, "cases": cases}, ensure_ascii=False) + "\n")
+    f.write(json.dumps({"llama_cpp": __version__, "top_k": TOP_K, "bos": bos, "cases": cases}, ensure_ascii=False) + "\n")
 print(f"wrote {len(cases)} texts, {sum(len(c['ids']) for c in cases)} positions (llama-cpp-python {__version__})")
