@@ -27,8 +27,8 @@ pub enum ModelError {
     File { path: PathBuf, detail: String },
     #[error("loading model `{name}`: {detail}")]
     Load { name: String, detail: String },
-    #[error("the model's chat template is not ChatML; Crust renders ChatML chats for now")]
-    NotChatMl,
+    #[error("the model's chat template is neither ChatML nor Gemma's; Crust renders those two for now")]
+    UnknownChatFormat,
 }
 
 /// Told how far a model's weights have reached the GPU: (model, bytes so
@@ -43,10 +43,41 @@ const TRAITS: [&str; 5] = ["input_text", "tokenize", "detokenize", "forward", "o
 /// message — the GGUF's template would add one before every rendering.
 const CHATML: &str = "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}";
 
+/// Gemma's turns, one message at a time the same way: no system role of its
+/// own (a system message is a user turn — Gemma's template folds it into the
+/// first user turn, which a message-at-a-time rendering cannot), and `<bos>`
+/// where the sequence begins (`begin_of_sequence`), without which Gemma's
+/// first position runs far out of range.
+const GEMMA: &str = "{%- if begin_of_sequence %}{{ '<bos>' }}{%- endif %}{%- for message in messages %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else 'user') + '\\n' + message['content'] + '<end_of_turn>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{%- endif %}";
+
+/// The chat formats Crust renders, decided once from the GGUF's template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatFormat {
+    ChatMl,
+    Gemma,
+}
+
+impl ChatFormat {
+    /// From the template's markers; a GGUF without a template (the PyPI
+    /// Gemma 3 file has none) is judged by its vocabulary's turn tokens.
+    fn of(template: &str, has_token: impl Fn(&str) -> bool) -> Option<Self> {
+        let marked = |marker: &str| if template.is_empty() { has_token(marker) } else { template.contains(marker) };
+        [(Self::ChatMl, "<|im_start|>"), (Self::Gemma, "<start_of_turn>")].into_iter().find(|(_, marker)| marked(marker)).map(|(format, _)| format)
+    }
+
+    /// The template inferlets render (`model.get-prompt-template`).
+    fn template(self) -> &'static str {
+        match self {
+            Self::ChatMl => CHATML,
+            Self::Gemma => GEMMA,
+        }
+    }
+}
+
 /// A model's metadata, read from its GGUF without touching the GPU.
 pub struct ModelMetadata {
-    /// The chat format is ChatML (decided once, from the GGUF's template).
-    pub chatml: bool,
+    /// `None`: a template Crust does not render (the GGUF's is passed on as it is).
+    pub chat: Option<ChatFormat>,
     pub prompt_template: String,
     /// Special-token strings that end a turn (the SDK tokenizes them).
     pub stop_tokens: Vec<String>,
@@ -76,10 +107,11 @@ pub struct Model {
 impl ModelMetadata {
     /// The prompt of a one-message chat, ready for the assistant's answer.
     pub fn chat_prompt(&self, user: &str) -> Result<String, ModelError> {
-        if !self.chatml {
-            return Err(ModelError::NotChatMl);
+        match self.chat {
+            Some(ChatFormat::ChatMl) => Ok(format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")),
+            Some(ChatFormat::Gemma) => Ok(format!("<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n")),
+            None => Err(ModelError::UnknownChatFormat),
         }
-        Ok(format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"))
     }
 }
 
@@ -150,21 +182,19 @@ impl Model {
         let config = LlamaConfig::from_gguf(&file).map_err(|e| self.file_error(e))?;
         let tokenizer_json = tokenizer_json(&file).map_err(|e| self.file_error(e))?;
         let template = file.get("tokenizer.chat_template").and_then(Value::as_str).unwrap_or_default();
-        let chatml = template.contains("<|im_start|>");
-        let prompt_template = if chatml { CHATML.to_string() } else { template.to_string() };
         let tokens = file.get("tokenizer.ggml.tokens").and_then(Value::as_array);
+        let has_token = |t: &str| tokens.is_some_and(|all| all.iter().any(|v| v.as_str() == Some(t)));
+        let chat = ChatFormat::of(template, has_token);
+        let prompt_template = chat.map_or_else(|| template.to_string(), |c| c.template().to_string());
         let token = |id: u64| tokens.and_then(|t| t.get(id as usize)).and_then(Value::as_str).map(str::to_string);
-        let mut stop_tokens: Vec<String> = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"]
-            .into_iter()
-            .filter(|t| tokens.is_some_and(|all| all.iter().any(|v| v.as_str() == Some(t))))
-            .map(str::to_string)
-            .collect();
+        let mut stop_tokens: Vec<String> =
+            ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>"].into_iter().filter(|t| has_token(t)).map(str::to_string).collect();
         if let Some(eos) = file.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64).and_then(token)
             && !stop_tokens.contains(&eos)
         {
             stop_tokens.push(eos);
         }
-        Ok(ModelMetadata { chatml, prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), context_length: config.context_length })
+        Ok(ModelMetadata { chat, prompt_template, stop_tokens, tokenizer_json: tokenizer_json.into(), context_length: config.context_length })
     }
 
     fn load(&self) -> Result<Arc<ModelService>, ModelError> {
@@ -270,4 +300,33 @@ impl ModelRegistry {
 pub fn engine_capacity(config: &Config) -> Capacity {
     let e = &config.engine;
     Capacity { page_size: e.page_size, kv_pages: e.kv_pages, batch_tokens: e.batch_tokens, ..Capacity::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chat_format_comes_from_the_template_or_else_the_vocabulary() {
+        let none = |_: &str| false;
+        assert_eq!(ChatFormat::of("{{ '<|im_start|>' + role }}", none), Some(ChatFormat::ChatMl));
+        assert_eq!(ChatFormat::of("{{ '<start_of_turn>' + role }}", none), Some(ChatFormat::Gemma));
+        assert_eq!(ChatFormat::of("[INST] {{ content }} [/INST]", |t| t == "<|im_start|>"), None, "a template of its own is not overruled");
+        assert_eq!(ChatFormat::of("", |t| t == "<start_of_turn>"), Some(ChatFormat::Gemma));
+        assert_eq!(ChatFormat::of("", none), None);
+    }
+
+    #[test]
+    fn gemma_prompts_open_with_bos_and_give_the_model_its_turn() {
+        let gemma = ModelMetadata {
+            chat: Some(ChatFormat::Gemma),
+            prompt_template: GEMMA.into(),
+            stop_tokens: vec![],
+            tokenizer_json: "".into(),
+            context_length: 0,
+        };
+        assert_eq!(gemma.chat_prompt("Hi").unwrap(), "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+        let unknown = ModelMetadata { chat: None, ..gemma };
+        assert!(matches!(unknown.chat_prompt("Hi"), Err(ModelError::UnknownChatFormat)));
+    }
 }

@@ -5,6 +5,7 @@ mod agreement;
 mod cli;
 mod engine;
 mod every_inferlet_tested;
+mod gemma3;
 mod instances;
 mod isolation;
 mod messaging;

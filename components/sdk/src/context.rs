@@ -160,7 +160,7 @@ impl Context {
     /// One chat message through the model's template; `add_generation_prompt`
     /// opens the assistant's turn after it.
     pub fn fill_message(&mut self, role: &str, content: &str, add_generation_prompt: bool) -> Result<(), String> {
-        let text = self.model.render_chat(&[(role, content)], add_generation_prompt)?;
+        let text = self.model.render_chat(&[(role, content)], add_generation_prompt, self.tokens.is_empty() && self.pending.is_empty())?;
         self.fill(&text);
         Ok(())
     }

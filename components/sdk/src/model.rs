@@ -43,11 +43,12 @@ impl Model {
         Queue { inner: Rc::new(self.inner.create_queue()) }
     }
 
-    /// Renders chat messages with the model's template.
-    pub fn render_chat(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String, String> {
+    /// Renders chat messages with the model's template; `begin_of_sequence`:
+    /// they open the sequence (a template that wants a BOS then writes it).
+    pub fn render_chat(&self, messages: &[(&str, &str)], add_generation_prompt: bool, begin_of_sequence: bool) -> Result<String, String> {
         let messages: Vec<_> = messages.iter().map(|(role, content)| minijinja::context! { role, content }).collect();
         let env = minijinja::Environment::new();
-        env.render_str(&self.prompt_template, minijinja::context! { messages, add_generation_prompt, begin_of_sequence => false })
+        env.render_str(&self.prompt_template, minijinja::context! { messages, add_generation_prompt, begin_of_sequence })
             .map_err(|e| format!("rendering the chat template: {e}"))
     }
 }

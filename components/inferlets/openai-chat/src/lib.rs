@@ -97,7 +97,7 @@ fn prompt_tokens(model: &Model, request: &Request) -> Result<(Vec<u32>, Vec<u32>
     let (mut system, mut rest) = (vec![], vec![]);
     let last = request.messages.len().saturating_sub(1);
     for (i, (role, content)) in request.messages.iter().enumerate() {
-        let text = model.render_chat(&[(role, content)], i == last)?;
+        let text = model.render_chat(&[(role, content)], i == last, i == 0)?;
         let leading = role == "system" && rest.is_empty();
         (if leading { &mut system } else { &mut rest }).extend(model.tokenizer.tokenize(&text));
     }
