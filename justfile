@@ -75,6 +75,13 @@ fetch-gemma:
 build-components:
     cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
 
+# Put `crust` on the PATH (cargo's bin dir, ~/.cargo/bin) and the components where it finds them (the user data dir's crust/components).
+install: setup build-components
+    cargo install --locked --path host
+    mkdir -p "${XDG_DATA_HOME:-$HOME/.local/share}/crust/components"
+    cp target/wasm32-wasip2/release/*.wasm "${XDG_DATA_HOME:-$HOME/.local/share}/crust/components/"
+    @echo "crust is in $(command -v crust || echo ~/.cargo/bin/crust); try: crust chat"
+
 # Build the host binary (release).
 build: build-components
     cargo build --release -p crust
@@ -142,7 +149,11 @@ llama-cpp-env:
     #!/usr/bin/env bash
     set -euo pipefail
     [ -x target/llama-cpp-env/bin/python ] || python3 -m venv target/llama-cpp-env
-    CMAKE_ARGS="-DGGML_NATIVE=ON" target/llama-cpp-env/bin/pip install --disable-pip-version-check llama-cpp-python==0.3.36
+    # Native, but without AMX: a CPU (or VM) may advertise AMX tiles that then fault in
+    # llama.cpp's AMX matrix kernels. No cache: pip would reuse a wheel built with other flags.
+    flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    CMAKE_ARGS="-DGGML_NATIVE=ON '-DCMAKE_C_FLAGS=$flags' '-DCMAKE_CXX_FLAGS=$flags'" target/llama-cpp-env/bin/pip install \
+        --disable-pip-version-check --force-reinstall --no-cache-dir llama-cpp-python==0.3.36
 
 # On a GPU machine with only this repository and a built binary (no model download, no registry, no build): the engine bench on a synthetic model with the default model's shapes, GPU-shaped and CPU-shaped kernels, within 10 minutes.
 bench-gpu BIN="target/release/crust":

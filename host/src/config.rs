@@ -150,6 +150,12 @@ pub struct ServerConfig {
     pub openai_inferlet: Option<PathBuf>,
     /// KV pages the endpoint inferlet may keep for shared system prompts, per model (0: none).
     pub openai_prefix_cache_pages: usize,
+    /// Request fields the OpenAI API does not have are ignored, with a warning in the log,
+    /// instead of refused (`unknown_parameter`).
+    pub openai_lenient: bool,
+    /// Web origins (`https://app.example`, or `*`) whose pages may call the HTTP API from a
+    /// browser (CORS); none: no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
     /// Limits of some users' instances in place of `[limits]`, by user.
     pub users: std::collections::BTreeMap<String, UserLimits>,
     /// Registries (`host[:port]`) clients may launch inferlets from by reference; none: upload only.
@@ -192,6 +198,8 @@ impl Default for ServerConfig {
             inferlet_header_timeout_secs: 10.0,
             openai_inferlet: None,
             openai_prefix_cache_pages: 128,
+            openai_lenient: false,
+            cors_allowed_origins: Vec::new(),
             users: Default::default(),
             registries: Vec::new(),
             shared_prefix: "public/".into(),
@@ -247,6 +255,42 @@ pub struct ModelEntry {
     /// Where to get the file (`hf:ORG/REPO:FILE` or a URL), for the error that says it is missing.
     #[serde(default)]
     pub source: Option<String>,
+    /// `[models.sampling]`: what the OpenAI API samples with when a request leaves it out.
+    #[serde(default)]
+    pub sampling: SamplingDefaults,
+}
+
+/// Sampling for requests that do not choose their own: OpenAI's own defaults
+/// (temperature 1, no truncation) let a small model wander off into unlikely
+/// tokens; a cooler temperature and a floor relative to the likeliest token
+/// (min-p) keep answers on topic without making them greedy.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingDefaults {
+    pub temperature: f64,
+    pub top_p: f64,
+    /// 0: no min-p floor.
+    pub min_p: f64,
+    /// 0: no top-k cut.
+    pub top_k: u32,
+}
+
+impl Default for SamplingDefaults {
+    fn default() -> Self {
+        Self { temperature: 0.7, top_p: 0.9, min_p: 0.05, top_k: 0 }
+    }
+}
+
+impl SamplingDefaults {
+    fn check(&self, model: &str) -> Result<(), ConfigError> {
+        let within = |x: f64, high: f64| x.is_finite() && (0.0..=high).contains(&x);
+        if !(within(self.temperature, 2.0) && within(self.top_p, 1.0) && within(self.min_p, 1.0)) {
+            return Err(ConfigError::Invalid(format!(
+                "models `{model}`: sampling.temperature must be from 0 to 2, sampling.top_p and sampling.min_p from 0 to 1"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl ModelEntry {
@@ -270,6 +314,15 @@ pub fn models_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("crust").join("models")))
         .unwrap_or_else(|| PathBuf::from(".cache/crust/models"))
+}
+
+/// `spec` as a file: a path, or `NAME.gguf` in the models dir.
+fn gguf_file_named(spec: &str) -> Option<PathBuf> {
+    if Path::new(spec).is_file() {
+        return Some(PathBuf::from(spec));
+    }
+    let in_models_dir = models_dir().join(format!("{spec}.gguf"));
+    (crate::model_store::valid_name(spec) && in_models_dir.is_file()).then_some(in_models_dir)
 }
 
 /// `[outbound]`: what inferlets' outgoing HTTP may reach (`runtime/outbound.rs`).
@@ -517,6 +570,9 @@ impl Config {
         if let Some(m) = self.models.iter().find(|m| m.name.is_empty() || m.name.contains(['/', '\\', '\0']) || m.name.starts_with('.')) {
             return Err(ConfigError::Invalid(format!("model name `{}` must be non-empty, not start with `.`, and have no `/`, `\\` or NUL", m.name)));
         }
+        for model in &self.models {
+            model.sampling.check(&model.name)?;
+        }
         if let Some((user, _)) = self.server.tokens.iter().find(|(_, token)| token.len() < 8) {
             return Err(ConfigError::Invalid(format!("server.tokens.{user} is shorter than 8 characters: use a long random token")));
         }
@@ -530,7 +586,12 @@ impl Config {
     /// then those `crust models pull` fetched, under names not taken.
     pub fn models(&self) -> Vec<ModelEntry> {
         let mut models = if self.models.is_empty() {
-            vec![ModelEntry { name: DEFAULT_MODEL_NAME.into(), path: models_dir().join(DEFAULT_MODEL_FILE), source: None }]
+            vec![ModelEntry {
+                name: DEFAULT_MODEL_NAME.into(),
+                path: models_dir().join(DEFAULT_MODEL_FILE),
+                source: None,
+                sampling: Default::default(),
+            }]
         } else {
             self.models.clone()
         };
@@ -539,7 +600,12 @@ impl Config {
             Ok(pulled) => {
                 for model in pulled {
                     if !models.iter().any(|m| m.name == model.name) {
-                        models.push(ModelEntry { path: store.path_of(&model), name: model.name, source: Some(model.source) });
+                        models.push(ModelEntry {
+                            path: store.path_of(&model),
+                            name: model.name,
+                            source: Some(model.source),
+                            sampling: Default::default(),
+                        });
                     }
                 }
             }
@@ -549,22 +615,22 @@ impl Config {
     }
 
     /// Puts the model `--model` names first, where commands and inferlets
-    /// look for theirs: a configured or pulled model's name, or the path of
-    /// a GGUF file (named after the file). Returns its name.
+    /// look for theirs: a configured or pulled model's name, the path of a
+    /// GGUF file, or the name of one in the models dir without its `.gguf`
+    /// (a file no index lists, such as `just fetch-gemma`'s). Returns its name.
     pub fn select_model(&mut self, spec: &str) -> Result<String, ConfigError> {
         let mut models = self.models();
         let at = match models.iter().position(|m| m.name == spec) {
             Some(at) => at,
-            None if Path::new(spec).is_file() => {
-                let path = PathBuf::from(spec);
+            None => {
+                let Some(path) = gguf_file_named(spec) else {
+                    let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                    return Err(ConfigError::UnknownModel { name: spec.into(), known: known.join(", ") });
+                };
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 let name = if models.iter().any(|m| m.name == stem) || stem.is_empty() { spec.replace(['/', '\\'], "_") } else { stem };
-                models.push(ModelEntry { name, path, source: None });
+                models.push(ModelEntry { name, path, source: None, sampling: Default::default() });
                 models.len() - 1
-            }
-            None => {
-                let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-                return Err(ConfigError::UnknownModel { name: spec.into(), known: known.join(", ") });
             }
         };
         let chosen = models.remove(at);
@@ -572,6 +638,13 @@ impl Config {
         models.insert(0, chosen);
         self.models = models;
         Ok(name)
+    }
+
+    /// The model `spec` names, as `--model` takes it, without selecting it.
+    pub fn find_model(&self, spec: &str) -> Result<ModelEntry, ConfigError> {
+        let mut config = self.clone();
+        config.select_model(spec)?;
+        Ok(config.models.swap_remove(0))
     }
 
     /// Provider data (the kvs store): the config's, else `$CRUST_DATA_DIR`, else the user's data dir.

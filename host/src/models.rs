@@ -92,6 +92,8 @@ pub struct Model {
     pub path: PathBuf,
     /// How to get the file when it is missing (`ModelEntry::fetch_hint`).
     fetch_hint: String,
+    /// What OpenAI requests that leave sampling out get.
+    pub sampling: crate::config::SamplingDefaults,
     pub description: String,
     pub traits: Vec<String>,
     /// `model.get-service-id`: the model's index in the registry.
@@ -105,11 +107,19 @@ pub struct Model {
 }
 
 impl ModelMetadata {
-    /// The prompt of a one-message chat, ready for the assistant's answer.
-    pub fn chat_prompt(&self, user: &str) -> Result<String, ModelError> {
+    /// The prompt of a one-message chat (after an optional system message),
+    /// ready for the assistant's answer. Gemma has no system turn: its
+    /// template puts the system message at the head of the first user turn.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String, ModelError> {
         match self.chat {
-            Some(ChatFormat::ChatMl) => Ok(format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")),
-            Some(ChatFormat::Gemma) => Ok(format!("<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n")),
+            Some(ChatFormat::ChatMl) => {
+                let system = system.map(|s| format!("<|im_start|>system\n{s}<|im_end|>\n")).unwrap_or_default();
+                Ok(format!("{system}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"))
+            }
+            Some(ChatFormat::Gemma) => {
+                let user = system.map_or_else(|| user.to_string(), |s| format!("{s}\n\n{user}"));
+                Ok(format!("<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"))
+            }
             None => Err(ModelError::UnknownChatFormat),
         }
     }
@@ -239,7 +249,7 @@ impl ModelRegistry {
             .enumerate()
             .map(|(i, entry)| {
                 let fetch_hint = entry.fetch_hint();
-                let ModelEntry { name, path, .. } = entry;
+                let ModelEntry { name, path, sampling, .. } = entry;
                 Arc::new(Model {
                     description: format!("{name} ({})", path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()),
                     traits: TRAITS.iter().map(|t| t.to_string()).collect(),
@@ -253,6 +263,7 @@ impl ModelRegistry {
                     name,
                     path,
                     fetch_hint,
+                    sampling,
                 })
             })
             .collect();
@@ -325,8 +336,12 @@ mod tests {
             tokenizer_json: "".into(),
             context_length: 0,
         };
-        assert_eq!(gemma.chat_prompt("Hi").unwrap(), "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+        assert_eq!(gemma.chat_prompt(None, "Hi").unwrap(), "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+        assert_eq!(
+            gemma.chat_prompt(Some("Be brief."), "Hi").unwrap(),
+            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+        );
         let unknown = ModelMetadata { chat: None, ..gemma };
-        assert!(matches!(unknown.chat_prompt("Hi"), Err(ModelError::UnknownChatFormat)));
+        assert!(matches!(unknown.chat_prompt(None, "Hi"), Err(ModelError::UnknownChatFormat)));
     }
 }

@@ -9,6 +9,7 @@ use for, so the justfile can hand both the same list."""
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -23,8 +24,16 @@ def main():
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     models = os.environ.get("CRUST_MODELS_DIR") or os.path.join(cache, "crust", "models")
     parser.add_argument("--model", default=os.path.join(models, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    parser.add_argument("--config")
     parser.add_argument("--prompt", type=int, default=512)
     args, _ = parser.parse_known_args()
+    if not os.path.isfile(args.model):
+        # A model's name: its file, as Crust resolves it (the justfile built the binary).
+        config = ["--config", args.config] if args.config else []
+        found = subprocess.run(["target/release/crust", "models", *config, "path", args.model], capture_output=True, text=True)
+        if found.returncode != 0:
+            sys.exit(f"llama.cpp: {found.stderr.strip()}")
+        args.model = found.stdout.strip()
 
     threads = os.cpu_count() or 1
     llm = Llama(model_path=args.model, n_ctx=max(1024, args.prompt + 64), n_batch=max(512, args.prompt),

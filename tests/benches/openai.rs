@@ -45,7 +45,7 @@ fn main() {
     // One client, the engine alone: the floor under both paths.
     let timings: Vec<Timing> = tokio.block_on(async {
         let mut engine = DefaultModel::open("bench-openai-engine", EngineConfig::default()).await;
-        let prompt = engine.tokenize(&engine.model.metadata().await.unwrap().chat_prompt(QUESTION).unwrap()).await;
+        let prompt = engine.tokenize(&engine.model.metadata().await.unwrap().chat_prompt(None, QUESTION).unwrap()).await;
         let service = engine.service().await;
         let options = GenerateOptions { max_tokens: MAX_TOKENS, temperature: 0.0, top_p: None, seed: 0 };
         let mut timings = Vec::new();

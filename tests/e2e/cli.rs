@@ -23,6 +23,56 @@ fn hello_prints_identity_and_returns_a_value() {
     assert_eq!(lines.len(), 6);
 }
 
+/// `crust chat`: no path to type; a `> ` prompt before each turn, the reply
+/// after it, the history kept (the second question leans on the first) until
+/// `/reset`; `/exit` ends it.
+#[test]
+fn chat_prompts_answers_and_keeps_the_history() {
+    use std::io::Write;
+    let mut chat = std::process::Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
+        .args(["chat", "--max-tokens", "48"])
+        .env("CRUST_CACHE_DIR", scratch_dir("cli-chat"))
+        .env_remove("CRUST_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    chat.stdin.take().unwrap().write_all(b"What is the capital of France?\nAnd of Italy?\n/reset\n/exit\n").unwrap();
+    let run = crate::CliRun::from(chat.wait_with_output().unwrap());
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let turns: Vec<&str> = run.stdout.split("> ").collect();
+    assert_eq!(turns.len(), 5, "a prompt first and after each of three turns: {:?}", run.stdout);
+    assert!(turns[1].contains("Paris") && turns[1].ends_with('\n'), "{:?}", run.stdout);
+    assert!(turns[2].contains("Rome"), "the second turn sees the first: {:?}", run.stdout);
+    assert_eq!((turns[0], turns[3], turns[4]), ("", "", "\n"), "/reset answers with a fresh prompt: {:?}", run.stdout);
+}
+
+/// Inferlets built with `crust_sdk::Flags` answer `--help` from their declared flags.
+#[test]
+fn inferlets_print_their_flags_for_help() {
+    let cache = scratch_dir("cli-inferlet-help");
+    for (inferlet, flag) in [("text-completion", "--max-tokens N"), ("chat", "--stream"), ("parallel-generation", "-n N")] {
+        let run = crust(&["run", &path(inferlet), "--", "--help"], &cache);
+        assert_eq!(run.status, Some(0), "{inferlet}: {}", run.stderr);
+        assert!(run.stdout.starts_with(&format!("{inferlet}: ")), "{inferlet}: {}", run.stdout);
+        assert!(run.stdout.contains(flag) && run.stdout.contains("--help"), "{inferlet}: {}", run.stdout);
+    }
+    let wrong = crust(&["run", &path("text-completion"), "--", "--promt", "Hi"], &cache);
+    assert_eq!(wrong.status, Some(1));
+    assert!(wrong.stderr.contains("unknown argument `--promt` (--help lists the flags)"), "{}", wrong.stderr);
+}
+
+/// Logs written to a pipe or a file carry no terminal colour codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour_codes() {
+    let cache = scratch_dir("cli-log-colours");
+    let run = crust(&["--log", "debug", "run", &path("hello")], &cache);
+    assert_eq!(run.status, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("DEBUG"), "debug logs were written: {}", run.stderr);
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+}
+
 #[test]
 fn arguments_pass_through_exactly() {
     let cache = scratch_dir("cli-args");

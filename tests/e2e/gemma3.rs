@@ -21,7 +21,9 @@ fn gemma_turns_render_the_same_in_the_host_in_an_inferlet_and_by_hand() {
         assert_eq!(run.status, Some(0), "{args:?}: {}", run.stderr);
         run.stdout.trim().to_string()
     };
-    let host = answer(&["generate", "--model", model, "--prompt", "What is the capital of France?", "--max-tokens", "12"]);
+    // A GGUF file in the models dir is a model by its name, too.
+    assert_eq!(answer(&["models", "path", "gemma-3-270m-q4_k_m"]), model);
+    let host = answer(&["generate", "--model", "gemma-3-270m-q4_k_m", "--prompt", "What is the capital of France?", "--max-tokens", "12"]);
     let sdk = answer(&["run", "--model", model, completion, "--", "--prompt", "What is the capital of France?", "--max-tokens", "12"]);
     let by_hand = answer(&["run", "--model", model, completion, "--", "--raw", "--prompt", TURNS, "--max-tokens", "12"]);
     let without_bos = answer(&["run", "--model", model, completion, "--", "--raw", "--prompt", &TURNS["<bos>".len()..], "--max-tokens", "12"]);

@@ -181,7 +181,7 @@ fn pies_own_python_client_works_unmodified() {
     assert!(completion[0][1].as_str().unwrap().contains("Paris"), "{completion}");
     assert_eq!(seen["chat_answer"][0], "Message");
     assert!(seen["chat_answer"][1].as_str().unwrap().contains("Paris"), "{}", seen["chat_answer"]);
-    assert_eq!(seen["chat_end"], serde_json::json!([["Completed", "1 turns"]]));
+    assert_eq!(seen["chat_end"], serde_json::json!([["Completed", "1 turn"]]));
     assert_eq!(seen["echo_message"], serde_json::json!(["Message", "echo: hello"]));
     assert_eq!(seen["echo_blob"], serde_json::json!(["Blob", true, 256 * 1200]));
     assert_eq!(seen["terminated"], serde_json::json!([["Aborted", "terminated by its client"]]));
@@ -192,8 +192,11 @@ fn pies_own_python_client_works_unmodified() {
 fn the_openai_package_gets_openai_answers() {
     // The server's default endpoint inferlet, found next to the binary like the providers.
     assert!(inferlet("openai-chat").exists());
-    let server = ServerProcess::start("server-openai", "");
     let model = "SmolLM2-135M-Instruct";
+    let file = crust::config::models_dir().join(crust::config::DEFAULT_MODEL_FILE);
+    let lines =
+        format!("cors_allowed_origins = [\"http://app.test\"]\n[[models]]\nname = {model:?}\npath = {file:?}\nsampling = {{ temperature = 0.0 }}\n");
+    let server = ServerProcess::start("server-openai", &lines);
     let seen = run_python("openai_session.py", &[&format!("http://{}/v1", server.address), ALICE, model]);
     assert_eq!(seen["models"], serde_json::json!([model]));
     let chat = &seen["chat"];
@@ -223,7 +226,23 @@ fn the_openai_package_gets_openai_answers() {
     assert_eq!(errors["stream_options"], serde_json::json!([400, "stream_options"]));
     assert_eq!(errors["tools"], serde_json::json!([400, "unsupported_parameter", "tools"]), "not answered as if no tools were offered");
     assert_eq!(errors["response_format"], serde_json::json!([400, "unsupported_parameter", "response_format"]));
-    assert_eq!(errors["unknown"], serde_json::json!([400, "unknown_parameter", "top_k"]));
+    assert_eq!(errors["unknown"], serde_json::json!([400, "unknown_parameter", "top_a"]));
+    assert_eq!(errors["retrieve_unknown"], serde_json::json!([404, "model_not_found"]));
+    // top_k, min_p, the model's sampling defaults, tool messages, what other clients send.
+    for (how, answer) in seen["sampling"].as_object().unwrap() {
+        assert_eq!(answer, &chat[0], "{how} leaves greedy's one candidate");
+    }
+    assert_eq!(seen["retrieve"], model);
+    assert!(seen["tool_message"].as_u64().unwrap() > 20, "{}", seen["tool_message"]);
+    assert_eq!(seen["langchain"][0], 200, "{}", seen["langchain"]);
+    assert!(seen["langchain"][1].as_str().unwrap().contains("Paris"), "{}", seen["langchain"]);
+    assert_eq!(seen["health"], serde_json::json!([200, {"status": "ok"}]));
+    assert_eq!(seen["no_route"], serde_json::json!([404, "not_found"]));
+    assert_eq!(seen["wrong_method"], serde_json::json!([405, "method_not_allowed"]));
+    let cors = &seen["cors"];
+    assert_eq!(cors["preflight"], serde_json::json!([204, "http://app.test", "authorization, content-type"]));
+    assert_eq!(cors["allowed"], serde_json::json!([200, "http://app.test"]));
+    assert_eq!(cors["other"], serde_json::json!([200, null]), "an origin not allowed gets no CORS header");
     let neutral = seen["neutral_fields"].as_str().unwrap();
     assert!(!neutral.is_empty() && chat[0].as_str().unwrap().starts_with(neutral), "neutral fields change nothing: {neutral:?}");
     assert_eq!(errors["too_long"], serde_json::json!([400, "context_length_exceeded", "messages"]), "refused before streaming");
@@ -543,7 +562,7 @@ fn the_cli_submits_lists_attaches_and_kills() {
     // A failing inferlet: exit 1 and the reason.
     let failed = server.crust(&["submit", "--token", ALICE, &path("text-completion")]);
     assert_eq!(failed.status, Some(1));
-    assert!(failed.stderr.contains("--prompt TEXT is required"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("--prompt is required"), "{}", failed.stderr);
 
     let detached = server.crust(&["submit", "--token", ALICE, "--detach", &path("echo")]);
     assert_eq!(detached.status, Some(0), "{}", detached.stderr);
@@ -559,6 +578,30 @@ fn the_cli_submits_lists_attaches_and_kills() {
     let missing = server.crust(&["attach", "--token", ALICE, id]);
     assert_eq!(missing.status, Some(2));
     assert!(missing.stderr.contains("no running instance"), "{}", missing.stderr);
+
+    // Talking to a detached instance: a message at launch, one with `send`,
+    // then lines typed into `attach`.
+    let detached = server.crust(&["submit", "--token", ALICE, "--detach", "--send", "one", &path("echo")]);
+    assert_eq!(detached.status, Some(0), "{}", detached.stderr);
+    let id = detached.stdout.trim();
+    let sent = server.crust(&["send", "--token", ALICE, id, "two"]);
+    assert_eq!(sent.status, Some(0), "{}", sent.stderr);
+    let unknown = server.crust(&["send", "--token", ALICE, "5f0c3bde-0000-4000-8000-000000000000", "two"]);
+    assert_eq!(unknown.status, Some(1));
+    assert!(unknown.stderr.contains("no running instance"), "{}", unknown.stderr);
+    let mut attach = Command::new(env!("CARGO_BIN_EXE_crust-under-test"))
+        .args(["attach", "--token", ALICE, id])
+        .env("CRUST_SERVER", &server.url)
+        .env_remove("CRUST_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    attach.stdin.take().unwrap().write_all(b"three\n/exit\n").unwrap();
+    let attached = super::CliRun::from(attach.wait_with_output().unwrap());
+    assert_eq!(attached.status, Some(0), "{}", attached.stderr);
+    assert_eq!(attached.stdout, "echo: one\necho: two\necho: three\nechoed 3 messages and 0 blobs\n");
 
     // Key login, with the key file from `crust keygen`-style lines.
     let key = server.dir.join("carol.key");
@@ -786,6 +829,21 @@ async fn two_hundred_concurrent_clients_all_get_their_answers() {
         assert_eq!((code, value), (EventCode::Completed, format!("pie says hi to client-{n}")));
         assert!(events.iter().all(|e| matches!(e, Event::Stdout(_) | Event::Stderr(_))), "{events:?}");
     }
+}
+
+/// `crust serve --token NAME=SECRET`: a server with no tokens in its config
+/// lets that user in, and only with that secret; the start line names every URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_flag_lets_its_user_in() {
+    let dir = scratch_dir("server-token-flag");
+    std::fs::write(dir.join("config.toml"), format!("data_dir = {:?}\ncache_dir = {:?}\n", dir.join("data"), dir.join("cache"))).unwrap();
+    let server = ServerProcess::spawn(dir, &["--token", "dave=dave-secret-token"]);
+    let dave = server.client("dave-secret-token").await;
+    assert!(dave.list().await.unwrap().is_empty());
+    assert!(Client::connect(&server.url).await.unwrap().authenticate_token(ALICE).await.is_err(), "no other token works");
+    let short = crate::crust(&["serve", "--token", "eve=short"], &scratch_dir("server-token-flag-short"));
+    assert_eq!(short.status, Some(2), "{}", short.stderr);
+    assert!(short.stderr.contains("8 or more characters"), "{}", short.stderr);
 }
 
 /// `[server.users.<name>]` gives one user's instances their own limits.

@@ -58,11 +58,63 @@ def main(base_url, key, model):
     seen["completion_logprobs"] = [legacy.choices[0].text, "".join(lp.tokens), len(lp.token_logprobs), sorted({len(t) for t in lp.top_logprobs}), lp.text_offset]
 
     story = [{"role": "user", "content": "Tell me a story."}]
-    seeded = lambda seed: client.chat.completions.create(model=model, messages=story, temperature=1.0, max_tokens=16, seed=seed).choices[0].message.content
+    # top_p 1: no truncation, draws as varied as the model's distribution.
+    seeded = lambda seed: client.chat.completions.create(model=model, messages=story, temperature=1.0, top_p=1.0, max_tokens=16, seed=seed).choices[0].message.content
     seen["seed"] = {"same": [seeded(42), seeded(42)], "others": [seeded(s) for s in (1, 2, 3)]}
-    two = client.chat.completions.create(model=model, messages=story, temperature=1.0, max_tokens=16, seed=42, n=2)
+    two = client.chat.completions.create(model=model, messages=story, temperature=1.0, top_p=1.0, max_tokens=16, seed=42, n=2)
     seen["seed"]["choices"] = [c.message.content for c in two.choices]
     seen["top_p_zero"] = client.chat.completions.create(model=model, messages=question, temperature=1.0, top_p=0, max_tokens=24).choices[0].message.content
+    # vLLM's and llama-server's sampling fields; one candidate left is greedy at any temperature.
+    answer_with = lambda **kw: client.chat.completions.create(model=model, messages=question, max_tokens=24, **kw).choices[0].message.content
+    seen["sampling"] = {
+        "top_k_one": answer_with(temperature=1.0, extra_body={"top_k": 1}),
+        "min_p_one": answer_with(temperature=1.0, extra_body={"min_p": 1.0}),
+        # The model's configured defaults (temperature 0 in this test's config).
+        "defaults": answer_with(),
+    }
+    seen["retrieve"] = client.models.retrieve(model).id
+
+    # A tool's result in the conversation, as an agent framework sends it.
+    weather = [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees and sunny"},
+    ]
+    seen["tool_message"] = client.chat.completions.create(model=model, messages=weather, temperature=0, max_tokens=8).usage.prompt_tokens
+
+    def raw(method, path, body=None, headers=()):
+        """A request without the openai package: (status, headers, JSON body or None)."""
+        request = urllib.request.Request(base_url.removesuffix("/v1") + path, data=body and json.dumps(body).encode(), method=method,
+                                         headers={"Authorization": "Bearer " + key, "Content-Type": "application/json", **dict(headers)})
+        try:
+            with urllib.request.urlopen(request) as response:
+                status, got, data = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as e:
+            status, got, data = e.code, e.headers, e.read()
+        return status, got, json.loads(data) if data else None
+
+    # What LangChain's and LlamaIndex's OpenAI-compatible clients send for a local model.
+    langchain = {
+        "model": model, "messages": [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "What is the capital of France?"}],
+        "stream": False, "n": 1, "temperature": 0.0, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repetition_penalty": 1.0,
+        "frequency_penalty": 0.0, "presence_penalty": 0.0, "max_tokens": 16, "logit_bias": {},
+    }
+    status, _, body = raw("POST", "/v1/chat/completions", langchain)
+    seen["langchain"] = [status, body["choices"][0]["message"]["content"] if status == 200 else body]
+    status, _, body = raw("GET", "/health")
+    seen["health"] = [status, body]
+    status, _, body = raw("GET", "/v1/nothing-here")
+    seen["no_route"] = [status, body["error"]["code"]]
+    status, _, body = raw("DELETE", "/v1/models")
+    seen["wrong_method"] = [status, body["error"]["code"]]
+    preflight = {"Origin": "http://app.test", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
+    status, got, _ = raw("OPTIONS", "/v1/chat/completions", headers=preflight.items())
+    seen["cors"] = {"preflight": [status, got.get("Access-Control-Allow-Origin"), got.get("Access-Control-Allow-Headers")]}
+    status, got, _ = raw("GET", "/v1/models", headers=[("Origin", "http://app.test")])
+    seen["cors"]["allowed"] = [status, got.get("Access-Control-Allow-Origin")]
+    status, got, _ = raw("GET", "/v1/models", headers=[("Origin", "http://elsewhere.test")])
+    seen["cors"]["other"] = [status, got.get("Access-Control-Allow-Origin")]
 
     # A long shared system prompt: the second request imports its pages.
     rules = "You are a careful assistant for a travel agency. Answer briefly and truthfully. " * 8
@@ -92,6 +144,10 @@ def main(base_url, key, model):
     except openai.NotFoundError as e:
         errors["unknown_model"] = [e.status_code, e.code]
     try:
+        client.models.retrieve("no-such-model")
+    except openai.NotFoundError as e:
+        errors["retrieve_unknown"] = [e.status_code, e.code]
+    try:
         OpenAI(base_url=base_url, api_key="not-a-key-we-know", max_retries=0).models.list()
     except openai.AuthenticationError as e:
         errors["bad_key"] = [e.status_code, e.code]
@@ -120,7 +176,7 @@ def main(base_url, key, model):
     for name, extra in [
         ("tools", {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}),
         ("response_format", {"response_format": {"type": "json_object"}}),
-        ("unknown", {"top_k": 5}),
+        ("unknown", {"top_a": 5}),
     ]:
         try:
             client.chat.completions.create(model=model, messages=question, max_tokens=2, stream=True, extra_body=extra)

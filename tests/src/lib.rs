@@ -124,7 +124,9 @@ impl DefaultModel {
     /// Another model the same way: the GGUF file `file` in the models dir
     /// under `name` (`None`: the default model).
     pub async fn open_file(cache: &str, engine: EngineConfig, name: &str, file: Option<&str>) -> Self {
-        let models = file.map(|f| vec![ModelEntry { name: name.into(), path: models_dir().join(f), source: None }]).unwrap_or_default();
+        let models = file
+            .map(|f| vec![ModelEntry { name: name.into(), path: models_dir().join(f), source: None, sampling: Default::default() }])
+            .unwrap_or_default();
         let config = Config { cache_dir: Some(scratch_dir(cache)), engine, models, ..Config::default() };
         let runtime = Runtime::new(&config).expect("starting the runtime");
         let model = runtime.models().find(Some(name)).unwrap_or_else(|e| panic!("{e}")).clone();

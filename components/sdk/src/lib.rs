@@ -34,12 +34,14 @@ wit_bindgen::generate!({
 mod context;
 mod detokenize;
 mod executor;
+pub mod flags;
 pub mod io;
 mod model;
 pub mod sampling;
 
 pub use context::{Context, Draw, Finish, Generation, Sampler, Stop, TokenLogprob, UNLIKELY_LOGPROB};
 pub use executor::{block_on, join_all, wait_for};
+pub use flags::Flags;
 /// Crust's additions to `inferlet:core` (`wit/deps/host`).
 pub mod host {
     pub use crate::crust::host::exports;

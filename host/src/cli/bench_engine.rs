@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::{DEFAULT_MODEL_FILE, models_dir};
+use crate::config::Config;
 use crate::engine::batch::{Input, Output, Pass, Sampler};
 use crate::engine::device::Gpu;
 use crate::engine::gguf::GgufFile;
@@ -30,9 +30,11 @@ const SEQUENCE_PAGES: u32 = (PROMPT + 1 + STEPS).div_ceil(PAGE);
 /// Measure prefill and batched decode on this machine's GPU adapter.
 #[derive(clap::Args)]
 pub(crate) struct BenchEngineArgs {
-    /// The GGUF model to measure (default: the default model in the models dir).
-    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
-    model: Option<PathBuf>,
+    /// The model to measure, named as `--model` names it elsewhere: a configured or pulled
+    /// model's name, a GGUF file's path, or its name in the models dir (default: the first
+    /// configured model, the default model without a config).
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "synthetic")]
+    model: Option<String>,
     /// Measure a model written on the spot with the default model's exact shapes and types and
     /// random weights (no download needed; speed does not depend on the weights' values).
     #[arg(long)]
@@ -71,7 +73,7 @@ impl LlamaCppFigures {
     }
 }
 
-pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
+pub(crate) fn run(config: &Config, args: BenchEngineArgs) -> anyhow::Result<()> {
     let llama_cpp = args.llama_cpp.as_deref().map(LlamaCppFigures::read).transpose()?;
     if let Some(figures) = &llama_cpp {
         anyhow::ensure!(figures.prompt == args.prompt, "the llama.cpp figures are for a {}-token prompt, not {}", figures.prompt, args.prompt);
@@ -84,9 +86,12 @@ pub(crate) fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
         println!("synthetic model (default model's shapes, random weights) written in {:.1} s", started.elapsed().as_secs_f64());
         synthetic_file.0.clone()
     } else {
-        let path = args.model.clone().unwrap_or_else(|| models_dir().join(DEFAULT_MODEL_FILE));
-        anyhow::ensure!(path.exists(), "{} is missing: run `just fetch-model`, or pass --synthetic", path.display());
-        path
+        let model = match &args.model {
+            Some(spec) => config.find_model(spec)?,
+            None => config.models().swap_remove(0),
+        };
+        anyhow::ensure!(model.path.exists(), "{} is missing: {}, or pass --synthetic", model.path.display(), model.fetch_hint());
+        model.path
     };
     let gpu = Arc::new(Gpu::open().context("opening a GPU adapter")?);
     let file = GgufFile::open(&path)?;

@@ -67,6 +67,9 @@ pub(crate) struct SubmitArgs {
     /// Launch, print the instance id and exit; the instance keeps running (`crust attach ID`).
     #[arg(long)]
     detach: bool,
+    /// A message for the instance's `message.receive`, sent right after launch; repeatable, in order.
+    #[arg(long = "send", value_name = "MESSAGE")]
+    messages: Vec<String>,
     /// The inferlet: a wasm component file, or an OCI reference the server pulls.
     inferlet: String,
     /// Arguments for the inferlet (everything after `--`).
@@ -94,7 +97,25 @@ pub(crate) async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Detached first: what it answers is then kept for `crust attach`, not sent to this connection.
+    if args.detach
+        && let Err(e) = client.detach(&instance.id).await
+    {
+        eprintln!("error: {}: detaching: {e}", instance.id);
+        return ExitCode::from(1);
+    }
+    for message in &args.messages {
+        if let Err(e) = client.signal(&instance.id, message) {
+            eprintln!("error: {}: sending a message: {e}", instance.id);
+            return ExitCode::from(1);
+        }
+    }
     if args.detach {
+        // A round trip: the server has taken the messages when it answers.
+        if let Err(e) = client.list().await {
+            eprintln!("error: {}: {e}", instance.id);
+            return ExitCode::from(1);
+        }
         println!("{}", instance.id);
         return ExitCode::SUCCESS;
     }
@@ -135,7 +156,8 @@ pub(crate) async fn list(config: Config, args: ListArgs) -> anyhow::Result<()> {
 }
 
 /// Follow one of your instances: what it buffered while detached, then its
-/// output as it happens. Ctrl-C detaches and leaves it running.
+/// output as it happens; lines of stdin go to its `message.receive`.
+/// Ctrl-C detaches and leaves it running.
 #[derive(clap::Args)]
 pub(crate) struct AttachArgs {
     #[command(flatten)]
@@ -151,12 +173,39 @@ pub(crate) async fn attach(config: Config, args: AttachArgs) -> ExitCode {
         Ok::<_, String>((client, instance))
     };
     match attached.await {
-        Ok((client, instance)) => follow(&client, instance, OnInterrupt::Detach).await,
+        Ok((client, instance)) => {
+            forward_stdin(&client, &instance.id);
+            follow(&client, instance, OnInterrupt::Detach).await
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Send a message to one of your running instances (its `message.receive`), without attaching.
+#[derive(clap::Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    client: ClientFlags,
+    /// The instance id (`crust list`).
+    id: String,
+    /// The message.
+    message: String,
+}
+
+pub(crate) async fn send(config: Config, args: SendArgs) -> anyhow::Result<()> {
+    let client = args.client.connect(&config).await.map_err(anyhow::Error::msg)?;
+    let running = |rows: &[crust_client::InstanceInfo]| rows.iter().any(|row| row.id == args.id && row.state == "running");
+    anyhow::ensure!(running(&client.list().await?), "no running instance {} of yours (`crust list` shows them)", args.id);
+    client.signal(&args.id, &args.message)?;
+    // A round trip after it: the server has taken the message (or said why not) when it answers.
+    client.list().await?;
+    if let Some(why) = client.take_server_events().into_iter().next() {
+        anyhow::bail!("{why}");
+    }
+    Ok(())
 }
 
 /// End one of your instances; it ends with `aborted`.
@@ -216,6 +265,8 @@ enum OnInterrupt {
 async fn follow(client: &Client, mut instance: Instance, on_interrupt: OnInterrupt) -> ExitCode {
     let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
     let mut interrupted = false;
+    // Whether stdout's last line is unfinished: an error after it starts a line of its own.
+    let mut open_line = false;
     loop {
         let event = tokio::select! {
             event = instance.next() => event,
@@ -231,6 +282,11 @@ async fn follow(client: &Client, mut instance: Instance, on_interrupt: OnInterru
                 }
             }
         };
+        if let Some(Event::Stdout(bytes)) = &event {
+            open_line = bytes.last().map_or(open_line, |&b| b != b'\n');
+        } else if std::mem::take(&mut open_line) {
+            let _ = stdout.write_all(b"\n").await.and(stdout.flush().await);
+        }
         let _ = match event {
             Some(Event::Stdout(bytes)) => stdout.write_all(&bytes).await.and(stdout.flush().await),
             Some(Event::Stderr(bytes)) => stderr.write_all(&bytes).await.and(stderr.flush().await),

@@ -15,13 +15,19 @@ pub(crate) struct GenerateArgs {
     /// The user's message.
     #[arg(long)]
     prompt: String,
+    /// A system message before it.
+    #[arg(long)]
+    system: Option<String>,
+    /// The most tokens to generate; the reply also ends at the model's end-of-turn token.
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
-    /// 0 is greedy.
+    /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
-    #[arg(long)]
+    /// Nucleus sampling: draw only from the likeliest tokens whose probabilities add up to P.
+    #[arg(long, value_name = "P")]
     top_p: Option<f32>,
+    /// The random seed of the draws: the same seed gives the same reply.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -30,7 +36,7 @@ pub(crate) async fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<(
     let mut config = config.clone();
     args.model.apply(&mut config)?;
     let mut model = OpenModel::open(&config, None).await?;
-    let prompt = model.model.metadata().await?.chat_prompt(&args.prompt)?;
+    let prompt = model.model.metadata().await?.chat_prompt(args.system.as_deref(), &args.prompt)?;
     let tokens = model.tokenize(&prompt).await?;
     let stops = model.stop_tokens().await?;
     let options = GenerateOptions { max_tokens: args.max_tokens, temperature: args.temperature, top_p: args.top_p, seed: args.seed };

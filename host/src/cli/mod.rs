@@ -1,6 +1,7 @@
 //! The `crust` command line.
 
 mod bench_engine;
+mod chat;
 mod client;
 mod forward;
 mod generate;
@@ -39,6 +40,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Chat(chat::ChatArgs),
     Models(models::ModelsArgs),
     Forward(forward::ForwardArgs),
     Generate(generate::GenerateArgs),
@@ -49,6 +51,7 @@ enum Command {
     Submit(client::SubmitArgs),
     List(client::ListArgs),
     Attach(client::AttachArgs),
+    Send(client::SendArgs),
     Kill(client::KillArgs),
     Keygen(client::KeygenArgs),
     BenchEngine(bench_engine::BenchEngineArgs),
@@ -81,8 +84,9 @@ pub(crate) struct LimitFlags {
 /// `--model`, for the commands that use one.
 #[derive(clap::Args)]
 pub(crate) struct ModelFlag {
-    /// The model: a configured or pulled model's name (`crust models` lists them) or the path
-    /// of a GGUF file (default: the first configured model).
+    /// The model: a configured or pulled model's name (`crust models` lists them), the path of a
+    /// GGUF file, or a GGUF file's name in the models dir without `.gguf` (default: the first
+    /// configured model).
     #[arg(long, value_name = "NAME|PATH")]
     model: Option<String>,
 }
@@ -134,6 +138,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(config, args)),
+        Command::Chat(args) => runtime.block_on(chat::run(config, args)),
         Command::Models(args) => engine_command(runtime.block_on(models::run(&config, args))),
         Command::Forward(args) => engine_command(runtime.block_on(forward::run(&config, args))),
         Command::Generate(args) => engine_command(runtime.block_on(generate::run(&config, args))),
@@ -144,13 +149,16 @@ pub fn main() -> ExitCode {
         Command::Submit(args) => runtime.block_on(client::submit(config, args)),
         Command::List(args) => engine_command(runtime.block_on(client::list(config, args))),
         Command::Attach(args) => runtime.block_on(client::attach(config, args)),
+        Command::Send(args) => engine_command(runtime.block_on(client::send(config, args))),
         Command::Kill(args) => engine_command(runtime.block_on(client::kill(config, args))),
         Command::Keygen(args) => engine_command(client::keygen(args)),
-        Command::BenchEngine(args) => engine_command(bench_engine::run(args)),
+        Command::BenchEngine(args) => engine_command(bench_engine::run(&config, args)),
     }
 }
 
 fn init_logging(filter: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn")).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only for a person at a terminal, not in a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

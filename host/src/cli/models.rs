@@ -24,6 +24,11 @@ enum ModelsCommand {
     /// Download a GGUF model into the models dir ($CRUST_MODELS_DIR) and register it
     /// under a name `--model` takes: resumes an interrupted download, checks the hub's sha256.
     Pull(PullArgs),
+    /// Print the file of a model (a name or a path, as `--model` takes): for scripts and other tools.
+    Path {
+        /// The model's name, as `crust models` lists it, or a GGUF file's path.
+        model: String,
+    },
     /// Delete a pulled model's file and forget it.
     Rm {
         /// The model's name, as `crust models` lists it.
@@ -66,9 +71,15 @@ pub(crate) async fn run(config: &Config, args: ModelsArgs) -> anyhow::Result<()>
             let file = GgufFile::open(&path).with_context(|| format!("pulled {}, but it is not a GGUF file Crust reads", path.display()))?;
             println!("pulled {} ({:.1} MB, sha256 {}) to {}", model.name, file.file_len() as f64 / 1e6, model.sha256, path.display());
             match LlamaConfig::from_gguf(&file) {
-                Ok(_) => println!("run it: crust generate --model {} --text \"Hello\"", model.name),
+                Ok(_) => println!("run it: crust generate --model {} --prompt \"Hello\"", model.name),
                 Err(e) => println!("Crust cannot run it yet: {e}"),
             }
+            Ok(())
+        }
+        ModelsCommand::Path { model } => {
+            let entry = config.find_model(&model)?;
+            anyhow::ensure!(entry.path.exists(), "{} is not downloaded: {}", entry.name, entry.fetch_hint());
+            println!("{}", entry.path.display());
             Ok(())
         }
         ModelsCommand::Rm { name } => {

@@ -70,9 +70,16 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
         }
     };
     let (sink, mut output) = OutputSink::channel();
+    // Says whether stdout's last line was left unfinished.
     let printer = tokio::spawn(async move {
         let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        let mut open_line = false;
         while let Some(chunk) = output.recv().await {
+            match chunk.stream {
+                Stream::Stdout => open_line = chunk.bytes.last().map_or(open_line, |&b| b != b'\n'),
+                _ if std::mem::take(&mut open_line) => drop(stdout.write_all(b"\n").await),
+                _ => {}
+            }
             let _ = match chunk.stream {
                 Stream::Stdout => stdout.write_all(&chunk.bytes).await.and(stdout.flush().await),
                 Stream::Stderr => stderr.write_all(&chunk.bytes).await.and(stderr.flush().await),
@@ -81,6 +88,7 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
                 Stream::Blob => stdout.write_all(format!("[blob: {} bytes]\n", chunk.bytes.len()).as_bytes()).await,
             };
         }
+        open_line
     });
     let launch = Launch {
         arguments: args.arguments,
@@ -93,7 +101,10 @@ pub(crate) async fn run(mut config: Config, args: RunArgs) -> ExitCode {
         limits: None,
     };
     let outcome = runtime.run(&program, launch).await;
-    let _ = printer.await;
+    if printer.await.unwrap_or(false) {
+        // What follows starts a line of its own.
+        println!();
+    }
     match outcome {
         Ok(Some(value)) => {
             println!("{value}");

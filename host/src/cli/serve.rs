@@ -19,6 +19,10 @@ pub(crate) struct ServeArgs {
     /// Let anyone connect, as user `anonymous` (refused unless the address is loopback).
     #[arg(long)]
     no_auth: bool,
+    /// Let user NAME log in with SECRET (8+ characters), as `[server.tokens]` does; repeatable.
+    /// The token is also that user's OpenAI API key.
+    #[arg(long = "token", value_name = "NAME=SECRET", value_parser = user_token)]
+    tokens: Vec<(String, String)>,
     /// Serve `wss://` and `https://` with this PEM certificate chain (default: the config's `server.tls_cert`); needs --tls-key.
     #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -31,8 +35,17 @@ pub(crate) struct ServeArgs {
     limits: LimitFlags,
 }
 
+fn user_token(value: &str) -> Result<(String, String), String> {
+    let (user, secret) = value.split_once('=').ok_or("give NAME=SECRET")?;
+    if user.is_empty() || secret.len() < 8 {
+        return Err("give a user name and a secret of 8 or more characters (use a long random one)".into());
+    }
+    Ok((user.to_string(), secret.to_string()))
+}
+
 pub(crate) async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut config);
+    config.server.tokens.extend(args.tokens);
     args.model.apply(&mut config)?;
     let load_observer = Some(super::progress::model_loading_bar());
     let tls = match (args.tls_cert.or(config.server.tls_cert.clone()), args.tls_key.or(config.server.tls_key.clone())) {

@@ -153,7 +153,8 @@ impl Providers {
 
 /// Where a provider's component is: the configured path, else
 /// `$CRUST_COMPONENTS_DIR`, else the `wasm32-wasip2/release` build next to
-/// the running binary (a checkout's `target/`).
+/// the running binary (a checkout's `target/`), else where `just install`
+/// puts them (the user data dir's `crust/components`).
 pub fn locate(configured: Option<&Path>, file: &str) -> Result<PathBuf, String> {
     if let Some(path) = configured {
         return Ok(path.to_path_buf());
@@ -167,6 +168,9 @@ pub fn locate(configured: Option<&Path>, file: &str) -> Result<PathBuf, String> 
         for dir in exe.ancestors().skip(1).take(3) {
             candidates.push(dir.join("wasm32-wasip2").join("release").join(file));
         }
+    }
+    if let Some(dir) = dirs::data_dir() {
+        candidates.push(dir.join("crust").join("components").join(file));
     }
     candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
         format!(

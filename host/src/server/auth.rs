@@ -37,7 +37,7 @@ impl Auth {
         let tokens: Vec<(String, String)> = config.tokens.iter().map(|(u, t)| (u.clone(), t.clone())).collect();
         if required && tokens.is_empty() && keys.is_empty() {
             return Err("authentication is on, but neither server.tokens nor server.authorized_keys lets anyone in: \
-                 add one (docs/server.md), or pass --no-auth on a loopback address"
+                 pass --token NAME=SECRET, add one to the config (docs/server.md), or pass --no-auth on a loopback address"
                 .into());
         }
         let metrics = match &config.metrics_token {

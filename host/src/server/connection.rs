@@ -191,7 +191,8 @@ impl Session {
             _ => {}
         }
         let Some(user) = self.user.clone() else {
-            let why = "not authenticated: send `authenticate` (a token) or `challenge`/`prove` (a key) first";
+            let why = "not authenticated: this server needs a login (the crust CLI: --token, or --user and --key; \
+                       the protocol: `authenticate` with a token, or `challenge`/`prove` with a key)";
             return match corr_id(&message) {
                 Some(corr_id) => self.respond(corr_id, Err(why.into())),
                 None => self.server_event(why),

@@ -5,6 +5,7 @@
 
 mod auth;
 mod connection;
+mod cors;
 mod instances;
 mod metrics;
 mod openai;
@@ -110,10 +111,18 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     let app = Router::new()
         .route("/", get(upgrade))
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
         .route("/v1/models", get(openai::models))
+        .route("/v1/models/{id}", get(openai::model))
         .route("/v1/chat/completions", axum::routing::post(openai::chat_completions))
         .route("/v1/completions", axum::routing::post(openai::completions))
+        .fallback(openai::no_route)
+        .method_not_allowed_fallback(openai::wrong_method)
         .with_state(server.clone());
+    let app = match &config.server.cors_allowed_origins[..] {
+        [] => app,
+        origins => app.layer(axum::middleware::from_fn_with_state(cors::AllowedOrigins(Arc::new(origins.to_vec())), cors::cors)),
+    };
     let (stop_accepting, accepting) = tokio::sync::oneshot::channel::<()>();
     let http = match tls {
         Some(acceptor) => tokio::spawn(tls::serve(listener, app, acceptor, accepting)),
@@ -125,7 +134,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     };
     let (ws, http_scheme) = tls::schemes(options.tls.is_some());
     let auth_note = if server.auth.required() { "" } else { " (no authentication)" };
-    println!("crust serve: listening on {ws}://{local}{auth_note} (OpenAI API: {http_scheme}://{local}/v1)");
+    println!(
+        "crust serve: listening on {ws}://{local}{auth_note} (OpenAI API: {http_scheme}://{local}/v1, metrics: {http_scheme}://{local}/metrics)"
+    );
     tracing::info!(%local, "listening");
 
     shutdown_signal().await;
@@ -163,6 +174,11 @@ async fn upgrade(State(server): State<Arc<Server>>, ConnectInfo(peer): ConnectIn
     };
     // Room for a full chunk and its envelope.
     upgrade.max_message_size(4 << 20).on_upgrade(move |socket| connection::serve(socket, server, seat)).into_response()
+}
+
+/// For load balancers and probes: the server answers (no key needed).
+async fn health() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
 async fn metrics(State(server): State<Arc<Server>>, headers: axum::http::HeaderMap) -> Response {

@@ -1,5 +1,5 @@
-//! The OpenAI-compatible API: `GET /v1/models`, `POST /v1/chat/completions`,
-//! `POST /v1/completions`. The host only checks the key and the request and
+//! The OpenAI-compatible API: `GET /v1/models`, `GET /v1/models/{id}`,
+//! `POST /v1/chat/completions`, `POST /v1/completions`. The host only checks the key and the request and
 //! turns what the endpoint inferlet reports (see `openai-chat`) into an
 //! OpenAI response or Server-Sent Events; the generation policy is the
 //! inferlet's, replaceable by config (`server.openai_inferlet`).
@@ -60,6 +60,42 @@ pub async fn models(State(server): State<Arc<Server>>, headers: HeaderMap) -> Re
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
+/// `GET /v1/models/{id}`: one model, or a 404 naming the ones there are.
+pub async fn model(State(server): State<Arc<Server>>, headers: HeaderMap, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    if let Err(e) = user(&server, &headers) {
+        return e.into_response();
+    }
+    match server.runtime.models().get(&id) {
+        Some(model) => Json(json!({"id": model.name, "object": "model", "created": 0, "owned_by": "crust"})).into_response(),
+        None => unknown_model(&server, &id).into_response(),
+    }
+}
+
+fn unknown_model(server: &Server, name: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("the model `{name}` does not exist; this server has: {}", server.runtime.models().names().join(", ")),
+        kind: "invalid_request_error",
+        param: Some("model".into()),
+        code: Some("model_not_found".into()),
+    }
+}
+
+/// Any path or method the API does not have: an OpenAI-shaped 404 or 405, not an empty body.
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!(
+        "{method} {} is not part of this API (it has GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, GET /health)",
+        uri.path()
+    );
+    ApiError { status: StatusCode::NOT_FOUND, message, kind: "invalid_request_error", param: None, code: Some("not_found".into()) }.into_response()
+}
+
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!("{} does not take {method}", uri.path());
+    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message, kind: "invalid_request_error", param: None, code: Some("method_not_allowed".into()) }
+        .into_response()
+}
+
 pub async fn chat_completions(State(server): State<Arc<Server>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     complete(server, headers, body, Kind::Chat).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -95,7 +131,8 @@ struct Checked {
 
 /// Whether `check` reads `field` of a `kind` request; the endpoint inferlet gets the others as `extra`.
 fn read_by_host(kind: Kind, field: &str) -> bool {
-    const BOTH: &[&str] = &["model", "max_tokens", "temperature", "top_p", "n", "stream", "stop", "stream_options", "seed", "logprobs"];
+    const BOTH: &[&str] =
+        &["model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "n", "stream", "stop", "stream_options", "seed", "logprobs"];
     BOTH.contains(&field)
         || match kind {
             Kind::Chat => ["messages", "max_completion_tokens", "top_logprobs"].contains(&field),
@@ -107,13 +144,7 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
     let request: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), "body"))?;
     let request = request.as_object().ok_or_else(|| ApiError::invalid("the body must be a JSON object", "body"))?;
     let name = request.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("`model` is required", "model"))?;
-    let model = server.runtime.models().get(name).cloned().ok_or_else(|| ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!("the model `{name}` does not exist (GET /v1/models lists them)"),
-        kind: "invalid_request_error",
-        param: Some("model".into()),
-        code: Some("model_not_found".into()),
-    })?;
+    let model = server.runtime.models().get(name).cloned().ok_or_else(|| unknown_model(server, name))?;
     let number = |name: &'static str, low: f64, high: f64| -> Result<Option<f64>, ApiError> {
         match request.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -134,8 +165,24 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
     };
     let max_completion_tokens = if kind == Kind::Chat { whole("max_completion_tokens", 1, 4096)? } else { None };
     let max_tokens = max_completion_tokens.or(whole("max_tokens", 1, 4096)?).unwrap_or(256);
-    let temperature = number("temperature", 0.0, 2.0)?.unwrap_or(1.0);
+    let defaults = model.sampling;
+    let temperature = number("temperature", 0.0, 2.0)?.unwrap_or(defaults.temperature);
     let top_p = number("top_p", 0.0, 1.0)?;
+    let min_p = number("min_p", 0.0, 1.0)?;
+    // -1 (vLLM's) or 0 (Hugging Face's): no cut.
+    let top_k = match request.get("top_k") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(k) if (-1..=100_000).contains(&k) => Some(k.max(0) as u32),
+            _ => return Err(ApiError::invalid("`top_k` must be a whole number from -1 to 100000 (-1 or 0: no cut)", "top_k")),
+        },
+    };
+    // A request that sets any truncation rule sets them all; the model's
+    // defaults fill in only for one that sets none.
+    let (top_k, top_p, min_p) = match (top_k, top_p, min_p) {
+        (None, None, None) => (defaults.top_k, Some(defaults.top_p), defaults.min_p),
+        (k, p, m) => (k.unwrap_or(0), p, m.unwrap_or(0.0)),
+    };
     let n = whole("n", 1, 16)?.unwrap_or(1);
     let stream = match request.get("stream") {
         None | Some(Value::Null) => false,
@@ -182,7 +229,8 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
         .collect();
     let mut inferlet_request = json!({
         "model": name, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "n": n,
-        "seed": seed, "logprobs": logprobs, "extra": extra,
+        "top_k": (top_k > 0).then_some(top_k), "min_p": (min_p > 0.0).then_some(min_p),
+        "seed": seed, "logprobs": logprobs, "extra": extra, "lenient": server.config.openai_lenient,
     });
     match kind {
         Kind::Chat => {
@@ -203,17 +251,20 @@ fn check(server: &Server, kind: Kind, body: &[u8]) -> Result<Checked, ApiError> 
     Ok(Checked { model, stream, stream_usage, n, inferlet_request })
 }
 
-/// One chat message as (role, text): the content a string or a list of text parts.
+/// One chat message as (role, text): the content a string or a list of text
+/// parts. A `tool` message (a tool's result) keeps its role for the chat
+/// template; an assistant's message that only calls tools has no content.
 fn turn(message: &Value) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::invalid("each message needs a `role` (system, developer, user, assistant) and text `content`", "messages");
+    let bad = || ApiError::invalid("each message needs a `role` (system, developer, user, assistant, tool) and text `content`", "messages");
     let role = message.get("role").and_then(Value::as_str).ok_or_else(bad)?;
     let role = match role {
         "system" | "developer" => "system",
-        "user" | "assistant" => role,
+        "user" | "assistant" | "tool" => role,
         _ => return Err(bad()),
     };
     let content = match message.get("content") {
         Some(Value::String(text)) => text.clone(),
+        None | Some(Value::Null) if role == "assistant" && message.get("tool_calls").is_some() => String::new(),
         Some(Value::Array(parts)) => {
             parts.iter().map(|p| p.get("text").and_then(Value::as_str).ok_or_else(bad)).collect::<Result<Vec<_>, _>>()?.concat()
         }
@@ -322,6 +373,10 @@ impl Reports {
                     }
                     if let Some(message) = report.get("error").and_then(Value::as_str) {
                         return Report::Refused(refusal(message, &report));
+                    }
+                    if let Some(warning) = report.get("warning").and_then(Value::as_str) {
+                        tracing::warn!("OpenAI request: {warning:?}");
+                        continue;
                     }
                     match (index, report.get("text").and_then(Value::as_str), report.get("finish_reason").and_then(Value::as_str)) {
                         (Some(i), Some(text), _) => {

@@ -9,6 +9,7 @@
 //!   `{"error": "…", "code": "…", "param": "…"}`, a request it cannot take
 //!   (too long for the model, or asking for what it does not do: `extra`,
 //!   the fields the host does not read, see `unsupported`);
+//! - `{"warning": "…"}`, what the server should log (fields it ignored);
 //! - `{"index": i, "text": "…"}` for each piece of choice `i`'s text, in
 //!   order, with `"logprobs": [{"token", "logprob", "bytes", "top_logprobs"}]`
 //!   for the piece's tokens when the request asked for them;
@@ -38,6 +39,10 @@ struct Request {
     temperature: f32,
     top_p: Option<f32>,
     #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    min_p: Option<f32>,
+    #[serde(default)]
     stop: Vec<String>,
     n: usize,
     #[serde(default)]
@@ -58,6 +63,9 @@ struct Request {
     /// The request's fields the host does not read.
     #[serde(default)]
     extra: serde_json::Map<String, Value>,
+    /// Fields OpenAI's API does not have are ignored (with a warning), not refused.
+    #[serde(default)]
+    lenient: bool,
 }
 
 #[derive(Serialize)]
@@ -71,6 +79,9 @@ enum Report<'a> {
         error: String,
         code: &'static str,
         param: String,
+    },
+    Warning {
+        warning: String,
     },
     Text {
         index: usize,
@@ -130,9 +141,14 @@ async fn run() -> Result<(), String> {
     let arguments = crust_sdk::runtime::get_arguments();
     let [request] = &arguments[..] else { return Err("expects one argument: the request as JSON".into()) };
     let request: Request = serde_json::from_str(request).map_err(|e| format!("a malformed request: {e}"))?;
-    if let Some(refusal) = unsupported::refusal(request.prompt.is_none(), &request.extra, request.n) {
+    let chat = request.prompt.is_none();
+    if let Some(refusal) = unsupported::refusal(chat, &request.extra, request.n, request.lenient) {
         report(&Report::Error { error: refusal.message, code: refusal.code, param: refusal.param });
         return Ok(());
+    }
+    let unknown = unsupported::unknown(chat, &request.extra);
+    if !unknown.is_empty() {
+        report(&Report::Warning { warning: format!("ignored fields the API does not have (server.openai_lenient): {}", unknown.join(", ")) });
     }
     let model = Model::by_name(&request.model)?;
     let (system, rest) = prompt_tokens(&model, &request)?;
@@ -163,7 +179,7 @@ async fn run() -> Result<(), String> {
     // top_p 0 keeps only the most likely token: greedy.
     let sampler = match (request.temperature, request.top_p) {
         (t, p) if t <= 0.0 || p == Some(0.0) => Sampler::Greedy,
-        (temperature, top_p) => Sampler::Sample { temperature, top_k: None, top_p, min_p: None },
+        (temperature, top_p) => Sampler::Sample { temperature, top_k: request.top_k, top_p, min_p: request.min_p },
     };
     let max_tokens = request.max_tokens.min(request.context_length - prompt_len).min(room);
     let vocabulary = std::rc::Rc::new(if request.logprobs.is_some() { model.tokenizer.vocabulary() } else { vec![] });

@@ -5,23 +5,17 @@
 //! (default 32), `--temperature T` (default 0.8; 0 is greedy).
 //! Prints `[i] text` per continuation, in order.
 
-use crust_sdk::{Context, Model, Sampler, Stop, join_all};
+use crust_sdk::{Context, Flags, Model, Sampler, Stop, join_all};
 
 async fn run() -> Result<(), String> {
-    let (mut prompt, mut n, mut max_tokens, mut temperature) = (None, 3usize, 32usize, 0.8f32);
-    let mut args = crust_sdk::runtime::get_arguments().into_iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = || format!("{flag}: `{value}` is not a valid value");
-        match flag.as_str() {
-            "--prompt" => prompt = Some(value.clone()),
-            "-n" => n = value.parse().map_err(|_| bad())?,
-            "--max-tokens" => max_tokens = value.parse().map_err(|_| bad())?,
-            "--temperature" => temperature = value.parse().map_err(|_| bad())?,
-            other => return Err(format!("unknown argument `{other}`; usage: --prompt TEXT [-n N] [--max-tokens N] [--temperature T]")),
-        }
-    }
-    let prompt = prompt.ok_or("--prompt TEXT is required")?;
+    let flags = Flags::new("parallel-generation", "one prompt forked into N continuations that decode together")
+        .value("--prompt", "TEXT", "the user's message (required)")
+        .value_or("-n", "N", "3", "how many continuations")
+        .value_or("--max-tokens", "N", "32", "the most tokens of each")
+        .value_or("--temperature", "T", "0.8", "sampling temperature; 0 is greedy");
+    let Some(args) = flags.parse()? else { return Ok(()) };
+    let (prompt, n, max_tokens, temperature): (String, usize, usize, f32) =
+        (args.get("--prompt")?, args.get("-n")?, args.get("--max-tokens")?, args.get("--temperature")?);
     let model = Model::first()?;
     let mut prefix = Context::new(&model);
     prefix.fill_message("user", &prompt, true)?;

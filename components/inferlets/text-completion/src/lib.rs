@@ -1,13 +1,14 @@
 //! `text-completion`: one prompt, one answer, streamed to stdout.
 //!
-//! Arguments: `--prompt TEXT` (required), `--system TEXT`, `--raw` (no chat
-//! template), `--return` (give the completion as the return value — what a
-//! Pie client reads from the `completed` event — instead of streaming it), `--max-tokens N` (default 64), `--temperature T` (default 0:
-//! greedy), `--top-p P`, `--model NAME` (default: the host's first).
+//! Flags (`--help` lists them): `--prompt TEXT` (required), `--system TEXT`,
+//! `--raw` (no chat template), `--return` (give the completion as the return
+//! value — what a Pie client reads from the `completed` event — instead of
+//! streaming it), `--max-tokens N` (default 64), `--temperature T` (default
+//! 0: greedy), `--top-p P`, `--model NAME` (default: the host's first).
 
 use std::io::Write;
 
-use crust_sdk::{Context, Model, Sampler, Stop};
+use crust_sdk::{Context, Flags, Model, Sampler, Stop};
 
 struct Options {
     prompt: String,
@@ -20,36 +21,32 @@ struct Options {
     model: Option<String>,
 }
 
-fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut o =
-        Options { prompt: String::new(), system: None, raw: false, give_return: false, max_tokens: 64, temperature: 0.0, top_p: None, model: None };
-    let mut prompt = None;
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |v: String| v.parse::<f32>().map_err(|_| format!("{flag}: `{v}` is not a number"));
-        match flag.as_str() {
-            "--prompt" => prompt = Some(value()?),
-            "--system" => o.system = Some(value()?),
-            "--raw" => o.raw = true,
-            "--return" => o.give_return = true,
-            "--max-tokens" => o.max_tokens = value()?.parse().map_err(|_| format!("{flag} needs a whole number"))?,
-            "--temperature" => o.temperature = number(value()?)?,
-            "--top-p" => o.top_p = Some(number(value()?)?),
-            "--model" => o.model = Some(value()?),
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; usage: --prompt TEXT [--system TEXT] [--raw] [--return] [--max-tokens N] [--temperature T] [--top-p P] [--model NAME]"
-                ));
-            }
-        }
-    }
-    o.prompt = prompt.ok_or("--prompt TEXT is required")?;
-    Ok(o)
+/// The options, or `None` when `--help` was asked for.
+fn parse() -> Result<Option<Options>, String> {
+    let flags = Flags::new("text-completion", "one prompt, one answer from the model, streamed to stdout")
+        .value("--prompt", "TEXT", "the user's message (required)")
+        .value("--system", "TEXT", "a system message before it")
+        .switch("--raw", "no chat template: the model continues the prompt as written")
+        .switch("--return", "give the answer as the return value instead of streaming it")
+        .value_or("--max-tokens", "N", "64", "the most tokens to generate")
+        .value_or("--temperature", "T", "0", "sampling temperature; 0 is greedy")
+        .value("--top-p", "P", "draw only from the likeliest tokens whose probabilities add up to P")
+        .value("--model", "NAME", "the model (default: the host's first)");
+    let Some(args) = flags.parse()? else { return Ok(None) };
+    Ok(Some(Options {
+        prompt: args.get("--prompt")?,
+        system: args.optional("--system")?,
+        raw: args.on("--raw"),
+        give_return: args.on("--return"),
+        max_tokens: args.get("--max-tokens")?,
+        temperature: args.get("--temperature")?,
+        top_p: args.optional("--top-p")?,
+        model: args.optional("--model")?,
+    }))
 }
 
 async fn run() -> Result<(), String> {
-    let o = parse(crust_sdk::runtime::get_arguments())?;
+    let Some(o) = parse()? else { return Ok(()) };
     let model = match &o.model {
         Some(name) => Model::by_name(name)?,
         None => Model::first()?,
