@@ -127,7 +127,7 @@ bench-server: setup fetch-model build-components
 bench-openai: setup fetch-model build-components
     cargo bench -p crust-tests --bench openai
 
-# SmolLM2-135M prefill and batched decode tokens/s on this machine's GPU adapter, with the engine's counters per step (`crust bench-engine --help`), and as a ratio of llama.cpp's on the same file and CPU, measured in the same run when `just llama-cpp-env` has been run once.
+# Prefill and batched decode tokens/s of the default model (or `--model NAME|PATH`) on this machine's GPU adapter, with the engine's counters per step (`crust bench-engine --help`), and as a ratio of llama.cpp's on the same file and CPU (prefill, batch 1, batch 8), measured in the same run when `just llama-cpp-env` has been run once.
 bench-engine *ARGS: setup fetch-model
     #!/usr/bin/env bash
     set -euo pipefail

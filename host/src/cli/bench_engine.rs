@@ -46,8 +46,8 @@ pub(crate) struct BenchEngineArgs {
     #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
     batches: Vec<u32>,
     /// llama.cpp's figures on the same model and CPU, measured just before by
-    /// `tests/benches/llama_cpp_figures.py` (`just bench-engine` does): prefill and
-    /// batch-1 decode are then also printed as a ratio of them.
+    /// `tests/benches/llama_cpp_figures.py` (`just bench-engine` does): prefill, batch-1
+    /// decode and batch-8 decode are then also printed as a ratio of them.
     #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
     llama_cpp: Option<PathBuf>,
 }
@@ -60,6 +60,8 @@ struct LlamaCppFigures {
     prompt: u32,
     prefill_tok_s: f64,
     decode_tok_s: f64,
+    /// 8 sequences decoding together (absent from figures of older scripts).
+    decode_8_tok_s: Option<f64>,
 }
 
 impl LlamaCppFigures {
@@ -144,6 +146,11 @@ pub(crate) fn run(config: &Config, args: BenchEngineArgs) -> anyhow::Result<()> 
         let tok_s = decode(&mut llama, batch, &token, Some(base))?;
         if let (8, Some((.., base8))) = (batch, untuned) {
             println!("    {:.2}x the first kernels at batch 8 ({base8:.1} tok/s)", tok_s / base8);
+        }
+        if let (8, Some(figures)) = (batch, &llama_cpp)
+            && let Some(theirs) = figures.decode_8_tok_s
+        {
+            figures.versus(tok_s, theirs, "8 sequences decoding together");
         }
     }
     Ok(())
