@@ -420,6 +420,14 @@ fn classify(reference: &str, image: &Reference, error: OciDistributionError) -> 
         OciDistributionError::DigestError(_) => {
             RegistryError::Tampered { reference: reference.into(), expected: "the manifest's".into(), actual: detail }
         }
+        // What TLS says when the other end answers in plain http.
+        _ if error_chain(&error).contains("InvalidContentType") => RegistryError::Unreachable {
+            detail: format!(
+                "it answered in plain http, not https: pass --insecure {registry} (or list it in [registry] insecure) if that is meant ({})",
+                error_chain(&error)
+            ),
+            registry,
+        },
         OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
             RegistryError::Unreachable { registry, detail: error_chain(e) }
         }

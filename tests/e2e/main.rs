@@ -14,6 +14,7 @@ mod model_pull;
 mod outbound;
 mod pie_sdk;
 mod providers;
+mod readme;
 mod registry;
 mod server;
 mod smollm2;

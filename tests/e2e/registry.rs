@@ -151,6 +151,10 @@ fn push_pull_and_run_by_reference() {
     let cache = scratch_dir("oci-plain");
     let reference = server.reference("crust/hello:v1");
     let hello = inferlet("hello");
+    // Without --insecure, https meets plain http: the error says so and how to allow it.
+    let refused = run(&["push", hello.to_str().unwrap(), &reference], &[], &cache);
+    assert_ne!(refused.status, Some(0));
+    assert!(refused.stderr.contains(&format!("it answered in plain http, not https: pass --insecure {}", server.host)), "{}", refused.stderr);
     let pushed = run(&["push", hello.to_str().unwrap(), &reference], &insecure(&server), &cache);
     assert_eq!(pushed.status, Some(0), "{}", pushed.stderr);
 

@@ -256,6 +256,8 @@ fn the_openai_package_gets_openai_answers() {
     for property in ["greedy_is_top", "at_most_zero", "bytes"] {
         assert_eq!(logprobs[property], true, "{property}: {logprobs}");
     }
+    let (cut, spelled) = (seen["stop_logprobs"][0].as_str().unwrap(), seen["stop_logprobs"][1].as_str().unwrap());
+    assert!(cut.starts_with(spelled) && !spelled.contains("Paris"), "the stop string's tokens are not reported: {}", seen["stop_logprobs"]);
     let legacy = &seen["completion_logprobs"];
     assert_eq!(legacy[0], completion[0]);
     assert_eq!(legacy[1], completion[0], "the completions API's tokens spell the text: {legacy}");

@@ -57,6 +57,9 @@ def main(base_url, key, model):
     lp = legacy.choices[0].logprobs
     seen["completion_logprobs"] = [legacy.choices[0].text, "".join(lp.tokens), len(lp.token_logprobs), sorted({len(t) for t in lp.top_logprobs}), lp.text_offset]
 
+    cut = client.completions.create(model=model, prompt="The capital of France is", temperature=0, max_tokens=8, logprobs=1, stop=["Paris"])
+    seen["stop_logprobs"] = [cut.choices[0].text, "".join(cut.choices[0].logprobs.tokens)]
+
     story = [{"role": "user", "content": "Tell me a story."}]
     # top_p 1: no truncation, draws as varied as the model's distribution.
     seeded = lambda seed: client.chat.completions.create(model=model, messages=story, temperature=1.0, top_p=1.0, max_tokens=16, seed=seed).choices[0].message.content

@@ -309,6 +309,10 @@ impl Context {
             if let Some(cut) = stop.strings.iter().filter_map(|s| text[from..].find(s.as_str()).map(|at| from + at)).min() {
                 let mut text = text.to_string();
                 text.truncate(cut);
+                // The stop string's tokens are not reported: only those that end before it.
+                let first = generated.len() - unreported.len();
+                let before_stop = (first..generated.len()).take_while(|&i| detokenize(&generated[..=i]).len() <= cut).count();
+                unreported.truncate(before_stop);
                 if cut > shown || !unreported.is_empty() {
                     on_piece(&text[shown.min(cut)..], std::mem::take(&mut unreported));
                 }

@@ -21,8 +21,8 @@ pub(crate) struct RegistryFlags {
     /// Basic-auth password.
     #[arg(long, env = "CRUST_REGISTRY_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// A bearer token for the registry.
-    #[arg(long, env = "CRUST_REGISTRY_TOKEN", hide_env_values = true)]
+    /// A bearer token for the registry (`--token` is a server's login token, on the client commands).
+    #[arg(long = "registry-token", value_name = "TOKEN", env = "CRUST_REGISTRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 
