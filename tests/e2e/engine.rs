@@ -172,7 +172,9 @@ fn models_with(capacity: Capacity) -> (Llama, Reference) {
 }
 
 fn models_of(gguf: &[u8], capacity: Capacity) -> (Llama, Reference) {
-    let path = scratch_dir("tiny-model").join(format!("tiny-{:?}.gguf", std::thread::current().id()));
+    // A directory per test thread: `scratch_dir` empties it, which must not race another test's write.
+    let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let path = scratch_dir(&format!("tiny-model-{thread}")).join("tiny.gguf");
     std::fs::write(&path, gguf).unwrap();
     let file = GgufFile::open(&path).unwrap();
     let config = LlamaConfig::from_gguf(&file).unwrap();

@@ -586,6 +586,10 @@ fn the_cli_submits_lists_attaches_and_kills() {
     let detached = server.crust(&["submit", "--token", ALICE, "--detach", "--send", "one", &path("echo")]);
     assert_eq!(detached.status, Some(0), "{}", detached.stderr);
     let id = detached.stdout.trim();
+    // Listed (and logged) by its file's name next to its hash.
+    let listed = server.crust(&["list", "--token", ALICE]);
+    let row = listed.stdout.lines().find(|l| l.contains(id)).unwrap_or_default();
+    assert!(row.contains("echo.wasm ("), "{}", listed.stdout);
     let sent = server.crust(&["send", "--token", ALICE, id, "two"]);
     assert_eq!(sent.status, Some(0), "{}", sent.stderr);
     let unknown = server.crust(&["send", "--token", ALICE, "5f0c3bde-0000-4000-8000-000000000000", "two"]);
@@ -954,7 +958,8 @@ async fn slow_silent_and_greedy_clients_are_closed_and_the_server_goes_on() {
     let mut slow = raw_socket(&server.url).await.unwrap();
     send_frame(&mut slow, &ClientMessage::Hello { corr_id: 0, protocol: crust_client::protocol::PROTOCOL_VERSION }).await;
     send_frame(&mut slow, &ClientMessage::Authenticate { corr_id: 1, token: ALICE.into() }).await;
-    let flood = ClientMessage::LaunchInstance { corr_id: 2, program_hash: hostile, arguments: vec!["output-flood".into()], detached: false };
+    let flood =
+        ClientMessage::LaunchInstance { corr_id: 2, program_hash: hostile, arguments: vec!["output-flood".into()], detached: false, name: None };
     send_frame(&mut slow, &flood).await;
     let closed_slow = "crust_connections_closed_total{reason=\"slow_reader\"}";
     eventually("the server closes a client that does not read", async || server.metric(closed_slow) == Some(1.0)).await;

@@ -189,8 +189,14 @@ impl Client {
 
     /// Launches an uploaded program. A `detached` instance outlives this connection.
     pub async fn launch(&self, hash: &str, arguments: &[String], detached: bool) -> Result<Instance, ClientError> {
+        self.launch_named(hash, None, arguments, detached).await
+    }
+
+    /// [`launch`](Self::launch), naming the program (say, its file name) for listings and logs.
+    pub async fn launch_named(&self, hash: &str, name: Option<&str>, arguments: &[String], detached: bool) -> Result<Instance, ClientError> {
         let corr_id = self.corr_id();
-        let message = ClientMessage::LaunchInstance { corr_id, program_hash: hash.into(), arguments: arguments.to_vec(), detached };
+        let name = name.map(str::to_string);
+        let message = ClientMessage::LaunchInstance { corr_id, program_hash: hash.into(), arguments: arguments.to_vec(), detached, name };
         self.launched(corr_id, message).await
     }
 

@@ -65,6 +65,10 @@ pub enum ClientMessage {
         /// never set it: their instances end with their connection).
         #[serde(default)]
         detached: bool,
+        /// Crust: what listings and logs call the program besides its hash
+        /// (`crust submit` sends the file's name); at most 128 characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     LaunchServerInstance {
         corr_id: u32,
@@ -245,6 +249,9 @@ pub struct InstanceInfo {
     pub owner: String,
     pub age_secs: f64,
     pub program: String,
+    /// The name the launch gave the program (a file name), if any.
+    #[serde(default)]
+    pub name: Option<String>,
     pub arguments: Vec<String>,
     /// Whether a connection receives its events now.
     pub attached: bool,

@@ -83,7 +83,8 @@ pub(crate) async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
         let launched = if Path::new(&args.inferlet).exists() || !crate::oci::is_reference(&args.inferlet) {
             let wasm = std::fs::read(&args.inferlet).map_err(|e| format!("cannot read {}: {e}", args.inferlet))?;
             let hash = client.ensure_program(&wasm).await.map_err(|e| e.to_string())?;
-            client.launch(&hash, &args.arguments, args.detach).await
+            let name = Path::new(&args.inferlet).file_name().map(|n| n.to_string_lossy().into_owned());
+            client.launch_named(&hash, name.as_deref(), &args.arguments, args.detach).await
         } else {
             client.launch_reference(&args.inferlet, &args.arguments, args.detach).await
         };
@@ -142,7 +143,11 @@ pub(crate) async fn list(config: Config, args: ListArgs) -> anyhow::Result<()> {
     }
     println!("{:<36}  {:<16}  {:>8}  {:<8}  PROGRAM / ARGUMENTS", "ID", "STATE", "AGE", "ATTACHED");
     for row in rows {
-        let program = if row.program.len() > 16 { &row.program[..16] } else { &row.program };
+        let hash = row.program.get(..16).unwrap_or(&row.program);
+        let program = match &row.name {
+            Some(name) => format!("{name} ({hash})"),
+            None => hash.to_string(),
+        };
         println!(
             "{:<36}  {:<16}  {:>7.0}s  {:<8}  {program} {}",
             row.id,

@@ -32,6 +32,9 @@ pub(crate) struct GenerateArgs {
     seed: u64,
 }
 
+/// Prompts at least this long get a note while they prefill.
+const LONG_PROMPT: usize = 64;
+
 pub(crate) async fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
     let mut config = config.clone();
     args.model.apply(&mut config)?;
@@ -43,7 +46,15 @@ pub(crate) async fn run(config: &Config, args: GenerateArgs) -> anyhow::Result<(
     let mut sequence = Sequence::new(model.service().await?);
     // Stream whole characters: decode everything so far, print what is new.
     let (mut shown, mut ids) = (String::new(), Vec::new());
+    // A long prompt takes a while on a CPU adapter: say so, on a terminal only, until the first token.
+    let note = std::io::IsTerminal::is_terminal(&std::io::stderr()) && tokens.len() >= LONG_PROMPT;
+    if note {
+        eprint!("prefilling {} tokens…", tokens.len());
+    }
     let mut next = sequence.next_token(&tokens, options.sampler(0)).await?;
+    if note {
+        eprint!("\r\x1b[K");
+    }
     while !stops.contains(&next) && ids.len() < options.max_tokens {
         ids.push(next);
         let text = model.detokenize(&ids).await?;

@@ -42,6 +42,31 @@ struct Session {
 const FRAMES_BEFORE_LOGIN: usize = 32;
 const FRAME_BYTES_BEFORE_LOGIN: usize = 64 << 10;
 
+/// What a client asked to launch.
+struct Launching {
+    program: Arc<crate::runtime::Program>,
+    /// The hash or reference it was launched by.
+    name: String,
+    /// What the client calls it (a file name), checked.
+    label: Option<String>,
+    arguments: Vec<String>,
+    detached: bool,
+    serve_on: Option<(tokio::net::TcpListener, ConnectionLimits)>,
+}
+
+/// The longest name a launch may give its program.
+const LABEL_CHARS: usize = 128;
+
+/// A launch's name for its program, fit for listings and log lines.
+fn checked_label(label: Option<String>) -> Result<Option<String>, String> {
+    match label {
+        Some(label) if label.is_empty() || label.chars().count() > LABEL_CHARS || label.chars().any(char::is_control) => {
+            Err(format!("a program's name must be 1 to {LABEL_CHARS} characters with no control characters"))
+        }
+        label => Ok(label),
+    }
+}
+
 pub async fn serve(socket: WebSocket, server: Arc<Server>, seat: Seat) {
     let (mut writer, mut reader) = socket.split();
     let (out, mut outgoing) = outbox(server.config.outbox_bytes());
@@ -221,10 +246,12 @@ impl Session {
                     self.respond(corr_id, Ok(blob_hash));
                 }
             }
-            M::LaunchInstance { corr_id, program_hash, arguments, detached } => {
-                let answer = match self.server.programs.get(&self.server.runtime, &program_hash).await {
-                    Ok(program) => self.launch(&user, program, program_hash, arguments, detached, None),
-                    Err(e) => Err(e),
+            M::LaunchInstance { corr_id, program_hash, arguments, detached, name } => {
+                let answer = match (checked_label(name), self.server.programs.get(&self.server.runtime, &program_hash).await) {
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    (Ok(label), Ok(program)) => {
+                        self.launch(&user, Launching { program, name: program_hash, label, arguments, detached, serve_on: None })
+                    }
                 };
                 self.respond_launched(corr_id, answer);
             }
@@ -235,7 +262,7 @@ impl Session {
                 };
                 let answer = match pulled {
                     Ok(pulled) => match compile(&self.server.runtime, pulled.bytes).await {
-                        Ok(program) => self.launch(&user, program, reference, arguments, detached, None),
+                        Ok(program) => self.launch(&user, Launching { program, name: reference, label: None, arguments, detached, serve_on: None }),
                         Err(e) => Err(format!("{reference}: {e}")),
                     },
                     Err(e) => Err(format!("{reference}: {e}")),
@@ -317,18 +344,11 @@ impl Session {
             max_connections: self.server.config.inferlet_connections,
             header_timeout: Duration::from_secs_f64(self.server.config.inferlet_header_timeout_secs),
         };
-        self.launch(user, program, hash, arguments, true, Some((listener, limits)))
+        self.launch(user, Launching { program, name: hash, label: None, arguments, detached: true, serve_on: Some((listener, limits)) })
     }
 
-    fn launch(
-        &self,
-        user: &str,
-        program: Arc<crate::runtime::Program>,
-        name: String,
-        arguments: Vec<String>,
-        detached: bool,
-        serve_on: Option<(tokio::net::TcpListener, ConnectionLimits)>,
-    ) -> Result<Pending, String> {
+    fn launch(&self, user: &str, launching: Launching) -> Result<Pending, String> {
+        let Launching { program, name, label, arguments, detached, serve_on } = launching;
         if self.server.stopping.load(Ordering::SeqCst) {
             return Err("the server is shutting down".into());
         }
@@ -338,6 +358,7 @@ impl Session {
             owner: user.to_string(),
             program,
             program_name: name,
+            program_label: label,
             arguments,
             keep: detached,
             attachment: Some(self.attachment()),
@@ -437,5 +458,19 @@ fn corr_id(message: &ClientMessage) -> Option<u32> {
         | M::DetachInstance { corr_id, .. }
         | M::ListInstances { corr_id } => Some(*corr_id),
         M::SignalInstance { .. } | M::TerminateInstance { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_programs_name_is_short_and_printable() {
+        assert_eq!(checked_label(Some("chat.wasm".into())), Ok(Some("chat.wasm".into())));
+        assert_eq!(checked_label(None), Ok(None));
+        for bad in ["", "a\nfake log line", &"x".repeat(129)] {
+            assert!(checked_label(Some(bad.into())).is_err(), "{bad:?}");
+        }
     }
 }

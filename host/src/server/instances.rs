@@ -33,6 +33,8 @@ pub struct Served {
     pub id: String,
     pub owner: String,
     pub program: String,
+    /// What the launching client called the program (a file name).
+    pub label: Option<String>,
     pub arguments: Vec<String>,
     started: Instant,
     inbox: mpsc::UnboundedSender<String>,
@@ -149,6 +151,7 @@ impl Served {
             owner: self.owner.clone(),
             age_secs: self.started.elapsed().as_secs_f64(),
             program: self.program.clone(),
+            name: self.label.clone(),
             arguments: self.arguments.clone(),
             attached: delivery.attached.is_some(),
         }
@@ -171,6 +174,8 @@ pub struct LaunchRequest {
     pub owner: String,
     pub program: Arc<Program>,
     pub program_name: String,
+    /// What the launching client calls the program, checked (`None`: nothing).
+    pub program_label: Option<String>,
     pub arguments: Vec<String>,
     pub keep: bool,
     pub attachment: Option<Attachment>,
@@ -250,6 +255,7 @@ impl Instances {
             id: id.clone(),
             owner: request.owner,
             program: request.program_name,
+            label: request.program_label,
             arguments: request.arguments.clone(),
             started: Instant::now(),
             inbox,
@@ -273,7 +279,7 @@ impl Instances {
             owner: Some(served.owner.clone()),
             limits: self.users.get(&served.owner).copied(),
         };
-        tracing::info!(instance = %id, user = %served.owner, program = %served.program, "launched");
+        tracing::info!(instance = %id, user = %served.owner, program = %served.program, name = ?served.label, "launched");
         let (this, runtime, program, task_served) = (self.clone(), runtime.clone(), request.program.clone(), served.clone());
         let serve_on = request.serve_on;
         let task = Box::pin(async move {

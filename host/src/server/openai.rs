@@ -315,6 +315,7 @@ async fn complete(server: Arc<Server>, headers: HeaderMap, body: axum::body::Byt
         owner: user,
         program,
         program_name: "openai-endpoint".into(),
+        program_label: None,
         arguments: vec![checked.inferlet_request.to_string()],
         keep: false,
         attachment: Some(Attachment { connection: super::connection::next_connection_id(), out }),

@@ -6,28 +6,22 @@
 //! idea on the theme and publishes it, then collects all N ideas and prints
 //! them, one per line, by agent.
 //!
-//! Arguments: `--id I --agents N [--topic T] [--theme TEXT] [--max-tokens N]`.
+//! Flags (`--help` lists them): `--id I --agents N [--topic T] [--theme TEXT] [--max-tokens N]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crust_sdk::{Context, Model, Sampler, Stop, io};
+use crust_sdk::{Context, Flags, Model, Sampler, Stop, io};
 
 async fn run() -> Result<(), String> {
-    let (mut id, mut agents, mut topic, mut theme, mut max_tokens) = (None, None, "swarm".to_string(), "a name for a cat".to_string(), 8usize);
-    let mut args = crust_sdk::runtime::get_arguments().into_iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|_| format!("{flag}: `{value}` is not a number"));
-        match flag.as_str() {
-            "--id" => id = Some(number()?),
-            "--agents" => agents = Some(number()?),
-            "--topic" => topic = value.clone(),
-            "--theme" => theme = value.clone(),
-            "--max-tokens" => max_tokens = number()?,
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    let (id, agents) = (id.ok_or("--id I is required")?, agents.ok_or("--agents N is required")?);
+    let flags = Flags::new("agent-swarm", "one of N agents that meet on a topic, each suggest an idea, and print all N")
+        .value("--id", "I", "this agent's number (required)")
+        .value("--agents", "N", "how many agents meet (required)")
+        .value_or("--topic", "TOPIC", "swarm", "the topic they meet on")
+        .value_or("--theme", "TEXT", "a name for a cat", "what the ideas are for")
+        .value_or("--max-tokens", "N", "8", "the most tokens of one idea");
+    let Some(args) = flags.parse()? else { return Ok(()) };
+    let (id, agents): (usize, usize) = (args.get("--id")?, args.get("--agents")?);
+    let (topic, theme, max_tokens): (String, String, usize) = (args.get("--topic")?, args.get("--theme")?, args.get("--max-tokens")?);
     let subscription = io::subscribe(&topic);
     let announce = || io::broadcast(&topic, &format!("joined {id}"));
     announce();

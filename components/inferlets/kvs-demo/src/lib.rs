@@ -12,9 +12,22 @@ use crust_sdk::kvs;
 
 const COUNTER: &str = "kvs-demo/counter";
 
+const HELP: &str = "kvs-demo: the key-value store from an inferlet, one command per run
+
+Commands:
+  count              add one to a counter kept across runs and print it
+  set KEY VALUE      store VALUE under KEY
+  get KEY            print KEY's value
+  delete KEY         remove KEY
+  exists KEY         print whether KEY is stored
+  list               print every key
+  fill PREFIX N      store PREFIX<i> = value-<i> for i below N, printing each acknowledgement
+  check PREFIX N     print how many of PREFIX<i> hold value-<i>
+";
+
 fn run() -> Result<(), String> {
     let args = crust_sdk::runtime::get_arguments();
-    let arg = |i: usize| args.get(i).map(String::as_str).ok_or_else(|| format!("missing argument {i}; see the module docs"));
+    let arg = |i: usize| args.get(i).map(String::as_str).ok_or_else(|| format!("missing argument {i} (--help lists the commands)"));
     let number = |i: usize| arg(i)?.parse::<usize>().map_err(|_| format!("argument {i} must be a number"));
     match arg(0)? {
         "count" => {
@@ -41,7 +54,8 @@ fn run() -> Result<(), String> {
             let good = (0..number(2)?).filter(|i| kvs::store_get(&format!("{}{i}", arg(1).unwrap())) == Some(format!("value-{i}"))).count();
             println!("{good}");
         }
-        other => return Err(format!("unknown command `{other}`")),
+        "--help" | "-h" | "help" => print!("{HELP}"),
+        other => return Err(format!("unknown command `{other}` (--help lists them)")),
     }
     Ok(())
 }
