@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 import blake3
@@ -67,6 +67,8 @@ class InstanceInfo:
     program: str
     arguments: List[str] = field(default_factory=list)
     attached: bool = False
+    # What the launch called the program (a file name), if anything.
+    name: Optional[str] = None
 
 
 class Instance:
@@ -203,7 +205,9 @@ class Client:
 
     async def list(self) -> List[InstanceInfo]:
         rows = json.loads(await self._request({"type": "list_instances"}))
-        return [InstanceInfo(**row) for row in rows]
+        # Fields a newer server adds are left out rather than refused.
+        known = {f.name for f in fields(InstanceInfo)}
+        return [InstanceInfo(**{k: v for k, v in row.items() if k in known}) for row in rows]
 
     # The wire.
     def _instance(self, instance_id: str) -> Instance:
