@@ -25,7 +25,7 @@ fn hello_prints_identity_and_returns_a_value() {
 
 /// `crust chat`: no path to type; a `> ` prompt before each turn, the reply
 /// after it, the history kept (the second question leans on the first) until
-/// `/reset`; `/exit` ends it.
+/// `/reset`; an empty line is skipped; `/exit` ends it.
 #[test]
 fn chat_prompts_answers_and_keeps_the_history() {
     use std::io::Write;
@@ -38,7 +38,7 @@ fn chat_prompts_answers_and_keeps_the_history() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    chat.stdin.take().unwrap().write_all(b"What is the capital of France?\nAnd of Italy?\n/reset\n/exit\n").unwrap();
+    chat.stdin.take().unwrap().write_all(b"What is the capital of France?\n\nAnd of Italy?\n/reset\n/exit\n").unwrap();
     let run = crate::CliRun::from(chat.wait_with_output().unwrap());
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let turns: Vec<&str> = run.stdout.split("> ").collect();

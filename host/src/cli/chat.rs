@@ -74,9 +74,9 @@ pub(crate) async fn run(mut config: Config, args: ChatArgs) -> ExitCode {
     // A plain thread: a blocked read must not hold up the runtime's shutdown.
     std::thread::spawn(move || {
         for line in std::io::stdin().lines().map_while(Result::ok) {
-            // An empty message would end the inferlet's conversation: ask again instead.
+            // An empty message would end the inferlet's conversation: skip it. (No prompt
+            // from here: a reply may be streaming.)
             if line.trim().is_empty() {
-                let _ = write!(std::io::stdout(), "{PROMPT}").and(std::io::stdout().flush());
                 continue;
             }
             if lines.send(line).is_err() {
